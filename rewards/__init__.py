@@ -1,0 +1,1 @@
+"""Reward functions shipped with rlsp, importable as ``rlsp_rewards``."""

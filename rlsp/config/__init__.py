@@ -1,0 +1,5 @@
+"""Recipes: YAML files loaded into frozen, validated dataclasses."""
+
+from .recipe import Recipe, load_recipe, output_dir
+
+__all__ = ["Recipe", "load_recipe", "output_dir"]

