@@ -92,3 +92,27 @@ def test_explain_lists_every_field_with_help():
     text = explain(Recipe)
     assert "generation.top_p (float, default 1.0): Nucleus sampling mass." in text
     assert "data.arith.heldout_size" in text
+
+
+def test_training_sections(tmp_path):
+    recipe = load_recipe(
+        write(tmp_path, "rewards:\n  - {function: length, channel: exploration, weight: 0.5}\n"),
+        ["train.adam_betas=[0.9, 0.99]", "model.lora.enabled=true", "heldout.split=heldout"],
+    )
+    assert recipe.rewards[0].channel == "exploration" and recipe.rewards[0].weight == 0.5
+    assert recipe.train.adam_betas == [0.9, 0.99] and recipe.model.lora.enabled
+    assert recipe.heldout.split == "heldout" and recipe.heldout.source == "builtin:arith"
+
+
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("rewards=[{function: length, channel: explore}]", "rewards.0.channel: Input should be 'verifier' or 'exploration'"),
+        ("rewards=[{channel: exploration}]", "rewards.0.function: required field is missing"),
+        ("train.adam_betas=[0.9]", "train.adam_betas: List should have at least 2 items"),
+        ("train.reward.alpha.start=1.5", "train.reward.alpha.start: Input should be less than or equal to 1"),
+    ],
+)
+def test_bad_training_values(tmp_path, override, expected):
+    with pytest.raises(ConfigError, match=expected.replace("(", r"\(").replace(")", r"\)")):
+        load_recipe(write(tmp_path, ""), [override])

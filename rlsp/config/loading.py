@@ -98,6 +98,10 @@ def _build_value(annotation: Any, value: Any, path: str, source: str) -> Any:
     if dataclasses.is_dataclass(annotation):
         return build_section(annotation, value, path, source)
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Union and value is not None:  # Optional[Section]
+        sections = [a for a in args if dataclasses.is_dataclass(a)]
+        if sections:
+            return build_section(sections[0], value, path, source)
     if origin is list and args and dataclasses.is_dataclass(args[0]):
         if not isinstance(value, list):
             raise ConfigError(f"{source}: {path}: expected a list of mappings; got {value!r}.")
@@ -111,6 +115,9 @@ def _format_validation_error(error: ValidationError, cls: type, path: str, sourc
         loc = [str(p) for p in err["loc"]]
         field = cls.__pydantic_fields__.get(loc[0]) if loc else None
         help_text = f" ({field.description})" if field is not None and field.description else ""
+        if err["type"] == "missing":
+            lines.append(f"{source}: {_join(path, '.'.join(loc))}: required field is missing.{help_text}")
+            continue
         got = f"; got {err['input']!r}" if "input" in err and not isinstance(err["input"], dict) else ""
         lines.append(f"{source}: {_join(path, '.'.join(loc))}: {err['msg']}{got}.{help_text}")
     return "\n".join(lines)

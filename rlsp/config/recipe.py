@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Optional
 
 from .fields import option, section
 from .loading import apply_overrides, build_section, read_yaml_mapping
 from .schema import DataConfig, EvalConfig, GenerationConfig, ModelConfig, RunConfig, VerifierConfig
+from .train_schema import RewardSpec, TrainConfig
 
 
 @section
@@ -18,6 +19,13 @@ class Recipe:
     generation: GenerationConfig = option(GenerationConfig, help="Sampling settings.")
     verifier: VerifierConfig = option(VerifierConfig, help="Outcome verifier used for accuracy.")
     eval: EvalConfig = option(EvalConfig, help="Evaluation settings.")
+    heldout: Optional[DataConfig] = option(
+        None,
+        help="Held-out prompts evaluated before, during and after training; for 'builtin:arith' "
+        "data it defaults to the same task's held-out split.",
+    )
+    rewards: list[RewardSpec] = option(list, help="Reward functions, each feeding the verifier or exploration channel.")
+    train: TrainConfig = option(TrainConfig, help="PPO training settings.")
 
 
 def load_recipe(path: str | Path, overrides: Iterable[str] = ()) -> Recipe:

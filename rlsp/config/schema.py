@@ -7,6 +7,7 @@ from typing import Annotated, Literal, Optional
 from pydantic import Field
 
 from .fields import option, section
+from .train_schema import LoraConfig
 
 
 @section
@@ -28,6 +29,7 @@ class ModelConfig:
         "auto", help="Weights dtype; 'auto' is bfloat16 on a GPU that supports it, else float32."
     )
     device: str = option("auto", help="'auto', 'cpu', 'cuda' or 'cuda:N'.")
+    lora: LoraConfig = option(LoraConfig, help="LoRA adapters instead of full fine-tuning.")
 
 
 @section

@@ -1,0 +1,33 @@
+"""``rlsp validate RECIPE``: check a recipe (fields, values, data file, reward names) cheaply."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import add_recipe_arguments
+
+HELP = "Check a recipe (fields, values, data file, verifier) without running it."
+
+
+def add_arguments(parser) -> None:
+    add_recipe_arguments(parser)
+    parser.add_argument("--explain", action="store_true", help="Also print every field with its help text.")
+
+
+def run(args) -> int:
+    import yaml
+
+    from ..config import load_recipe
+    from ..config.explain import explain, recipe_as_dict
+    from ..data import check_source
+    from ..verification import build_verifier
+
+    recipe = load_recipe(args.recipe, args.overrides)
+    base_dir = Path(args.recipe).resolve().parent
+    check_source(recipe.data, base_dir)
+    build_verifier(recipe.verifier, base_dir)
+    print(yaml.safe_dump(recipe_as_dict(recipe), sort_keys=False).rstrip())
+    if args.explain:
+        print("\n" + explain(type(recipe)))
+    print(f"\nOK: {args.recipe} is a valid recipe.")
+    return 0

@@ -1,0 +1,115 @@
+"""Recipe sections for RL training: reward entries, reward combination, KL, PPO."""
+
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from .fields import option, section
+
+
+@section
+class LoraConfig:
+    enabled: bool = option(False, help="Train LoRA adapters (PEFT) instead of all weights.")
+    r: int = option(8, help="Adapter rank (1 works: rank-1 LoRA).", ge=1)
+    alpha: float = option(16.0, help="LoRA scaling numerator (scale = alpha / r, or alpha / sqrt(r) with rsLoRA).", gt=0)
+    dropout: float = option(0.0, help="Dropout on the adapter input.", ge=0.0, lt=1.0)
+    target_modules: list[str] = option(
+        lambda: ["all-linear"],
+        help="Module names to adapt, e.g. [q_proj, v_proj]; ['all-linear'] adapts every linear layer but the output head.",
+        min_length=1,
+    )
+    use_rslora: bool = option(False, help="Rank-stabilised LoRA scaling alpha / sqrt(r).")
+
+
+@section
+class RewardSpec:
+    function: str = option(
+        ..., help="A registered name (see README), 'package.module:function' or 'path/to/file.py:function'."
+    )
+    channel: Literal["verifier", "exploration"] = option(
+        ..., help="Which reward channel the function feeds: outcome correctness or exploration."
+    )
+    weight: float = option(1.0, help="Weight of this function inside its channel.")
+    kwargs: dict = option(dict, help="Keyword arguments passed to the function on every call.")
+    on_error: Literal["raise", "fallback"] = option(
+        "raise", help="On an exception, wrong length, non-number, NaN or inf: stop the run, or use fallback_value and count the error."
+    )
+    fallback_value: float = option(0.0, help="Score given to a failed sample when on_error is 'fallback'.")
+    name: Optional[str] = option(None, help="Name in logs; defaults to the function's name.")
+
+
+@section
+class AlphaConfig:
+    schedule: Literal["constant", "linear", "cosine"] = option(
+        "constant", help="How alpha (the verifier channel's weight) moves over training."
+    )
+    start: float = option(0.8, help="Alpha at step 0 (paper: 0.8).", ge=0.0, le=1.0)
+    end: float = option(0.8, help="Alpha at the last step, for linear and cosine.", ge=0.0, le=1.0)
+    warmup_steps: int = option(0, help="Steps that hold alpha at `start` before it moves.", ge=0)
+
+
+@section
+class RewardMixConfig:
+    mode: Literal["paper", "decoupled"] = option(
+        "paper",
+        help="'paper': terminal reward alpha*verifier + (1-alpha)*exploration, one value head, one GAE. "
+        "'decoupled': each channel normalised on its own with its own value head and GAE; advantages mixed by alpha.",
+    )
+    alpha: AlphaConfig = option(AlphaConfig, help="Weight of the verifier channel against exploration.")
+    gate_exploration: bool = option(
+        False, help="Count the exploration reward only for samples whose verifier score reaches gate_threshold."
+    )
+    gate_threshold: float = option(1.0, help="Verifier score a sample needs for its exploration reward to count.")
+    normalize: bool = option(True, help="Normalise each channel's sequence rewards with running mean and std.")
+    clip: float = option(10.0, help="Clip normalised rewards to [-clip, clip] (paper: 10).", gt=0.0)
+
+
+@section
+class KLConfig:
+    coef: float = option(0.05, help="KL coefficient beta (paper: 0.05, fixed).", ge=0.0)
+    estimator: Literal["k1", "k2", "k3"] = option("k1", help="Per-token KL estimator (paper: k1).")
+    placement: Literal["reward", "loss"] = option(
+        "reward", help="'reward': subtract beta*KL from per-token rewards (paper); 'loss': add beta*KL to the policy loss."
+    )
+    adaptive: bool = option(False, help="Adapt beta towards `target` KL (Ziegler et al.).")
+    target: float = option(6.0, help="Target KL per sequence for the adaptive controller.", gt=0.0)
+    horizon: int = option(10000, help="Adaptive controller horizon, in samples.", ge=1)
+
+
+@section
+class TrainConfig:
+    steps: int = option(100, help="PPO steps (each: generate, score, update).", ge=1)
+    prompts_per_step: int = option(16, help="Prompts sampled per step (rollout batch).", ge=1)
+    samples_per_prompt: int = option(1, help="Completions per prompt (>1 for grpo, rloo).", ge=1)
+    ppo_epochs: int = option(1, help="Passes over each step's rollouts.", ge=1)
+    minibatch_size: int = option(16, help="Sequences per optimizer step.", ge=1)
+    micro_batch_size: int = option(
+        4, help="Sequences per forward/backward; minibatch_size / micro_batch_size is the gradient accumulation.", ge=1
+    )
+    actor_lr: float = option(1e-6, help="Policy learning rate (paper: 2e-7 at 8B).", gt=0.0)
+    critic_lr: float = option(1e-5, help="Critic learning rate (paper: 2e-6 at 8B).", gt=0.0)
+    adam_betas: list[float] = option(lambda: [0.9, 0.95], help="AdamW betas (paper: 0.9, 0.95).", min_length=2, max_length=2)
+    weight_decay: float = option(0.0, help="AdamW weight decay.", ge=0.0)
+    lr_schedule: Literal["constant", "cosine"] = option("constant", help="Learning-rate schedule after warm-up.")
+    warmup_steps: int = option(0, help="Linear learning-rate warm-up, in optimizer steps.", ge=0)
+    min_lr_ratio: float = option(0.1, help="Cosine decays to this fraction of the learning rate.", ge=0.0, le=1.0)
+    max_grad_norm: float = option(1.0, help="Clip the gradient norm to this.", gt=0.0)
+    advantage_estimator: Literal["gae", "grpo", "rloo", "reinforce++"] = option(
+        "gae", help="'gae' uses the critic; the others are critic-free and want samples_per_prompt > 1."
+    )
+    gamma: float = option(1.0, help="Discount (paper: 1).", ge=0.0, le=1.0)
+    lam: float = option(0.95, help="GAE lambda (paper: 0.95).", ge=0.0, le=1.0)
+    clip_eps: float = option(0.2, help="PPO policy ratio clip (paper: 0.2).", gt=0.0)
+    value_clip_eps: Optional[float] = option(0.2, help="Value clip (paper: 0.2); null disables it.", gt=0.0)
+    entropy_coef: float = option(0.0, help="Entropy bonus coefficient.", ge=0.0)
+    loss_aggregation: Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum"] = option(
+        "token-mean", help="How per-token losses are averaged."
+    )
+    whiten_advantages: bool = option(True, help="Whiten advantages over the batch before the update.")
+    critic_warmup_steps: int = option(0, help="Steps that train only the critic, actor frozen (paper: 4).", ge=0)
+    kl: KLConfig = option(KLConfig, help="KL penalty to the reference model.")
+    reward: RewardMixConfig = option(RewardMixConfig, help="How the two reward channels combine.")
+    checkpoint_every: int = option(0, help="Save a checkpoint every N steps (0: only at the end).", ge=0)
+    keep_checkpoints: int = option(2, help="How many step checkpoints to keep.", ge=1)
+    eval_every: int = option(0, help="Evaluate on the held-out set every N steps (0: only before and after).", ge=0)
+    gradient_checkpointing: bool = option(False, help="Trade compute for memory in policy and critic.")
