@@ -16,6 +16,8 @@ from .errors import RlspError
 COMMANDS = {
     "validate": "validate",
     "eval": "eval",
+    "sft": "sft",
+    "train": "train",
 }
 
 

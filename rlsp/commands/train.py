@@ -1,0 +1,27 @@
+"""``rlsp train RECIPE [--resume]``: RLSP PPO training (also under ``accelerate launch``)."""
+
+from __future__ import annotations
+
+from . import add_recipe_arguments
+
+HELP = "Train with PPO on separate verifier and exploration rewards (RLSP)."
+
+
+def add_arguments(parser) -> None:
+    add_recipe_arguments(parser)
+    parser.add_argument("--resume", action="store_true", help="Continue from the latest checkpoint in run.output_dir.")
+
+
+def run(args) -> int:
+    from ..config import load_recipe
+    from ..training.trainer import Trainer
+
+    recipe = load_recipe(args.recipe, args.overrides)
+    trainer = Trainer(recipe, args.recipe, resume=args.resume)
+    summary = trainer.fit()
+    print(
+        f"held-out accuracy {summary['heldout_accuracy_before']:.3f} -> {summary['heldout_accuracy_after']:.3f} "
+        f"({summary['heldout_size']} problems), {summary['steps']} steps in {summary['wall_seconds']:.0f} s; "
+        f"run in {trainer.run_dir}/ (tensorboard --logdir {trainer.run_dir}/tensorboard)"
+    )
+    return 0

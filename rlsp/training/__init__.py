@@ -1,0 +1,1 @@
+"""RLSP PPO training: the loop, its phases, checkpoints and logs."""

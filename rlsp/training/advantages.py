@@ -1,0 +1,133 @@
+"""Phase 4 of a step: turn the two reward channels into token advantages and returns.
+
+'paper' mode (RLSP Eq. 1): one sequence reward ``R = alpha * ver + (1 - alpha) * exp``, optionally
+normalised, placed on the last token, minus ``beta * KL`` per token; one value head.
+'decoupled' mode: each channel normalised on its own running statistics, its own value head and
+GAE (or critic-free estimator); advantages mixed as ``alpha * A_ver + (1 - alpha) * A_exp``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..algorithms import (
+    AdvantageInputs,
+    RewardNormalizer,
+    combine_advantages,
+    decoupled_token_rewards,
+    gate_exploration,
+    get_advantage_estimator,
+    masked_whiten,
+    scores_on_last_token,
+)
+from ..config.train_schema import TrainConfig
+
+CRITIC_FREE = ("grpo", "rloo")  # estimators that see one score per sequence, no token rewards
+
+
+@dataclass
+class ChannelNormalizers:
+    """Running reward statistics: one per channel (decoupled) or one for the mix (paper)."""
+
+    verifier: RewardNormalizer
+    exploration: RewardNormalizer
+    total: RewardNormalizer
+
+    @classmethod
+    def create(cls, clip: float) -> "ChannelNormalizers":
+        return cls(RewardNormalizer(clip), RewardNormalizer(clip), RewardNormalizer(clip))
+
+    def state_dict(self) -> dict:
+        return {k: getattr(self, k).state_dict() for k in ("verifier", "exploration", "total")}
+
+    def load_state_dict(self, state: dict) -> None:
+        for k, v in state.items():
+            getattr(self, k).load_state_dict(v)
+
+
+@dataclass
+class AdvantageResult:
+    advantages: torch.Tensor  # (B, T)
+    returns: torch.Tensor | None  # (B, T, n_heads) critic targets; None for critic-free estimators
+    stats: dict[str, float]
+
+
+def value_heads(cfg: TrainConfig) -> int:
+    """Value heads the critic needs: none for critic-free estimators, one per channel if decoupled."""
+    if cfg.advantage_estimator != "gae":
+        return 0
+    return 2 if cfg.reward.mode == "decoupled" else 1
+
+
+def compute_advantages(
+    cfg: TrainConfig,
+    alpha: float,
+    verifier: torch.Tensor,
+    exploration: torch.Tensor,
+    kl: torch.Tensor | None,
+    kl_coef: float,
+    values: torch.Tensor | None,
+    mask: torch.Tensor,
+    group_ids: torch.Tensor,
+    normalizers: ChannelNormalizers,
+) -> AdvantageResult:
+    """Shapes: verifier, exploration, group_ids (B,); kl (B, T) or None when the KL is in the
+    loss; values (B, T, n_heads) or None; mask (B, T)."""
+    mix = cfg.reward
+    mask_f = mask.float()
+    if mix.gate_exploration:
+        # Failed samples get the batch's lowest exploration score rather than 0: for a negative
+        # reward such as -C/|o|, 0 would be the best score there is.
+        exploration = gate_exploration(exploration, verifier, mix.gate_threshold, fill_value=float(exploration.min()))
+    kl_tokens = kl * mask_f if kl is not None else torch.zeros_like(mask_f)
+    stats: dict[str, float] = {}
+    estimator = get_advantage_estimator(cfg.advantage_estimator)
+    hparams = _estimator_hparams(cfg)
+
+    if mix.mode == "paper":
+        total = alpha * verifier + (1 - alpha) * exploration
+        if mix.normalize:
+            total = normalizers.total(total)
+        stats["reward/total_normalized/mean"] = total.mean().item()
+        token_rewards = scores_on_last_token(total, mask_f) - kl_coef * kl_tokens
+        advantages, returns = estimator(
+            _inputs(cfg, mask_f, token_rewards, total, values, 0, group_ids), **hparams
+        )
+        returns = returns.unsqueeze(-1) if values is not None else None
+    else:
+        if mix.normalize:
+            verifier, exploration = normalizers.verifier(verifier), normalizers.exploration(exploration)
+        stats["reward/verifier_normalized/mean"] = verifier.mean().item()
+        stats["reward/exploration_normalized/mean"] = exploration.mean().item()
+        # The KL rides on the verifier channel, scaled by 1/alpha so that after the alpha mix it
+        # weighs kl_coef, as in paper mode (the recipe check requires alpha > 0 for this).
+        kl_scale = kl_coef / alpha if kl is not None and alpha > 0 else 0.0
+        rewards_ver, rewards_exp = decoupled_token_rewards(verifier, exploration, kl_tokens, kl_scale, mask_f)
+        adv_ver, ret_ver = estimator(_inputs(cfg, mask_f, rewards_ver, verifier, values, 0, group_ids), **hparams)
+        adv_exp, ret_exp = estimator(_inputs(cfg, mask_f, rewards_exp, exploration, values, 1, group_ids), **hparams)
+        advantages = combine_advantages(adv_ver, adv_exp, alpha)
+        returns = torch.stack([ret_ver, ret_exp], dim=-1) if values is not None else None
+
+    if cfg.whiten_advantages:
+        advantages = masked_whiten(advantages, mask_f)
+    return AdvantageResult(advantages * mask_f, returns, stats)
+
+
+def _inputs(cfg, mask, token_rewards, scores, values, head, group_ids) -> AdvantageInputs:
+    return AdvantageInputs(
+        mask=mask,
+        rewards=token_rewards,
+        values=values[..., head] if values is not None else None,
+        scores=scores,
+        group_ids=group_ids,
+    )
+
+
+def _estimator_hparams(cfg: TrainConfig) -> dict:
+    if cfg.advantage_estimator == "gae":
+        return {"gamma": cfg.gamma, "lam": cfg.lam}
+    if cfg.advantage_estimator == "reinforce++":
+        return {"gamma": cfg.gamma}
+    return {}

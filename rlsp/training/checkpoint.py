@@ -1,0 +1,96 @@
+"""Checkpoints that are complete or absent, never half-written.
+
+A checkpoint is written into a hidden temporary directory and renamed to ``step-NNNNNN`` only
+when every file is on disk; a rename within one directory is atomic, so a crash mid-save leaves
+at most a ``.tmp-*`` directory, which is ignored and cleaned up later.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+STEP_DIR = re.compile(r"^step-(\d{6,})$")
+
+
+def checkpoint_root(run_dir: Path) -> Path:
+    return run_dir / "checkpoints"
+
+
+def list_checkpoints(run_dir: Path) -> list[Path]:
+    root = checkpoint_root(run_dir)
+    if not root.is_dir():
+        return []
+    found = [p for p in root.iterdir() if p.is_dir() and STEP_DIR.match(p.name)]
+    return sorted(found, key=lambda p: int(STEP_DIR.match(p.name).group(1)))
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    found = list_checkpoints(run_dir)
+    return found[-1] if found else None
+
+
+def rng_state() -> dict:
+    return {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state()}
+
+
+def restore_rng(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+
+
+def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Only the parameters that train (all of them, or the LoRA adapters), plus buffers."""
+    names = {n for n, p in model.named_parameters() if p.requires_grad}
+    return {k: v.detach().cpu() for k, v in model.state_dict().items() if k in names}
+
+
+def save_checkpoint(run_dir: Path, step: int, tensors: dict, trainer_state: dict, keep: int) -> Path:
+    """Write ``tensors`` (torch-saveable) and the JSON ``trainer_state`` as checkpoint ``step``."""
+    root = checkpoint_root(run_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"step-{step:06d}"
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-step-{step:06d}-", dir=root))
+    try:
+        torch.save(tensors, tmp / "state.pt")
+        (tmp / "trainer_state.json").write_text(json.dumps(trainer_state, indent=2) + "\n")
+        _fsync_dir(tmp)
+        if final.exists():  # a re-run of the same step after a resume: replace it
+            shutil.rmtree(final)
+        os.rename(tmp, final)
+        _fsync_dir(root)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    for old in list_checkpoints(run_dir)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    for stale in root.glob(".tmp-step-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    return final
+
+
+def load_checkpoint(path: Path) -> tuple[dict, dict]:
+    tensors = torch.load(path / "state.pt", weights_only=False)
+    trainer_state = json.loads((path / "trainer_state.json").read_text())
+    return tensors, trainer_state
+
+
+def _fsync_dir(path: Path) -> None:
+    """Flush the files in ``path`` and the directory entry itself, so a rename is durable."""
+    for f in path.iterdir():
+        if f.is_file():
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,53 @@
+"""Forward passes over prompt + completion: per-token log-probabilities, entropy, values.
+
+Prompts are left-padded and completions right-padded, so the sequence is
+``[pad.. prompt | completion ..pad]``. Position ids count real tokens only, matching what
+``generate`` used. The distribution over completion token t comes from the logits at the
+position just before it: ``logits[:, P - 1 : P + T - 1]``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..algorithms import entropy_from_logits
+
+
+@dataclass
+class Sequences:
+    """Token batch for a forward pass. B sequences, P prompt tokens, T completion tokens."""
+
+    prompt_ids: torch.Tensor  # (B, P)
+    prompt_mask: torch.Tensor  # (B, P)
+    completion_ids: torch.Tensor  # (B, T)
+    completion_mask: torch.Tensor  # (B, T)
+
+    def inputs(self) -> dict[str, torch.Tensor]:
+        ids = torch.cat([self.prompt_ids, self.completion_ids], dim=1)
+        attention = torch.cat([self.prompt_mask, self.completion_mask], dim=1)
+        positions = (attention.cumsum(dim=1) - 1).clamp(min=0)
+        return {"input_ids": ids, "attention_mask": attention, "position_ids": positions}
+
+    def index(self, rows) -> "Sequences":
+        return Sequences(self.prompt_ids[rows], self.prompt_mask[rows], self.completion_ids[rows], self.completion_mask[rows])
+
+
+def completion_logprobs(
+    model, seqs: Sequences, temperature: float, with_entropy: bool = False
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(B, T) log p(token) at ``temperature``, and (B, T) entropy if asked; fp32."""
+    P, T = seqs.prompt_ids.shape[1], seqs.completion_ids.shape[1]
+    logits = model(**seqs.inputs(), use_cache=False).logits[:, P - 1 : P + T - 1].float()
+    if temperature > 0 and temperature != 1.0:
+        logits = logits / temperature
+    log_probs = torch.log_softmax(logits, dim=-1)
+    token_logprobs = log_probs.gather(-1, seqs.completion_ids.unsqueeze(-1)).squeeze(-1)
+    return token_logprobs, entropy_from_logits(logits) if with_entropy else None
+
+
+def completion_values(critic, seqs: Sequences) -> torch.Tensor:
+    """(B, T, n_heads) value of the state before each completion token."""
+    P, T = seqs.prompt_ids.shape[1], seqs.completion_ids.shape[1]
+    return critic(**seqs.inputs())[:, P - 1 : P + T - 1]

@@ -1,0 +1,109 @@
+"""The three networks of PPO: policy, frozen reference, critic with value heads.
+
+- policy: the causal LM being trained, or LoRA adapters on it (PEFT).
+- reference: a frozen copy of the starting policy; for a LoRA policy it is the same network with
+  the adapters switched off, so no second copy is held in memory.
+- critic: the policy's backbone (copied at start, trained separately) with a linear value head per
+  reward channel (one in 'paper' mode, two in 'decoupled' mode).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+
+import torch
+from torch import nn
+
+from ..config.train_schema import LoraConfig
+from ..errors import ConfigError
+
+
+def backbone_of(causal_lm: nn.Module) -> nn.Module:
+    """The transformer under the LM head (``model.model`` for Llama, Qwen, Mistral...)."""
+    return getattr(causal_lm, causal_lm.base_model_prefix)
+
+
+def add_lora(model: nn.Module, cfg: LoraConfig) -> nn.Module:
+    """Wrap ``model`` with trainable LoRA adapters; fails clearly on unknown target modules."""
+    from peft import LoraConfig as PeftLoraConfig
+    from peft import get_peft_model
+
+    targets = "all-linear" if cfg.target_modules == ["all-linear"] else list(cfg.target_modules)
+    if targets != "all-linear":
+        names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+        missing = [t for t in targets if t not in names]
+        if missing:
+            linear = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, nn.Linear)})
+            raise ConfigError(
+                f"model.lora.target_modules: {missing} not found in the model; its linear layers are {linear}."
+            )
+    peft_config = PeftLoraConfig(
+        r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=targets,
+        use_rslora=cfg.use_rslora, task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, peft_config)
+
+
+class Reference:
+    """Log-probabilities under the starting policy, without a second copy for LoRA policies."""
+
+    def __init__(self, policy: nn.Module, uses_lora: bool):
+        self.uses_lora = uses_lora
+        self.frozen = None if uses_lora else copy.deepcopy(policy).eval().requires_grad_(False)
+        self.policy = policy
+
+    def model(self) -> contextlib.AbstractContextManager:
+        """Context manager yielding the reference network."""
+        if self.uses_lora:
+            return _adapters_disabled(self.policy)
+        return contextlib.nullcontext(self.frozen)
+
+
+@contextlib.contextmanager
+def _adapters_disabled(peft_model):
+    with peft_model.disable_adapter():
+        yield peft_model
+
+
+class Critic(nn.Module):
+    """Backbone + one linear value head per reward channel; values are (B, L, n_heads)."""
+
+    def __init__(self, causal_lm: nn.Module, n_heads: int):
+        super().__init__()
+        self.backbone = copy.deepcopy(backbone_of(causal_lm))
+        hidden = causal_lm.config.hidden_size
+        self.value_head = nn.Linear(hidden, n_heads)
+        # Start predicting zero so the first advantages are the returns themselves.
+        nn.init.zeros_(self.value_head.weight)
+        nn.init.zeros_(self.value_head.bias)
+        self.value_head.to(next(self.backbone.parameters()).dtype)
+
+    def forward(self, input_ids, attention_mask, position_ids):
+        hidden = self.backbone(
+            input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids
+        ).last_hidden_state
+        return self.value_head(hidden).float()
+
+    def enable_gradient_checkpointing(self) -> None:
+        self.backbone.gradient_checkpointing_enable()
+
+
+def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+def count_parameters(model: nn.Module) -> tuple[int, int]:
+    """(trainable, total) parameter counts."""
+    total = sum(p.numel() for p in model.parameters())
+    return sum(p.numel() for p in trainable_parameters(model)), total
+
+
+def seed_everything(seed: int) -> None:
+    import random
+
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)

@@ -1,0 +1,49 @@
+"""Checks on a training recipe that need no model: they run before anything expensive.
+
+Each names the field to change. Field-level checks (types, ranges) already ran at load time;
+these are the ones that involve several fields at once.
+"""
+
+from __future__ import annotations
+
+from ..config import Recipe
+from ..errors import ConfigError
+
+
+def check_training_recipe(recipe: Recipe) -> None:
+    t = recipe.train
+    rollout = t.prompts_per_step * t.samples_per_prompt
+    problems = []
+    if not recipe.rewards:
+        problems.append("rewards: no reward functions; add at least one, e.g. {function: math, channel: verifier}.")
+    if recipe.data.source == "builtin:arith" and recipe.data.split != "train":
+        problems.append(f"data.split: RL on the arithmetic task trains on split 'train', not {recipe.data.split!r}.")
+    if t.minibatch_size % t.micro_batch_size:
+        problems.append(
+            f"train.minibatch_size ({t.minibatch_size}) must be a multiple of train.micro_batch_size ({t.micro_batch_size})."
+        )
+    if rollout % t.minibatch_size:
+        problems.append(
+            f"train.minibatch_size ({t.minibatch_size}) must divide the rollout batch "
+            f"(prompts_per_step x samples_per_prompt = {rollout})."
+        )
+    if t.advantage_estimator in ("grpo", "rloo") and t.samples_per_prompt < 2:
+        problems.append(
+            f"train.samples_per_prompt: '{t.advantage_estimator}' compares samples of the same prompt; use 2 or more."
+        )
+    if t.advantage_estimator in ("grpo", "rloo") and t.kl.placement == "reward" and t.kl.coef > 0:
+        problems.append(
+            f"train.kl.placement: '{t.advantage_estimator}' sees one score per sequence, so a per-token KL "
+            "reward would be lost; set train.kl.placement=loss (or train.kl.coef=0)."
+        )
+    if t.advantage_estimator != "gae" and t.critic_warmup_steps:
+        problems.append("train.critic_warmup_steps: only 'gae' has a critic to warm up; set it to 0.")
+    alpha = t.reward.alpha
+    lowest = min(alpha.start, alpha.end if alpha.schedule != "constant" else alpha.start)
+    if t.reward.mode == "decoupled" and t.kl.placement == "reward" and t.kl.coef > 0 and lowest == 0:
+        problems.append(
+            "train.reward.alpha: decoupled mode carries the KL reward on the verifier channel, scaled by "
+            "1/alpha, so alpha must stay above 0; raise alpha.end or set train.kl.placement=loss."
+        )
+    if problems:
+        raise ConfigError("\n".join(problems))

@@ -1,0 +1,120 @@
+"""Phases 1-2 of a step: draw prompts, generate completions, score both reward channels."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from ..data import Example
+from ..generation import HFBackend, Rollout, SamplingParams
+from .forward import Sequences
+
+
+class PromptSampler:
+    """Epoch-wise seeded shuffles of the training prompts, addressable by position.
+
+    The position is all a checkpoint needs to resume on exactly the same prompts.
+    """
+
+    def __init__(self, n_examples: int, seed: int):
+        self.n, self.seed = n_examples, seed
+
+    def indices(self, position: int, count: int) -> list[int]:
+        out = []
+        for p in range(position, position + count):
+            epoch, offset = divmod(p, self.n)
+            order = list(range(self.n))
+            random.Random(f"{self.seed}-{epoch}").shuffle(order)
+            out.append(order[offset])
+        return out
+
+
+@dataclass
+class Generated:
+    """A step's samples; each prompt repeated ``samples_per_prompt`` times, adjacent."""
+
+    examples: list[Example]  # (B,)
+    group_ids: torch.Tensor  # (B,) index of the prompt within the step
+    seqs: Sequences
+    sampling_logprobs: torch.Tensor  # (B, T) from the generator (diagnostic only)
+    texts: list[str]
+    finish_reasons: list[str]
+
+    @property
+    def lengths(self) -> list[int]:
+        return self.seqs.completion_mask.sum(1).tolist()
+
+
+def generate_step(
+    backend: HFBackend,
+    examples: list[Example],
+    conversations: list[list[dict]],
+    samples_per_prompt: int,
+    params: SamplingParams,
+    batch_size: int,
+) -> Generated:
+    repeated = [i for i in range(len(examples)) for _ in range(samples_per_prompt)]
+    chunks: list[Rollout] = []
+    for start in range(0, len(repeated), batch_size):
+        chunk = repeated[start : start + batch_size]
+        chunks.append(backend.generate([conversations[i] for i in chunk], params))
+    pad = backend.tokenizer.pad_token_id
+    seqs, logprobs = _concatenate(chunks, pad)
+    return Generated(
+        examples=[examples[i] for i in repeated],
+        group_ids=torch.tensor(repeated),
+        seqs=seqs,
+        sampling_logprobs=logprobs,
+        texts=[t for c in chunks for t in c.texts],
+        finish_reasons=[r for c in chunks for r in c.finish_reasons],
+    )
+
+
+def _concatenate(chunks: list[Rollout], pad_id: int) -> tuple[Sequences, torch.Tensor]:
+    """Stack generate() batches: prompts padded on the left, completions on the right."""
+    P = max(c.prompt_ids.shape[1] for c in chunks)
+    T = max(c.completion_ids.shape[1] for c in chunks)
+
+    def left(x, value):
+        return F.pad(x, (P - x.shape[1], 0), value=value)
+
+    def right(x, value):
+        return F.pad(x, (0, T - x.shape[1]), value=value)
+
+    seqs = Sequences(
+        prompt_ids=torch.cat([left(c.prompt_ids, pad_id) for c in chunks]),
+        prompt_mask=torch.cat([left(c.prompt_mask, 0) for c in chunks]),
+        completion_ids=torch.cat([right(c.completion_ids, pad_id) for c in chunks]),
+        completion_mask=torch.cat([right(c.completion_mask, 0) for c in chunks]),
+    )
+    return seqs, torch.cat([right(c.logprobs, 0.0) for c in chunks])
+
+
+@dataclass
+class Scores:
+    """Phase 2 output: each reward function's result and the two channel totals."""
+
+    per_function: dict  # name -> RewardResult (scores, applicable, parsed, n_errors)
+    verifier: torch.Tensor  # (B,) weighted sum of the verifier channel's functions
+    exploration: torch.Tensor  # (B,) weighted sum of the exploration channel's functions
+
+
+def score_step(reward_functions, generated: Generated) -> Scores:
+    from ..reward_functions import channel_totals, score_all
+
+    examples = generated.examples
+    columns = {key: [e.columns.get(key) for e in examples] for key in {k for e in examples for k in e.columns}}
+    columns["completion_lengths"] = generated.lengths
+    columns["finish_reasons"] = generated.finish_reasons
+    results = score_all(
+        reward_functions, [e.prompt for e in examples], generated.texts, [e.reference for e in examples], columns
+    )
+    totals = channel_totals(reward_functions, results)
+    return Scores(
+        per_function=results,
+        verifier=torch.as_tensor(totals["verifier"], dtype=torch.float32),
+        exploration=torch.as_tensor(totals["exploration"], dtype=torch.float32),
+    )

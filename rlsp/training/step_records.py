@@ -1,0 +1,72 @@
+"""Phase 6 of a step: the scalars for TensorBoard and the rows for ``rollouts.jsonl``.
+
+Each reward channel and each reward function is logged on its own (mean and std over the samples
+where it applied), so a researcher can see which signal moved.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .rollout import Generated, Scores
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    if not values:
+        return math.nan, math.nan
+    t = torch.tensor(values, dtype=torch.float64)
+    return t.mean().item(), (t.std(unbiased=False).item() if len(values) > 1 else 0.0)
+
+
+def reward_scalars(scores: Scores, reward_functions, pass_threshold: float) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for channel in ("verifier", "exploration"):
+        mean, std = _mean_std(getattr(scores, channel).tolist())
+        out[f"reward/{channel}/mean"], out[f"reward/{channel}/std"] = mean, std
+    for fn in reward_functions:
+        result = scores.per_function[fn.name]
+        applied = [s for s, ok in zip(result.scores.tolist(), result.applicable.tolist()) if ok]
+        mean, std = _mean_std(applied)
+        out[f"reward_fn/{fn.name}/mean"], out[f"reward_fn/{fn.name}/std"] = mean, std
+        out[f"reward_fn/{fn.name}/errors"] = float(result.n_errors)
+    out["verifier/accuracy"] = (scores.verifier >= pass_threshold).float().mean().item()
+    return out
+
+
+def response_scalars(generated: Generated) -> dict[str, float]:
+    lengths = generated.lengths
+    return {
+        "response/length_mean": sum(lengths) / len(lengths),
+        "response/length_max": float(max(lengths)),
+        "response/truncation_rate": sum(r == "length" for r in generated.finish_reasons) / len(lengths),
+    }
+
+
+def rollout_records(step: int, generated: Generated, scores: Scores, reward_functions, totals: torch.Tensor) -> list[dict]:
+    """One JSON-ready row per sample: text, reference, each channel and function, total, length."""
+    records = []
+    for i, example in enumerate(generated.examples):
+        functions, parsed = {}, {}
+        for fn in reward_functions:
+            result = scores.per_function[fn.name]
+            functions[fn.name] = result.scores[i].item() if result.applicable[i] else None
+            if result.parsed is not None and result.parsed[i] is not None:
+                parsed[fn.name] = result.parsed[i]
+        records.append(
+            {
+                "step": step,
+                "prompt": example.prompt,
+                "completion": generated.texts[i],
+                "reference": example.reference,
+                "rewards": {"verifier": scores.verifier[i].item(), "exploration": scores.exploration[i].item()},
+                "reward_functions": functions,
+                "parsed": parsed,
+                "total_reward": totals[i].item(),
+                "length": generated.lengths[i],
+                "finish_reason": generated.finish_reasons[i],
+                "group": int(generated.group_ids[i]),
+            }
+        )
+    return records

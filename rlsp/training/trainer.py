@@ -1,0 +1,226 @@
+"""``rlsp train``: the RLSP PPO loop.
+
+One step, in order (each phase timed and logged as ``time/<phase>``):
+  1 generate     sample completions for this step's prompts
+  2 score        run every reward function; sum them into the verifier and exploration channels
+  3 logprobs     policy (old), reference and critic passes over the samples, no gradients
+  4 advantages   KL, reward mixing/normalisation, GAE or a critic-free estimator
+  5 update       PPO epochs over minibatches (critic only during warm-up)
+  6 log          TensorBoard scalars, rollouts.jsonl
+  7 checkpoint   every train.checkpoint_every steps and at the end
+  8 evaluate     held-out accuracy every train.eval_every steps
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from ..algorithms import AdaptiveKLController, AlphaSchedule, FixedKLController, kl_estimate
+from ..config import Recipe, output_dir
+from ..data import load_examples
+from ..data.prompts import chat_messages
+from ..errors import ConfigError
+from ..evaluate import evaluate_model
+from ..generation import HFBackend, SamplingParams
+from ..reward_functions import RewardFunction
+from ..verification import build_verifier
+from . import checkpoint as ckpt
+from .advantages import ChannelNormalizers, compute_advantages, value_heads
+from .forward import completion_logprobs, completion_values
+from .preflight import check_training_recipe
+from .rollout import PromptSampler, generate_step, score_step
+from .run_logs import RunLogs
+from .setup import build_models
+from .step_records import response_scalars, reward_scalars, rollout_records
+from .update import UpdateBatch, ppo_update
+
+
+class PhaseTimer:
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, phase: str):
+        start = time.perf_counter()
+        yield
+        self.seconds[phase] = time.perf_counter() - start
+
+
+class Trainer:
+    def __init__(self, recipe: Recipe, recipe_path: str | Path, resume: bool = False):
+        self.start_time = time.time()
+        self.recipe, self.cfg = recipe, recipe.train
+        base_dir = Path(recipe_path).resolve().parent
+        self.run_dir = output_dir(recipe, recipe_path)
+        # Everything cheap that can fail comes first: recipe, run directory, data, rewards.
+        check_training_recipe(recipe)
+        self.resume_from = self._checkpoint_to_resume(resume)
+        self.train_data = load_examples(recipe.data, recipe.run.seed, base_dir).examples
+        self.heldout = load_examples(heldout_config(recipe), recipe.run.seed, base_dir).examples
+        self.reward_functions = [RewardFunction(spec, base_dir=base_dir) for spec in recipe.rewards]
+        self.verifier = build_verifier(recipe.verifier, base_dir)
+
+        torch.manual_seed(recipe.run.seed)
+        self.models = build_models(recipe, value_heads(self.cfg), self._total_optimizer_steps())
+        self.backend = HFBackend(self.models.accelerator.unwrap_model(self.models.policy), self.models.tokenizer)
+        self.sampler = PromptSampler(len(self.train_data), recipe.run.seed)
+        kl = self.cfg.kl
+        self.kl_ctl = AdaptiveKLController(kl.coef, kl.target, kl.horizon) if kl.adaptive else FixedKLController(kl.coef)
+        self.normalizers = ChannelNormalizers.create(self.cfg.reward.clip)
+        a = self.cfg.reward.alpha
+        self.alpha = AlphaSchedule(a.schedule, a.start, a.end, self.cfg.steps, a.warmup_steps)
+        self.step, self.position, self.eval_before = 0, 0, None
+        if self.resume_from is not None:
+            self._load(self.resume_from)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.logs = RunLogs(self.run_dir, self.step if self.resume_from is not None else None)
+
+    # -- the loop ---------------------------------------------------------------------------
+    def fit(self) -> dict:
+        if self.eval_before is None:
+            self.eval_before = self.evaluate("eval before")
+            self.logs.scalars(0, {"eval/accuracy": self.eval_before})
+        bar = tqdm(total=self.cfg.steps, initial=self.step, desc="rlsp train", unit="step")
+        while self.step < self.cfg.steps:
+            self.step += 1
+            scalars = self.train_step()
+            bar.update(1)
+            bar.set_postfix(acc=f"{scalars['verifier/accuracy']:.2f}", kl=f"{scalars['kl/mean']:.3f}",
+                            len=f"{scalars['response/length_mean']:.0f}")
+        bar.close()
+        after = self.evaluate("eval after")
+        self.logs.scalars(self.step, {"eval/accuracy": after})
+        self.logs.close()
+        self.models.save_final(self.run_dir / "final")
+        summary = {
+            "heldout_accuracy_before": self.eval_before,
+            "heldout_accuracy_after": after,
+            "heldout_size": len(self.heldout),
+            "steps": self.step,
+            "wall_seconds": round(time.time() - self.start_time, 1),
+        }
+        (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        return summary
+
+    def train_step(self) -> dict[str, float]:
+        cfg, m, timer = self.cfg, self.models, PhaseTimer()
+        alpha = self.alpha.alpha_at(self.step - 1)
+        examples = [self.train_data[i] for i in self.sampler.indices(self.position, cfg.prompts_per_step)]
+        self.position += cfg.prompts_per_step
+
+        with timer("1_generate"):
+            conversations = [chat_messages(e, self.recipe.data) for e in examples]
+            generated = generate_step(self.backend, examples, conversations, cfg.samples_per_prompt,
+                                      self._sampling(), self.recipe.generation.batch_size)
+        with timer("2_score"):
+            scores = score_step(self.reward_functions, generated)
+        seqs, mask = generated.seqs, generated.seqs.completion_mask
+        with timer("3_logprobs"), torch.no_grad():
+            old_logp = self._batched(lambda s: completion_logprobs(m.policy, s, self._temperature())[0], seqs)
+            ref_logp = None
+            if self.kl_ctl.value > 0:
+                with m.reference.model() as reference:
+                    ref_logp = self._batched(lambda s: completion_logprobs(reference, s, self._temperature())[0], seqs)
+            values = self._batched(lambda s: completion_values(m.critic, s), seqs) if m.critic is not None else None
+        with timer("4_advantages"):
+            kl = kl_estimate(old_logp, ref_logp, cfg.kl.estimator) * mask if ref_logp is not None else None
+            in_reward = cfg.kl.placement == "reward"
+            adv = compute_advantages(cfg, alpha, scores.verifier, scores.exploration, kl if in_reward else None,
+                                     self.kl_ctl.value, values, mask, generated.group_ids, self.normalizers)
+        with timer("5_update"):
+            batch = UpdateBatch(seqs, old_logp, ref_logp, adv.advantages, values, adv.returns)
+            actor = m.actor if self.step > cfg.critic_warmup_steps else None
+            update_stats = ppo_update(batch, actor, m.critic_opt, cfg, self._temperature(),
+                                      0.0 if in_reward else self.kl_ctl.value, m.accelerator)
+        kl_per_sequence = (kl.sum(1).mean().item() if kl is not None else 0.0)
+        kl_coef = self.kl_ctl.value
+        self.kl_ctl.update(kl_per_sequence, len(generated.texts))
+        with timer("6_log"):
+            totals = alpha * scores.verifier + (1 - alpha) * scores.exploration
+            scalars = {
+                **reward_scalars(scores, self.reward_functions, self.cfg.reward.gate_threshold),
+                **response_scalars(generated), **adv.stats, **update_stats,
+                "reward/total/mean": totals.mean().item(), "alpha": alpha,
+                "kl/mean": kl_per_sequence, "kl/coef": kl_coef,
+                "throughput/tokens_per_s": float(mask.sum()) / max(timer.seconds["1_generate"], 1e-9),
+            }
+            self.logs.rollouts(rollout_records(self.step, generated, scores, self.reward_functions, totals))
+        with timer("7_checkpoint"):
+            if self.step == cfg.steps or (cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0):
+                self._save()
+        with timer("8_evaluate"):
+            if cfg.eval_every and self.step % cfg.eval_every == 0 and self.step != cfg.steps:
+                scalars["eval/accuracy"] = self.evaluate(f"eval step {self.step}")
+        scalars.update({f"time/{phase}": s for phase, s in timer.seconds.items()})
+        self.logs.scalars(self.step, scalars)
+        return scalars
+
+    # -- helpers ----------------------------------------------------------------------------
+    def evaluate(self, desc: str) -> float:
+        """Greedy held-out accuracy of the current policy."""
+        greedy = dataclasses.replace(self.recipe, generation=dataclasses.replace(self.recipe.generation, temperature=0.0))
+        records = evaluate_model(self.backend.model, self.models.tokenizer, greedy, self.heldout, self.verifier, desc=desc)
+        return sum(r["correct"] for r in records) / len(records)
+
+    def _sampling(self) -> SamplingParams:
+        g = self.recipe.generation
+        return SamplingParams(temperature=g.temperature, top_p=g.top_p, max_new_tokens=g.max_new_tokens)
+
+    def _temperature(self) -> float:
+        return self.recipe.generation.temperature or 1.0
+
+    def _batched(self, fn, seqs):
+        size = self.cfg.micro_batch_size
+        n = seqs.completion_ids.shape[0]
+        return torch.cat([fn(seqs.index(torch.arange(i, min(i + size, n)))) for i in range(0, n, size)])
+
+    def _total_optimizer_steps(self) -> int:
+        rollout = self.cfg.prompts_per_step * self.cfg.samples_per_prompt
+        return self.cfg.steps * self.cfg.ppo_epochs * (rollout // self.cfg.minibatch_size)
+
+    def _checkpoint_to_resume(self, resume: bool) -> Path | None:
+        latest = ckpt.latest_checkpoint(self.run_dir)
+        if resume:
+            if latest is None:
+                raise ConfigError(f"--resume: no checkpoint in {self.run_dir}/checkpoints; start without --resume.")
+            return latest
+        if latest is not None:
+            raise ConfigError(
+                f"run.output_dir {self.run_dir} already holds checkpoints (latest {latest.name}). Continue it with "
+                f"--resume, or choose another run.output_dir; nothing was overwritten."
+            )
+        return None
+
+    def _save(self) -> None:
+        if not self.models.accelerator.is_main_process:
+            return
+        state = {
+            "step": self.step, "position": self.position, "eval_before": self.eval_before,
+            "kl_controller": self.kl_ctl.state_dict(), "normalizers": self.normalizers.state_dict(),
+        }
+        ckpt.save_checkpoint(self.run_dir, self.step, {**self.models.state_dict(), "rng": ckpt.rng_state()},
+                             state, keep=self.cfg.keep_checkpoints)
+
+    def _load(self, path: Path) -> None:
+        tensors, state = ckpt.load_checkpoint(path)
+        self.models.load_state_dict(tensors)
+        ckpt.restore_rng(tensors["rng"])
+        self.step, self.position, self.eval_before = state["step"], state["position"], state["eval_before"]
+        self.kl_ctl.load_state_dict(state["kl_controller"])
+        self.normalizers.load_state_dict(state["normalizers"])
+
+
+def heldout_config(recipe: Recipe):
+    """The held-out prompts: ``recipe.heldout``, or the arithmetic task's held-out split."""
+    if recipe.heldout is not None:
+        return recipe.heldout
+    if recipe.data.source == "builtin:arith":
+        return dataclasses.replace(recipe.data, split="heldout", limit=None, shuffle=False)
+    raise ConfigError("heldout: set a held-out dataset (same fields as data:) to evaluate before and after training.")

@@ -1,0 +1,140 @@
+"""Phase 5 of a step: PPO epochs over minibatches, micro-batches accumulated exactly.
+
+Each micro-batch's mean loss is scaled by its share of the minibatch (tokens for 'token-mean',
+sequences otherwise), so the accumulated gradient equals the gradient of one pass over the whole
+minibatch: batch 4 x accumulation 1 equals batch 1 x accumulation 4.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import defaultdict
+from dataclasses import dataclass
+
+import torch
+
+from ..algorithms import aggregate_loss, clipped_policy_loss, clipped_value_loss, kl_loss
+from ..config.train_schema import TrainConfig
+from .forward import Sequences, completion_logprobs, completion_values
+
+
+@dataclass
+class UpdateBatch:
+    """Everything the update needs for B sequences of T completion tokens."""
+
+    seqs: Sequences
+    old_logprobs: torch.Tensor  # (B, T) policy log-probs before this step's update
+    ref_logprobs: torch.Tensor | None  # (B, T), when the KL is in the loss
+    advantages: torch.Tensor  # (B, T)
+    old_values: torch.Tensor | None  # (B, T, H) critic values before the update
+    returns: torch.Tensor | None  # (B, T, H) critic targets
+
+    def __len__(self) -> int:
+        return self.seqs.completion_ids.shape[0]
+
+    def rows(self, index: torch.Tensor) -> "UpdateBatch":
+        pick = lambda x: None if x is None else x[index]  # noqa: E731
+        return UpdateBatch(self.seqs.index(index), pick(self.old_logprobs), pick(self.ref_logprobs),
+                           pick(self.advantages), pick(self.old_values), pick(self.returns))
+
+
+@dataclass
+class Optimisation:
+    """A model with its optimizer and learning-rate scheduler."""
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+
+
+def ppo_update(
+    batch: UpdateBatch,
+    actor: Optimisation | None,
+    critic: Optimisation | None,
+    cfg: TrainConfig,
+    temperature: float,
+    kl_coef_in_loss: float,
+    accelerator,
+) -> dict[str, float]:
+    """Run ``cfg.ppo_epochs`` passes; ``actor`` None trains the critic only (warm-up)."""
+    sums: dict[str, float] = defaultdict(float)
+    counts: dict[str, int] = defaultdict(int)
+    for _ in range(cfg.ppo_epochs):
+        order = torch.randperm(len(batch))
+        for start in range(0, len(batch), cfg.minibatch_size):
+            minibatch = batch.rows(order[start : start + cfg.minibatch_size])
+            stats = _minibatch_step(minibatch, actor, critic, cfg, temperature, kl_coef_in_loss, accelerator)
+            for k, v in stats.items():
+                sums[k] += v
+                counts[k] += 1
+    return {k: sums[k] / counts[k] for k in sums}
+
+
+def _share(mask: torch.Tensor, total_mask: torch.Tensor, aggregation: str) -> float:
+    if aggregation == "token-mean":
+        return float(mask.sum() / total_mask.sum())
+    return mask.shape[0] / total_mask.shape[0]
+
+
+def _minibatch_step(mb: UpdateBatch, actor, critic, cfg, temperature, kl_coef_in_loss, accelerator) -> dict[str, float]:
+    stats: dict[str, float] = defaultdict(float)
+    n = len(mb)
+    micro_starts = list(range(0, n, cfg.micro_batch_size))
+    for i, start in enumerate(micro_starts):
+        micro = mb.rows(torch.arange(start, min(start + cfg.micro_batch_size, n)))
+        mask = micro.seqs.completion_mask.float()
+        share = _share(mask, mb.seqs.completion_mask.float(), cfg.loss_aggregation)
+        last = i == len(micro_starts) - 1
+        if actor is not None:
+            with _no_sync_unless(last, actor.model, accelerator):
+                loss, actor_stats = _actor_loss(actor.model, micro, mask, cfg, temperature, kl_coef_in_loss)
+                accelerator.backward(loss * share)
+            for k, v in actor_stats.items():
+                stats[k] += v * share
+        if critic is not None:
+            with _no_sync_unless(last, critic.model, accelerator):
+                loss, critic_stats = _critic_loss(critic.model, micro, mask, cfg)
+                accelerator.backward(loss * share)
+            for k, v in critic_stats.items():
+                stats[k] += v * share
+    for name, opt in (("actor", actor), ("critic", critic)):
+        if opt is None:
+            continue
+        stats[f"{name}/grad_norm"] = float(accelerator.clip_grad_norm_(opt.model.parameters(), cfg.max_grad_norm))
+        opt.optimizer.step()
+        opt.scheduler.step()
+        opt.optimizer.zero_grad(set_to_none=True)
+        stats[f"{name}/lr"] = opt.scheduler.get_last_lr()[0]
+    return stats
+
+
+def _actor_loss(model, micro: UpdateBatch, mask, cfg: TrainConfig, temperature, kl_coef_in_loss):
+    logp, entropy = completion_logprobs(model, micro.seqs, temperature, with_entropy=True)
+    loss, pg = clipped_policy_loss(logp, micro.old_logprobs, micro.advantages, mask, cfg.clip_eps, cfg.loss_aggregation)
+    mean_entropy = aggregate_loss(entropy, mask, cfg.loss_aggregation)
+    stats = {"policy/loss": loss.item(), "policy/clipfrac": float(pg["clipfrac"]),
+             "policy/approx_kl": float(pg["approx_kl"]), "policy/entropy": mean_entropy.item()}
+    if cfg.entropy_coef > 0:
+        loss = loss - cfg.entropy_coef * mean_entropy
+    if kl_coef_in_loss > 0 and micro.ref_logprobs is not None:
+        kl = kl_loss(logp, micro.ref_logprobs, mask, cfg.kl.estimator, cfg.loss_aggregation)
+        stats["policy/kl_loss"] = kl.item()
+        loss = loss + kl_coef_in_loss * kl
+    return loss, stats
+
+
+def _critic_loss(critic, micro: UpdateBatch, mask, cfg: TrainConfig):
+    values = completion_values(critic, micro.seqs)
+    total, clipfrac = 0.0, 0.0
+    heads = values.shape[-1]
+    for h in range(heads):
+        loss, vs = clipped_value_loss(values[..., h], micro.old_values[..., h], micro.returns[..., h], mask,
+                                      cfg.value_clip_eps, cfg.loss_aggregation)
+        total = total + loss
+        clipfrac += float(vs["value_clipfrac"]) / heads
+    return total, {"value/loss": total.item(), "value/clipfrac": clipfrac}
+
+
+def _no_sync_unless(last: bool, model, accelerator):
+    """Skip DDP's gradient all-reduce on every micro-batch but the minibatch's last."""
+    return contextlib.nullcontext() if last else accelerator.no_sync(model)

@@ -1,0 +1,239 @@
+"""The PPO trainer on a tiny model: updates, accumulation, resume, reward errors, modes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from rlsp.config import load_recipe
+from rlsp.errors import ConfigError, RewardError
+from rlsp.training.trainer import Trainer
+
+USER_REWARD = '''
+def chars(prompts, completions, references, **columns):
+    """Exploration reward from a user file: a tenth of the completion's characters."""
+    return [len(c) / 10 for c in completions]
+
+
+def wrong_length(prompts, completions, references, **columns):
+    return [1.0] * (len(completions) - 1)
+
+
+def nan_at_two(prompts, completions, references, **columns):
+    return [float("nan") if i == 2 else 0.0 for i in range(len(completions))]
+'''
+
+
+def make_recipe(tmp_path: Path, model_dir: Path, *overrides: str, name: str = "run"):
+    (tmp_path / "my_rewards.py").write_text(USER_REWARD)
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(
+        f"""
+run: {{output_dir: {tmp_path / name}, seed: 3}}
+model: {{name_or_path: {model_dir}, device: cpu}}
+data:
+  source: builtin:arith
+  split: train
+  prompt_template: "{{prompt}} Answer in \\\\boxed{{}}."
+  arith: {{levels: [2], train_size: 16, heldout_size: 4}}
+generation: {{temperature: 1.0, max_new_tokens: 6, batch_size: 8}}
+rewards:
+  - {{function: math, channel: verifier, kwargs: {{answer_format: boxed_or_last_number}}}}
+  - {{function: my_rewards.py:chars, channel: exploration, name: chars}}
+train:
+  steps: 2
+  prompts_per_step: 4
+  minibatch_size: 4
+  micro_batch_size: 2
+  actor_lr: 0.01
+  critic_lr: 0.01
+"""
+    )
+    return path, load_recipe(path, list(overrides))
+
+
+def params(model) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.named_parameters()}
+
+
+def test_one_step_changes_policy_and_critic(tmp_path, tiny_model_dir):
+    path, recipe = make_recipe(tmp_path, tiny_model_dir)
+    trainer = Trainer(recipe, path)
+    policy_before, critic_before = params(trainer.models.policy), params(trainer.models.critic)
+    reference_before = params(trainer.models.reference.frozen)
+    trainer.step = 1
+    scalars = trainer.train_step()
+    changed = [k for k, v in trainer.models.policy.named_parameters() if not torch.equal(v, policy_before[k])]
+    assert len(changed) == len(policy_before)  # every policy tensor moved
+    assert any(not torch.equal(v, critic_before[k]) for k, v in trainer.models.critic.named_parameters())
+    assert all(torch.equal(v, reference_before[k]) for k, v in trainer.models.reference.frozen.named_parameters())
+    for key in ("reward/verifier/mean", "reward/exploration/mean", "reward_fn/chars/mean", "policy/clipfrac",
+                "policy/approx_kl", "policy/entropy", "value/loss", "kl/mean", "alpha", "time/1_generate",
+                "response/truncation_rate", "verifier/accuracy", "throughput/tokens_per_s"):
+        assert key in scalars and scalars[key] == scalars[key], key  # present and not NaN
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["train.reward.mode=decoupled"],
+        ["train.reward.mode=decoupled", "train.reward.gate_exploration=true", "train.reward.alpha.schedule=linear",
+         "train.reward.alpha.end=0.5", "rewards.0.function=my_rewards.py:chars", "rewards.0.name=chars_ver",
+         "rewards.0.kwargs={}"],
+        ["train.advantage_estimator=grpo", "train.samples_per_prompt=2", "train.kl.placement=loss",
+         "train.minibatch_size=8", "train.kl.estimator=k3"],
+        ["train.advantage_estimator=rloo", "train.samples_per_prompt=2", "train.kl.placement=loss",
+         "train.reward.mode=decoupled", "train.minibatch_size=8"],
+        ["train.advantage_estimator=reinforce++", "train.kl.adaptive=true", "train.entropy_coef=0.01"],
+        ["model.lora.enabled=true", "model.lora.r=1", "train.loss_aggregation=seq-mean-token-sum"],
+    ],
+    ids=["decoupled", "decoupled-gated-linear", "grpo", "rloo-decoupled", "reinforce++", "lora-r1"],
+)
+def test_modes_and_estimators_train(tmp_path, tiny_model_dir, overrides):
+    path, recipe = make_recipe(tmp_path, tiny_model_dir, *overrides)
+    trainer = Trainer(recipe, path)
+    trainable = {k for k, v in trainer.models.policy.named_parameters() if v.requires_grad}
+    before = params(trainer.models.policy)
+    trainer.step = 1
+    scalars = trainer.train_step()
+    after = dict(trainer.models.policy.named_parameters())
+    # LoRA's A matrices get no gradient on the first step: B starts at zero.
+    expected_to_move = [k for k in trainable if "lora_A" not in k]
+    assert expected_to_move and all(not torch.equal(after[k], before[k]) for k in expected_to_move)
+    assert all(torch.equal(after[k], before[k]) for k in before if k not in trainable)
+    assert torch.isfinite(torch.tensor(scalars["policy/loss"]))
+    assert (trainer.models.critic is None) == (recipe.train.advantage_estimator != "gae")
+
+
+def test_lora_reference_is_the_base_without_a_copy(tmp_path, tiny_model_dir):
+    path, recipe = make_recipe(tmp_path, tiny_model_dir, "model.lora.enabled=true", "model.lora.r=2")
+    trainer = Trainer(recipe, path)
+    assert trainer.models.reference.frozen is None
+    seqs = _some_sequences(trainer)
+    from rlsp.training.forward import completion_logprobs
+
+    trainer.step = 1
+    trainer.train_step()
+    with torch.no_grad(), trainer.models.reference.model() as reference:
+        ref = completion_logprobs(reference, seqs, 1.0)[0]
+    with torch.no_grad():
+        pol = completion_logprobs(trainer.models.policy, seqs, 1.0)[0]
+    from rlsp.models import load_causal_lm
+
+    base, _ = load_causal_lm(str(tiny_model_dir), device="cpu")
+    with torch.no_grad():
+        base_lp = completion_logprobs(base, seqs, 1.0)[0]
+    assert torch.allclose(ref, base_lp, atol=1e-5)  # adapters off = the untouched base
+    assert not torch.allclose(pol, base_lp, atol=1e-5)  # adapters on = the trained policy
+
+
+def _some_sequences(trainer):
+    from rlsp.training.rollout import generate_step
+
+    examples = trainer.train_data[:2]
+    from rlsp.data.prompts import chat_messages
+
+    conv = [chat_messages(e, trainer.recipe.data) for e in examples]
+    return generate_step(trainer.backend, examples, conv, 1, trainer._sampling(), 8).seqs
+
+
+def test_accumulation_equals_one_big_batch(tmp_path, tiny_model_dir):
+    """minibatch 4 in one micro-batch == 4 micro-batches of 1: same gradient at the optimizer step.
+
+    Gradients are compared rather than weights after AdamW, which turns float noise in
+    near-zero gradients into full-size steps of either sign.
+    """
+    captured = []
+    for micro in (4, 1):
+        path, recipe = make_recipe(tmp_path, tiny_model_dir, f"train.micro_batch_size={micro}", name=f"acc{micro}")
+        trainer = Trainer(recipe, path)
+        grads = {}
+        for role, opt in (("actor", trainer.models.actor), ("critic", trainer.models.critic_opt)):
+            original = opt.optimizer.step
+
+            def step(*args, _role=role, _opt=opt, _original=original, **kwargs):
+                grads[_role] = [p.grad.clone() for p in _opt.model.parameters() if p.grad is not None]
+                return _original(*args, **kwargs)
+
+            opt.optimizer.step = step
+        trainer.step = 1
+        torch.manual_seed(11)
+        trainer.train_step()
+        captured.append(grads)
+    for role in ("actor", "critic"):
+        big, small = captured[0][role], captured[1][role]
+        assert len(big) == len(small) > 0
+        for a, b in zip(big, small):
+            assert torch.allclose(a, b, atol=1e-6, rtol=1e-4)
+
+
+def test_resume_equals_straight_run(tmp_path, tiny_model_dir):
+    common = ["train.steps=4", "train.checkpoint_every=2"]
+    path, recipe = make_recipe(tmp_path, tiny_model_dir, *common, name="straight")
+    straight = Trainer(recipe, path)
+    straight.fit()
+
+    path, recipe = make_recipe(tmp_path, tiny_model_dir, *common, name="resumed")
+    first = Trainer(recipe, path)
+    first.eval_before = first.evaluate("eval before")
+    for _ in range(2):  # the first half of fit(); step 2 writes a checkpoint
+        first.step += 1
+        first.train_step()
+    del first
+    with pytest.raises(ConfigError, match="already holds checkpoints"):
+        Trainer(recipe, path)  # never silently overwrite a run
+    second = Trainer(recipe, path, resume=True)
+    assert second.step == 2
+    second.fit()
+
+    a, b = params(straight.models.policy), params(second.models.policy)
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    a, b = params(straight.models.critic), params(second.models.critic)
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    lines = [json.loads(x) for x in (tmp_path / "resumed" / "rollouts.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in lines] == [1] * 4 + [2] * 4 + [3] * 4 + [4] * 4
+    straight_lines = [json.loads(x) for x in (tmp_path / "straight" / "rollouts.jsonl").read_text().splitlines()]
+    assert [r["completion"] for r in lines] == [r["completion"] for r in straight_lines]
+
+
+@pytest.mark.parametrize(
+    "function, message",
+    [
+        ("my_rewards.py:wrong_length", r"wrong_length.*returned 3 values for 4 samples"),
+        ("my_rewards.py:nan_at_two", r"nan_at_two.*sample 2.*nan"),
+    ],
+)
+def test_bad_reward_stops_before_the_optimizer_step(tmp_path, tiny_model_dir, function, message):
+    path, recipe = make_recipe(tmp_path, tiny_model_dir, f"rewards.1.function={function}", "rewards.1.name=null")
+    trainer = Trainer(recipe, path)
+    before = params(trainer.models.policy)
+    trainer.step = 1
+    with pytest.raises(RewardError, match=message):
+        trainer.train_step()
+    assert all(torch.equal(v, before[k]) for k, v in trainer.models.policy.named_parameters())
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["train.minibatch_size=3"], "must be a multiple of train.micro_batch_size"),
+        (["train.advantage_estimator=grpo"], "samples_per_prompt"),
+        (["train.advantage_estimator=rloo", "train.samples_per_prompt=2", "train.minibatch_size=8"], "kl.placement=loss"),
+        (["data.split=heldout"], "trains on split 'train'"),
+        (["rewards=[]"], "no reward functions"),
+        (["rewards.1.function=my_rewards.py:missing"], "missing"),
+    ],
+)
+def test_bad_training_recipes_fail_before_loading_the_model(tmp_path, tiny_model_dir, overrides, message, monkeypatch):
+    import rlsp.training.trainer as trainer_module
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was loaded before the recipe was checked")
+
+    monkeypatch.setattr(trainer_module, "build_models", no_model)
+    path, recipe = make_recipe(tmp_path, tiny_model_dir, *overrides)
+    with pytest.raises((ConfigError, RewardError), match=message):
+        Trainer(recipe, path)
