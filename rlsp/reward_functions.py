@@ -34,7 +34,7 @@ from typing import Any
 import torch
 from rlsp_verifiers.verdict import Verdict
 
-from .errors import ConfigError, RewardError
+from .errors import RlspError, ConfigError, RewardError
 
 logger = logging.getLogger(__name__)
 
@@ -399,8 +399,16 @@ def _short_repr(value: Any, limit: int = 80) -> str:
 def build_reward_functions(
     specs: Sequence[Any], base_dir: Path | None = None
 ) -> list[RewardFunction]:
-    """``RewardFunction`` for each recipe entry; fails at load time on duplicate log names."""
-    functions = [RewardFunction(spec, base_dir) for spec in specs]
+    """``RewardFunction`` for each recipe entry; fails at load time on duplicate log names.
+
+    Errors name the recipe entry (``rewards.1: ...``) so the user knows which one to fix.
+    """
+    functions = []
+    for i, spec in enumerate(specs):
+        try:
+            functions.append(RewardFunction(spec, base_dir))
+        except RlspError as e:
+            raise type(e)(f"rewards.{i} ({spec.function}): {e}") from None
     _check_unique_names(functions)
     return functions
 

@@ -14,6 +14,7 @@ from rlsp_verifiers.answer_extraction import last_boxed
 from rlsp_verifiers.verdict import Verdict
 
 from .config.schema import VerifierConfig
+from .errors import RlspError
 from .data import Example
 from .generation import Completion
 from .reward_functions import RewardFunction
@@ -34,7 +35,10 @@ class _VerifierSpec:
 
 class Verifier:
     def __init__(self, cfg: VerifierConfig, base_dir: Path | None):
-        self.function = RewardFunction(_VerifierSpec(cfg.function, dict(cfg.kwargs)), base_dir=base_dir)
+        try:
+            self.function = RewardFunction(_VerifierSpec(cfg.function, dict(cfg.kwargs)), base_dir=base_dir)
+        except RlspError as e:
+            raise type(e)(f"verifier.function: {e}") from None
 
     def verify(self, examples: list[Example], completions: list[Completion]) -> list[Verdict]:
         columns = {key: [e.columns.get(key) for e in examples] for key in {k for e in examples for k in e.columns}}

@@ -237,3 +237,26 @@ def test_bad_training_recipes_fail_before_loading_the_model(tmp_path, tiny_model
     path, recipe = make_recipe(tmp_path, tiny_model_dir, *overrides)
     with pytest.raises((ConfigError, RewardError), match=message):
         Trainer(recipe, path)
+
+
+def test_user_reward_file_reaches_tensorboard_and_rollouts(tmp_path, tiny_model_dir):
+    """A reward in a file outside the package, wired by path in the recipe, logged both ways."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    path, recipe = make_recipe(tmp_path, tiny_model_dir, "train.steps=1")
+    Trainer(recipe, path).fit()
+    rows = [json.loads(x) for x in (tmp_path / "run" / "rollouts.jsonl").read_text().splitlines()]
+    assert len(rows) == 4
+    for row in rows:
+        assert row["reward_functions"]["chars"] == pytest.approx(len(row["completion"]) / 10, abs=1e-5)
+        assert row["rewards"]["exploration"] == pytest.approx(row["reward_functions"]["chars"], abs=1e-5)
+        assert set(row) >= {"prompt", "completion", "reference", "total_reward", "length", "finish_reason", "step"}
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
+    events.Reload()
+    logged = events.Scalars("reward_fn/chars/mean")
+    assert logged[0].step == 1
+    expected = sum(r["reward_functions"]["chars"] for r in rows) / len(rows)
+    assert logged[0].value == pytest.approx(expected, rel=1e-4)
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["heldout_size"] == 4 and 0 <= summary["heldout_accuracy_after"] <= 1
+    assert (tmp_path / "run" / "final" / "config.json").exists()

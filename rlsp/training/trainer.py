@@ -29,7 +29,7 @@ from ..data.prompts import chat_messages
 from ..errors import ConfigError
 from ..evaluate import evaluate_model
 from ..generation import HFBackend, SamplingParams
-from ..reward_functions import RewardFunction
+from ..reward_functions import build_reward_functions
 from ..verification import build_verifier
 from . import checkpoint as ckpt
 from .advantages import ChannelNormalizers, compute_advantages, value_heads
@@ -64,7 +64,7 @@ class Trainer:
         self.resume_from = self._checkpoint_to_resume(resume)
         self.train_data = load_examples(recipe.data, recipe.run.seed, base_dir).examples
         self.heldout = load_examples(heldout_config(recipe), recipe.run.seed, base_dir).examples
-        self.reward_functions = [RewardFunction(spec, base_dir=base_dir) for spec in recipe.rewards]
+        self.reward_functions = build_reward_functions(recipe.rewards, base_dir)
         self.verifier = build_verifier(recipe.verifier, base_dir)
 
         torch.manual_seed(recipe.run.seed)

