@@ -35,16 +35,24 @@ class Sequences:
 
 
 def completion_logprobs(
-    model, seqs: Sequences, temperature: float, with_entropy: bool = False
+    model, seqs: Sequences, temperature: float, with_entropy: bool = False, entropy_grad: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(B, T) log p(token) at ``temperature``, and (B, T) entropy if asked; fp32."""
+    """(B, T) log p(token) at ``temperature``, and (B, T) entropy if asked; fp32.
+
+    ``entropy_grad``: keep the entropy in the autograd graph (for an entropy bonus).
+    """
     P, T = seqs.prompt_ids.shape[1], seqs.completion_ids.shape[1]
     logits = model(**seqs.inputs(), use_cache=False).logits[:, P - 1 : P + T - 1].float()
     if temperature > 0 and temperature != 1.0:
         logits = logits / temperature
     log_probs = torch.log_softmax(logits, dim=-1)
     token_logprobs = log_probs.gather(-1, seqs.completion_ids.unsqueeze(-1)).squeeze(-1)
-    return token_logprobs, entropy_from_logits(logits) if with_entropy else None
+    entropy = None
+    if with_entropy:
+        # A softmax over the whole vocabulary per token: keep it out of the graph unless it trains.
+        with torch.set_grad_enabled(torch.is_grad_enabled() and entropy_grad):
+            entropy = entropy_from_logits(logits if entropy_grad else logits.detach())
+    return token_logprobs, entropy
 
 
 def completion_values(critic, seqs: Sequences) -> torch.Tensor:

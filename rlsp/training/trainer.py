@@ -115,14 +115,15 @@ class Trainer:
         examples = [self.train_data[i] for i in self.sampler.indices(self.position, cfg.prompts_per_step)]
         self.position += cfg.prompts_per_step
 
-        with timer("1_generate"):
+        autocast = m.accelerator.autocast  # a no-op unless train.mixed_precision is set
+        with timer("1_generate"), autocast():
             conversations = [chat_messages(e, self.recipe.data) for e in examples]
             generated = generate_step(self.backend, examples, conversations, cfg.samples_per_prompt,
                                       self._sampling(), self.recipe.generation.batch_size)
         with timer("2_score"):
             scores = score_step(self.reward_functions, generated)
         seqs, mask = generated.seqs, generated.seqs.completion_mask
-        with timer("3_logprobs"), torch.no_grad():
+        with timer("3_logprobs"), torch.no_grad(), autocast():
             old_logp = self._batched(lambda s: completion_logprobs(m.policy, s, self._temperature())[0], seqs)
             ref_logp = None
             if self.kl_ctl.value > 0:
@@ -134,7 +135,7 @@ class Trainer:
             in_reward = cfg.kl.placement == "reward"
             adv = compute_advantages(cfg, alpha, scores.verifier, scores.exploration, kl if in_reward else None,
                                      self.kl_ctl.value, values, mask, generated.group_ids, self.normalizers)
-        with timer("5_update"):
+        with timer("5_update"), autocast():
             batch = UpdateBatch(seqs, old_logp, ref_logp, adv.advantages, values, adv.returns)
             actor = m.actor if self.step > cfg.critic_warmup_steps else None
             update_stats = ppo_update(batch, actor, m.critic_opt, cfg, self._temperature(),

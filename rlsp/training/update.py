@@ -109,7 +109,8 @@ def _minibatch_step(mb: UpdateBatch, actor, critic, cfg, temperature, kl_coef_in
 
 
 def _actor_loss(model, micro: UpdateBatch, mask, cfg: TrainConfig, temperature, kl_coef_in_loss):
-    logp, entropy = completion_logprobs(model, micro.seqs, temperature, with_entropy=True)
+    logp, entropy = completion_logprobs(model, micro.seqs, temperature, with_entropy=True,
+                                        entropy_grad=cfg.entropy_coef > 0)
     loss, pg = clipped_policy_loss(logp, micro.old_logprobs, micro.advantages, mask, cfg.clip_eps, cfg.loss_aggregation)
     mean_entropy = aggregate_loss(entropy, mask, cfg.loss_aggregation)
     stats = {"policy/loss": loss.item(), "policy/clipfrac": float(pg["clipfrac"]),
