@@ -46,12 +46,15 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=8)
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
-    results = {p: time_phases(p, args.steps, args.prompts, args.overrides) for p in ("no", "bf16")}
+    results = {}
+    for precision in ("fp32", "bf16"):
+        results[precision] = time_phases(precision, args.steps, args.prompts, args.overrides)
+        print(precision, {k: round(v, 2) for k, v in results[precision].items()}, flush=True)
     print(f"\n{'phase':<16}{'fp32 s':>10}{'bf16 s':>10}{'bf16/fp32':>11}")
-    for phase in sorted(results["no"]):
-        a, b = results["no"][phase], results["bf16"][phase]
+    for phase in sorted(results["fp32"]):
+        a, b = results["fp32"][phase], results["bf16"][phase]
         print(f"{phase:<16}{a:>10.2f}{b:>10.2f}{(b / a if a > 1e-3 else float('nan')):>11.2f}")
-    a, b = sum(results["no"].values()), sum(results["bf16"].values())
+    a, b = sum(results["fp32"].values()), sum(results["bf16"].values())
     print(f"{'total':<16}{a:>10.2f}{b:>10.2f}{b / a:>11.2f}")
 
 

@@ -1,36 +1,52 @@
-"""``rlsp eval``: generate on a dataset, verify every answer, report accuracy.
+"""``rlsp eval`` and the trainer's held-out checks: sample, verify, score pass@k and maj@k.
 
-Order matters for users: everything cheap that can fail (recipe, data file, rows, verifier
-reference) is checked before the model is loaded. Under ``accelerate launch`` each process takes
-a slice of the prompts and the main process gathers and writes the results.
+Order matters for users: everything cheap that can fail (recipe, eval settings, data file, rows,
+breakdown columns, verifier) is checked before the model is loaded. Under ``accelerate launch``
+each process takes a slice of the (problem, sample) pairs, verifies its own slice, and the main
+process gathers and writes the results.
+
+A record is one sample: ``problem_index`` and ``sample_index`` place it; ``correct`` is the
+verifier's verdict; ``parsed`` the answer it read (which majority votes count); ``columns`` the
+row's other fields (subject, level...).
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
 from .config import Recipe
+from .config.schema import DataConfig
 from .data import Example, load_examples
 from .data.prompts import chat_messages
-from .generation import Completion, HFBackend, SamplingParams, generate_all
+from .errors import ConfigError
+from .generation import HFBackend, SamplingParams, generate_all
+from .metrics import maj_at_k, pass_at_k
 from .models import load_causal_lm
 from .verification import build_verifier, is_boxed_answer
 
 
 @dataclass(frozen=True)
 class EvalSummary:
-    accuracy: float  # fraction of samples whose verifier score reaches the pass threshold
-    boxed_rate: float  # fraction of answers with a non-empty \boxed{}
-    truncation_rate: float  # fraction that hit max_new_tokens
-    mean_length: float  # tokens per answer
-    size: int
-    skipped_rows: int
+    metrics: dict[str, float]  # accuracy, pass@k, maj@k, boxed_rate, truncation_rate, mean_length
+    groups: dict[str, dict[str, dict[str, float]]]  # column -> value -> {"problems": n, metric: value}
+    problems: int
+    samples_per_prompt: int
+    skipped_rows: int  # rows dropped under data.on_bad_row=skip
     seconds: float
+    benchmark: str | None
+    source: str  # the data file, hub name or built-in task
+    settings: dict  # model, seed and sampling settings, so two summaries can be compared
+
+    @property
+    def accuracy(self) -> float:
+        return self.metrics["accuracy"]
 
 
 def sampling_params(recipe: Recipe) -> SamplingParams:
@@ -38,68 +54,227 @@ def sampling_params(recipe: Recipe) -> SamplingParams:
     return SamplingParams(temperature=g.temperature, top_p=g.top_p, max_new_tokens=g.max_new_tokens)
 
 
-def evaluate_model(model, tokenizer, recipe: Recipe, examples: list[Example], verifier, desc: str = "eval"):
-    """Generate for ``examples`` with ``model`` and verify; returns (records, summary fields)."""
+def check_eval_settings(recipe: Recipe) -> None:
+    """Settings that are valid one by one but not together; raised before any loading."""
+    n, ks = recipe.eval.samples_per_prompt, recipe.eval.k
+    too_large = [k for k in ks if k > n]
+    if too_large:
+        raise ConfigError(
+            f"eval.k: k={too_large[0]} is larger than eval.samples_per_prompt={n}; pass@k and maj@k "
+            f"need at least k samples per problem. Set eval.samples_per_prompt={max(ks)} or drop that k."
+        )
+    if n > 1 and recipe.generation.temperature == 0:
+        raise ConfigError(
+            f"eval.samples_per_prompt={n} with generation.temperature=0 gives {n} identical greedy "
+            f"answers per problem. Set generation.temperature (the RLSP paper evaluates at 0.7), or "
+            f"eval.samples_per_prompt=1."
+        )
+
+
+def check_group_by(group_by: Sequence[str], examples: Sequence[Example]) -> None:
+    columns = {key for e in examples for key in e.columns}
+    missing = [c for c in group_by if c not in columns]
+    if missing:
+        raise ConfigError(
+            f"eval.group_by: the data has no column {missing[0]!r}; its other columns are "
+            f"{sorted(columns) or 'none'}. Fix eval.group_by."
+        )
+
+
+def evaluate_model(
+    model,
+    tokenizer,
+    recipe: Recipe,
+    examples: list[Example],
+    verifier,
+    desc: str = "eval",
+    *,
+    samples_per_prompt: int | None = None,
+    data_cfg: DataConfig | None = None,
+    seed: int | None = None,
+    show_progress: bool = True,
+) -> list[dict]:
+    """Sample completions for ``examples`` with ``model``, verify them; one record per sample.
+
+    Args:
+        samples_per_prompt: completions per example; default ``recipe.eval.samples_per_prompt``.
+        data_cfg: prompt template and system prompt to use; default ``recipe.data`` (the trainer
+            passes ``recipe.heldout``).
+        seed: sampling seed; default ``recipe.run.seed``. Sampling runs in a forked RNG, so the
+            same seed gives the same samples (the same draws at every periodic evaluation) and
+            the caller's random state is left as it was.
+
+    Returns records ordered by (problem_index, sample_index); see the module docstring.
+    Sampling settings come from ``recipe.generation`` and the pass threshold from ``recipe.verifier``.
+    """
     from accelerate import PartialState
 
+    n = samples_per_prompt or recipe.eval.samples_per_prompt
+    data_cfg = data_cfg or recipe.data
     state = PartialState()
-    backend = HFBackend(model, tokenizer)
-    indices = list(range(len(examples)))
-    with state.split_between_processes(indices) as mine:
-        conversations = [chat_messages(examples[i], recipe.data) for i in mine]
-        completions = generate_all(
-            backend, conversations, sampling_params(recipe), recipe.generation.batch_size,
-            desc=desc, show_progress=state.is_local_main_process,
-        )
-        local = list(zip(mine, completions))
+    pairs = [(i, j) for i in range(len(examples)) for j in range(n)]
+    with state.split_between_processes(pairs) as mine:
+        records = []
+        if mine:
+            with _seeded(recipe.run.seed if seed is None else seed, model):
+                completions = generate_all(
+                    HFBackend(model, tokenizer),
+                    [chat_messages(examples[i], data_cfg) for i, _ in mine],
+                    sampling_params(recipe),
+                    recipe.generation.batch_size,
+                    desc=desc,
+                    show_progress=show_progress and state.is_local_main_process,
+                )
+            verdicts = verifier.verify([examples[i] for i, _ in mine], completions)
+            for (i, j), completion, verdict in zip(mine, completions, verdicts):
+                example = examples[i]
+                records.append(
+                    {
+                        "problem_index": i,
+                        "sample_index": j,
+                        "prompt": example.prompt,
+                        "reference": example.reference,
+                        "completion": completion.text,
+                        "parsed": verdict.parsed,
+                        "score": verdict.score,
+                        "correct": verdict.score >= recipe.verifier.pass_threshold,
+                        "boxed": is_boxed_answer(completion.text),
+                        "finish_reason": completion.finish_reason,
+                        "length": completion.length,
+                        "columns": {k: v for k, v in example.columns.items() if _is_jsonable(v)},
+                    }
+                )
     if state.num_processes > 1:
         from accelerate.utils import gather_object
 
-        local = gather_object(local)
-    local.sort(key=lambda pair: pair[0])
-    ordered: list[Completion] = [c for _, c in local]
-    verdicts = verifier.verify(examples, ordered)
-    records = []
-    for i, (example, completion, verdict) in enumerate(zip(examples, ordered, verdicts)):
-        records.append(
-            {
-                "index": i,
-                "prompt": example.prompt,
-                "completion": completion.text,
-                "reference": example.reference,
-                "parsed": verdict.parsed,
-                "score": verdict.score,
-                "correct": verdict.score >= recipe.verifier.pass_threshold,
-                "boxed": is_boxed_answer(completion.text),
-                "finish_reason": completion.finish_reason,
-                "length": completion.length,
-                **{k: v for k, v in example.columns.items() if _is_jsonable(v)},
-            }
-        )
-    return records
+        records = gather_object(records)
+    return sorted(records, key=lambda r: (r["problem_index"], r["sample_index"]))
 
 
-def summarise(records: list[dict], skipped_rows: int, seconds: float) -> EvalSummary:
-    n = len(records)
+@contextmanager
+def _seeded(seed: int, model):
+    device = next(model.parameters()).device
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        yield
+
+
+def sample_metrics(records: Sequence[dict], k: Sequence[int] = (1,)) -> dict[str, float]:
+    """Metrics of ``evaluate_model`` records (all samples of each problem must be present).
+
+    Returns ``accuracy`` (fraction of samples correct), ``pass@k`` for each k (unbiased, averaged
+    over problems), ``maj@k`` for each k > 1 (majority vote over each problem's first k samples),
+    ``boxed_rate``, ``truncation_rate`` and ``mean_length`` (tokens).
+    """
+    problems: dict[int, list[dict]] = {}
+    for r in records:
+        problems.setdefault(r["problem_index"], []).append(r)
+    ordered = [sorted(rs, key=lambda r: r["sample_index"]) for rs in problems.values()]
+    correct = [[r["correct"] for r in rs] for rs in ordered]
+    answers = [[r["parsed"] for r in rs] for rs in ordered]
+    total = len(records)
+    metrics = {"accuracy": sum(r["correct"] for r in records) / total}
+    for kk in k:
+        metrics[f"pass@{kk}"] = sum(pass_at_k(len(c), sum(c), kk) for c in correct) / len(correct)
+    for kk in k:
+        if kk > 1:
+            metrics[f"maj@{kk}"] = sum(maj_at_k(a, c, kk) for a, c in zip(answers, correct)) / len(correct)
+    metrics["boxed_rate"] = sum(r["boxed"] for r in records) / total
+    metrics["truncation_rate"] = sum(r["finish_reason"] == "length" for r in records) / total
+    metrics["mean_length"] = sum(r["length"] for r in records) / total
+    return metrics
+
+
+def group_metrics(
+    records: Sequence[dict], group_by: Sequence[str], k: Sequence[int] = (1,)
+) -> dict[str, dict[str, dict[str, float]]]:
+    """``sample_metrics`` per value of each column in ``group_by``, plus the problem count.
+
+    Values are keyed as strings (JSON keys), numbers in numeric order; a record without the
+    column goes to the group "(none)".
+    """
+    groups: dict[str, dict[str, dict[str, float]]] = {}
+    for column in group_by:
+        by_value: dict[object, list[dict]] = {}
+        for r in records:
+            by_value.setdefault(r["columns"].get(column, "(none)"), []).append(r)
+        groups[column] = {
+            str(v): {"problems": len({r["problem_index"] for r in by_value[v]}), **sample_metrics(by_value[v], k)}
+            for v in sorted(by_value, key=_natural_order)
+        }
+    return groups
+
+
+def _natural_order(value) -> tuple:
+    """Numbers first, in numeric order, then everything else as text."""
+    is_number = isinstance(value, (int, float))
+    return (not is_number, value if is_number else str(value))
+
+
+def eval_metrics(
+    records: Sequence[dict], k: Sequence[int] = (1,), group_by: Sequence[str] = (), prefix: str = "eval/"
+) -> dict[str, float]:
+    """Flat scalar metrics of ``evaluate_model`` records, ready for TensorBoard or any logger.
+
+    Keys, with the default prefix:
+
+    - ``eval/accuracy``: fraction of samples the verifier passes (equals ``eval/pass@1``).
+    - ``eval/pass@{k}``: unbiased pass@k for each k in ``k`` (each k <= samples per problem).
+    - ``eval/maj@{k}``: majority-vote accuracy over the first k samples, for each k > 1.
+    - ``eval/boxed_rate``: fraction of samples with a non-empty ``\\boxed{}``.
+    - ``eval/truncation_rate``: fraction of samples that hit ``max_new_tokens``.
+    - ``eval/mean_length``: mean completion length in tokens.
+    - ``eval/{column}={value}/{metric}``: each of the above per group of ``group_by``, e.g.
+      ``eval/level=3/accuracy``, plus ``eval/{column}={value}/problems``.
+
+    Typical use in a training loop::
+
+        records = evaluate_model(model, tokenizer, recipe, heldout, verifier, "heldout",
+                                 samples_per_prompt=1, data_cfg=heldout_cfg)
+        logger.log(eval_metrics(records, k=[1], group_by=["level"]), step)
+    """
+    flat = {f"{prefix}{name}": value for name, value in sample_metrics(records, k).items()}
+    for column, values in group_metrics(records, group_by, k).items():
+        for value, metrics in values.items():
+            flat.update({f"{prefix}{column}={value}/{name}": float(m) for name, m in metrics.items()})
+    return flat
+
+
+def summarise(
+    records: Sequence[dict], recipe: Recipe, skipped_rows: int, seconds: float, source: str = ""
+) -> EvalSummary:
+    g = recipe.generation
     return EvalSummary(
-        accuracy=sum(r["correct"] for r in records) / n,
-        boxed_rate=sum(r["boxed"] for r in records) / n,
-        truncation_rate=sum(r["finish_reason"] == "length" for r in records) / n,
-        mean_length=sum(r["length"] for r in records) / n,
-        size=n,
+        metrics=sample_metrics(records, recipe.eval.k),
+        groups=group_metrics(records, recipe.eval.group_by, recipe.eval.k),
+        problems=len({r["problem_index"] for r in records}),
+        samples_per_prompt=recipe.eval.samples_per_prompt,
         skipped_rows=skipped_rows,
         seconds=round(seconds, 2),
+        benchmark=recipe.eval.benchmark,
+        source=source,
+        settings={
+            "model": recipe.model.name_or_path,
+            "seed": recipe.run.seed,
+            "temperature": g.temperature,
+            "top_p": g.top_p,
+            "max_new_tokens": g.max_new_tokens,
+            "verifier": recipe.verifier.function,
+        },
     )
 
 
 def run_eval(recipe: Recipe, base_dir: Path, out_dir: Path) -> EvalSummary:
     start = time.time()
-    torch.manual_seed(recipe.run.seed)
+    check_eval_settings(recipe)
     data = load_examples(recipe.data, recipe.run.seed, base_dir)
+    check_group_by(recipe.eval.group_by, data.examples)
     verifier = build_verifier(recipe.verifier, base_dir)
     model, tokenizer = load_causal_lm(recipe.model.name_or_path, recipe.model.dtype, recipe.model.device)
-    records = evaluate_model(model, tokenizer, recipe, data.examples, verifier)
-    summary = summarise(records, data.skipped, time.time() - start)
+    n = recipe.eval.samples_per_prompt
+    desc = f"{recipe.eval.benchmark or 'eval'}" + (f" ({n} samples/problem)" if n > 1 else "")
+    records = evaluate_model(model, tokenizer, recipe, data.examples, verifier, desc)
+    summary = summarise(records, recipe, data.skipped, time.time() - start, data.source)
     from accelerate import PartialState
 
     if PartialState().is_main_process:
@@ -110,7 +285,7 @@ def run_eval(recipe: Recipe, base_dir: Path, out_dir: Path) -> EvalSummary:
     return summary
 
 
-def write_jsonl(path: Path, records: list[dict]) -> None:
+def write_jsonl(path: Path, records: Sequence[dict]) -> None:
     with path.open("w") as f:
         for record in records:
             f.write(json.dumps(record, ensure_ascii=False) + "\n")

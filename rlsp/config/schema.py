@@ -97,4 +97,25 @@ class VerifierConfig:
 
 @section
 class EvalConfig:
+    benchmark: Optional[Literal["math500", "gsm8k", "aime24", "arith"]] = option(
+        None,
+        help="A named benchmark whose data file, column mapping, prompt template, verifier, answer "
+        "length and breakdown are filled in as defaults (the recipe's own values win); null: "
+        "evaluate the data section as it stands.",
+    )
+    data_dir: Optional[str] = option(
+        None,
+        help="Folder holding benchmark files as <benchmark>/test.jsonl; default $RLSP_DATA_DIR, "
+        "else ../shared/data beside the working directory or the repository.",
+    )
+    samples_per_prompt: int = option(1, help="Completions sampled per problem (n); >1 needs temperature > 0.", ge=1)
+    k: list[Annotated[int, Field(ge=1)]] = option(
+        lambda: [1],
+        help="Report pass@k (unbiased, from all samples) and, for k > 1, maj@k (majority vote over "
+        "the first k samples) for each k; every k must be at most samples_per_prompt.",
+        min_length=1,
+    )
+    group_by: list[str] = option(
+        list, help="Columns of the data to break the metrics down by, e.g. [subject, level]."
+    )
     write_samples: bool = option(True, help="Write one JSON line per sample to <output_dir>/eval_samples.jsonl.")

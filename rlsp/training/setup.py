@@ -65,7 +65,7 @@ class TrainingModels:
 def build_models(recipe: Recipe, n_value_heads: int, total_optimizer_steps: int) -> TrainingModels:
     from accelerate import Accelerator
 
-    accelerator = Accelerator(cpu=recipe.model.device == "cpu", mixed_precision=recipe.train.mixed_precision)
+    accelerator = Accelerator(cpu=recipe.model.device == "cpu")
     cfg = recipe.train
     model, tokenizer = load_causal_lm(recipe.model.name_or_path, recipe.model.dtype, str(accelerator.device))
     critic = Critic(model, n_value_heads) if n_value_heads else None

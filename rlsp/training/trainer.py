@@ -86,7 +86,7 @@ class Trainer:
     def fit(self) -> dict:
         if self.eval_before is None:
             self.eval_before = self.evaluate("eval before")
-            self.logs.scalars(0, {"eval/accuracy": self.eval_before})
+            self.logs.scalars(0, self.eval_before)
         bar = tqdm(total=self.cfg.steps, initial=self.step, desc="rlsp train", unit="step")
         while self.step < self.cfg.steps:
             self.step += 1
@@ -96,12 +96,14 @@ class Trainer:
                             len=f"{scalars['response/length_mean']:.0f}")
         bar.close()
         after = self.evaluate("eval after")
-        self.logs.scalars(self.step, {"eval/accuracy": after})
+        self.logs.scalars(self.step, after)
         self.logs.close()
         self.models.save_final(self.run_dir / "final")
         summary = {
-            "heldout_accuracy_before": self.eval_before,
-            "heldout_accuracy_after": after,
+            "heldout_accuracy_before": self.eval_before["eval/accuracy"],
+            "heldout_accuracy_after": after["eval/accuracy"],
+            "heldout_boxed_rate_before": self.eval_before["eval/boxed_rate"],
+            "heldout_boxed_rate_after": after["eval/boxed_rate"],
             "heldout_size": len(self.heldout),
             "steps": self.step,
             "wall_seconds": round(time.time() - self.start_time, 1),
@@ -115,7 +117,7 @@ class Trainer:
         examples = [self.train_data[i] for i in self.sampler.indices(self.position, cfg.prompts_per_step)]
         self.position += cfg.prompts_per_step
 
-        autocast = m.accelerator.autocast  # a no-op unless train.mixed_precision is set
+        autocast = self._autocast
         with timer("1_generate"), autocast():
             conversations = [chat_messages(e, self.recipe.data) for e in examples]
             generated = generate_step(self.backend, examples, conversations, cfg.samples_per_prompt,
@@ -158,17 +160,25 @@ class Trainer:
                 self._save()
         with timer("8_evaluate"):
             if cfg.eval_every and self.step % cfg.eval_every == 0 and self.step != cfg.steps:
-                scalars["eval/accuracy"] = self.evaluate(f"eval step {self.step}")
+                scalars.update(self.evaluate(f"eval step {self.step}"))
         scalars.update({f"time/{phase}": s for phase, s in timer.seconds.items()})
         self.logs.scalars(self.step, scalars)
         return scalars
 
     # -- helpers ----------------------------------------------------------------------------
-    def evaluate(self, desc: str) -> float:
-        """Greedy held-out accuracy of the current policy."""
+    def evaluate(self, desc: str) -> dict[str, float]:
+        """Greedy held-out accuracy and \\boxed{} rate of the current policy."""
         greedy = dataclasses.replace(self.recipe, generation=dataclasses.replace(self.recipe.generation, temperature=0.0))
         records = evaluate_model(self.backend.model, self.models.tokenizer, greedy, self.heldout, self.verifier, desc=desc)
-        return sum(r["correct"] for r in records) / len(records)
+        return {
+            "eval/accuracy": sum(r["correct"] for r in records) / len(records),
+            "eval/boxed_rate": sum(r["boxed"] for r in records) / len(records),
+        }
+
+    def _autocast(self):
+        """bf16 autocast for train.mixed_precision=bf16 (fp32 weights and optimizer), else a no-op."""
+        device = self.models.accelerator.device.type
+        return torch.autocast(device, dtype=torch.bfloat16, enabled=self.cfg.mixed_precision == "bf16")
 
     def _sampling(self) -> SamplingParams:
         g = self.recipe.generation
