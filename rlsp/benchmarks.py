@@ -61,8 +61,7 @@ BENCHMARKS: dict[str, Benchmark] = {
         },
         local_file="gsm8k/test.jsonl",
         hub="openai/gsm8k",
-        # load_dataset needs the config name 'main', which data.source cannot carry yet.
-        hub_note=" (config 'main'; data.source cannot name a hub config yet, so download test.jsonl instead)",
+        hub_note=" data.subset=main",
     ),
     "aime24": Benchmark(
         "AIME 2024: 30 problems with integer answers 0-999 ('025' == '25')",

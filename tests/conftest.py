@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 from tiny_models import save_tiny_lm
 
@@ -16,6 +17,8 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Tiny models make tiny matmuls, where a second thread costs more than it brings.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

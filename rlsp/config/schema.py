@@ -53,6 +53,9 @@ class DataConfig:
         "(relative paths resolve against the recipe's folder, then the working directory), or a "
         "datasets-hub name (needs a network).",
     )
+    subset: Optional[str] = option(
+        None, help="Configuration name of a hub dataset that has several (e.g. 'main' for openai/gsm8k)."
+    )
     split: str = option(
         "test", help="Split to read: for 'builtin:arith' 'train' or 'heldout'; for hub datasets a split name."
     )

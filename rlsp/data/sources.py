@@ -69,7 +69,7 @@ def load_examples(cfg: DataConfig, seed: int, base_dir: Path | None = None) -> L
         rows, malformed = _read_file(path, cfg.on_bad_row)
         where = str(path)
     else:
-        rows, malformed, where = _read_hub(cfg.source, cfg.split), 0, cfg.source
+        rows, malformed, where = _read_hub(cfg.source, cfg.subset, cfg.split), 0, cfg.source
     examples, missing = _map_rows(rows, cfg, where)
     if cfg.shuffle:
         random.Random(seed).shuffle(examples)
@@ -122,11 +122,11 @@ def _read_file(path: Path, on_bad_row: str) -> tuple[list[tuple[int, dict]], int
     return rows, malformed
 
 
-def _read_hub(name: str, split: str) -> list[tuple[int, dict]]:
+def _read_hub(name: str, subset: str | None, split: str) -> list[tuple[int, dict]]:
     import datasets
 
     try:
-        table = datasets.load_dataset(name, split=split)
+        table = datasets.load_dataset(name, subset, split=split)
     except Exception as e:  # the hub client raises many types; all mean "cannot get it"
         raise DataError(f"data.source: could not load dataset {name!r} split {split!r} from the hub: {e}") from None
     return [(i + 1, row) for i, row in enumerate(table)]

@@ -27,7 +27,7 @@ from ..config import Recipe, output_dir
 from ..data import load_examples
 from ..data.prompts import chat_messages
 from ..errors import ConfigError
-from ..evaluate import evaluate_model
+from ..evaluate import eval_metrics, evaluate_model
 from ..generation import HFBackend, SamplingParams
 from ..reward_functions import build_reward_functions
 from ..verification import build_verifier
@@ -63,7 +63,8 @@ class Trainer:
         check_training_recipe(recipe)
         self.resume_from = self._checkpoint_to_resume(resume)
         self.train_data = load_examples(recipe.data, recipe.run.seed, base_dir).examples
-        self.heldout = load_examples(heldout_config(recipe), recipe.run.seed, base_dir).examples
+        self.heldout_cfg = heldout_config(recipe)
+        self.heldout = load_examples(self.heldout_cfg, recipe.run.seed, base_dir).examples
         self.reward_functions = build_reward_functions(recipe.rewards, base_dir)
         self.verifier = build_verifier(recipe.verifier, base_dir)
 
@@ -167,13 +168,13 @@ class Trainer:
 
     # -- helpers ----------------------------------------------------------------------------
     def evaluate(self, desc: str) -> dict[str, float]:
-        """Greedy held-out accuracy and \\boxed{} rate of the current policy."""
+        """Greedy held-out metrics of the current policy (accuracy, boxed rate, lengths, per level)."""
         greedy = dataclasses.replace(self.recipe, generation=dataclasses.replace(self.recipe.generation, temperature=0.0))
-        records = evaluate_model(self.backend.model, self.models.tokenizer, greedy, self.heldout, self.verifier, desc=desc)
-        return {
-            "eval/accuracy": sum(r["correct"] for r in records) / len(records),
-            "eval/boxed_rate": sum(r["boxed"] for r in records) / len(records),
-        }
+        with self._autocast():
+            records = evaluate_model(self.backend.model, self.models.tokenizer, greedy, self.heldout, self.verifier,
+                                     desc=desc, samples_per_prompt=1, data_cfg=self.heldout_cfg)
+        group_by = ["level"] if all("level" in e.columns for e in self.heldout) else []
+        return eval_metrics(records, k=[1], group_by=group_by)
 
     def _autocast(self):
         """bf16 autocast for train.mixed_precision=bf16 (fp32 weights and optimizer), else a no-op."""
