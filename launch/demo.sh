@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The main job (`make demo`): base model -> SFT warm-start -> RLSP PPO, on the CPU, with
+# held-out accuracy and \boxed{} rate after each stage. Everything lands in runs/demo/.
+set -euo pipefail
+BIN=${BIN:-.venv/bin}
+OUT=${OUT:-runs/demo}
+
+if [ -e "$OUT" ]; then
+  echo "Moving the previous demo run to $OUT.previous"
+  rm -rf "$OUT.previous" && mv "$OUT" "$OUT.previous"
+fi
+mkdir -p "$OUT"
+start=$(date +%s)
+
+echo "== 1/3 base model: held-out accuracy"
+"$BIN/rlsp" eval recipes/demo_eval.yaml run.output_dir="$OUT/eval_base"
+
+echo "== 2/3 SFT warm-start on generated long-CoT arithmetic traces"
+"$BIN/rlsp" sft recipes/sft_demo.yaml run.output_dir="$OUT/sft"
+
+echo "== 3/3 RLSP: PPO with verifier and exploration channels (evaluates before and after)"
+"$BIN/rlsp" train recipes/demo_rlsp.yaml run.output_dir="$OUT" model.name_or_path="$OUT/sft"
+
+"$BIN/python" launch/demo_report.py "$OUT" --seconds $(( $(date +%s) - start ))
