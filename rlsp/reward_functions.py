@@ -1,4 +1,4 @@
-"""Reward functions: the registry, the plug-in loader and the safe caller.
+"""Reward functions: the safe caller, and scoring a batch into the two channels.
 
 Built-ins and user code share one shape::
 
@@ -11,21 +11,16 @@ holds the dataset's other columns plus ``completion_lengths`` (tokens) and ``fin
 ("stop" | "length") from the trainer, one list entry per sample; a function must accept and
 ignore keyword arguments it does not use.
 
-A recipe names a function as a registered name (``math``, or one a user registered with
-``@register_reward_function``), ``package.module:function`` or ``path/to/file.py:function``.
+Functions are found by ``reward_registry`` (names, ``package.module:function``,
+``path/to/file.py:function``); its public names are re-exported here.
 """
 
 from __future__ import annotations
 
-import difflib
-import hashlib
-import importlib
-import importlib.util
 import inspect
 import logging
 import math
 import numbers
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,167 +29,20 @@ from typing import Any
 import torch
 from rlsp_verifiers.verdict import Verdict
 
-from .errors import RlspError, ConfigError, RewardError
+from .errors import ConfigError, RewardError, RlspError
+from .reward_registry import (  # noqa: F401  (some re-exported: users import them from here)
+    BUILTINS,
+    CHANNELS,
+    ON_ERROR,
+    TRAINER_COLUMNS,
+    did_you_mean,
+    load_reward_function,
+    qualified_name,
+    register_reward_function,
+    registered_names,
+)
 
 logger = logging.getLogger(__name__)
-
-# Built-ins are imported on first use, so a recipe without 'judge' never imports transformers.
-_BUILTINS = {
-    "math": "rlsp_verifiers.math_verifier:math",
-    "numeric": "rlsp_verifiers.numeric:numeric",
-    "string_match": "rlsp_verifiers.string_match:string_match",
-    "multiple_choice": "rlsp_verifiers.multiple_choice:multiple_choice",
-    "length": "rlsp_rewards.length:length",
-    "length_linear": "rlsp_rewards.length:length_linear",
-    "steps": "rlsp_rewards.steps:steps",
-    "backtracking": "rlsp_rewards.backtracking:backtracking",
-    "repetition": "rlsp_rewards.repetition:repetition",
-    "judge": "rlsp_rewards.judge:judge",
-}
-_registered: dict[str, Callable] = {}
-
-# Passed by the trainer on every call; a recipe's kwargs may not override them.
-TRAINER_COLUMNS = ("completion_lengths", "finish_reasons")
-CHANNELS = ("verifier", "exploration")
-ON_ERROR = ("raise", "fallback")
-_REF_FORMS = "a registered name, 'package.module:function' or 'path/to/file.py:function'"
-
-
-def register_reward_function(name: str) -> Callable[[Callable], Callable]:
-    """Decorator: make ``fn`` available to recipes as ``function: <name>``.
-
-    The module holding it must be imported before the recipe is loaded (or be loaded itself
-    as ``path/to/file.py:function`` by an earlier reward entry).
-    """
-
-    def decorator(fn: Callable) -> Callable:
-        if name in _BUILTINS:
-            raise ConfigError(
-                f"'{name}' is a built-in reward function; register yours under another name"
-            )
-        existing = _registered.get(name)
-        if existing is not None and _qualified(existing) != _qualified(fn):
-            raise ConfigError(
-                f"reward function name '{name}' is already registered to {_qualified(existing)}; "
-                f"choose another name for {_qualified(fn)}"
-            )
-        _registered[name] = fn
-        return fn
-
-    return decorator
-
-
-def registered_names() -> list[str]:
-    """Every name a recipe can use without a module or file: built-ins and registered ones."""
-    return sorted(set(_BUILTINS) | set(_registered))
-
-
-def _qualified(fn: Callable) -> str:
-    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
-
-
-def _did_you_mean(name: str, options: Sequence[str]) -> str:
-    """ "; did you mean 'x'?" for close options (ignoring case), else "."."""
-    by_lower = {o.lower(): o for o in options}
-    close = difflib.get_close_matches(name.lower(), list(by_lower), n=3)
-    return f"; did you mean {' or '.join(repr(by_lower[c]) for c in close)}?" if close else "."
-
-
-def load_reward_function(ref: str, base_dir: Path | None = None) -> Callable:
-    """Resolve ``ref`` to a callable.
-
-    ``ref`` is a registered name, ``package.module:function`` or ``path/to/file.py:function``;
-    a relative file path is looked up in ``base_dir`` (the recipe's folder), then the working
-    directory. Raises ``RewardError`` saying what was looked for and how to fix it.
-    """
-    ref = ref.strip()
-    if ref in _registered:
-        return _registered[ref]
-    if ref in _BUILTINS:
-        module_name, attr = _BUILTINS[ref].split(":")
-        return getattr(importlib.import_module(module_name), attr)
-    if ":" not in ref:
-        if ref.endswith(".py"):
-            raise RewardError(
-                f"reward function '{ref}' names a file but no function: write '{ref}:function_name'"
-            )
-        hint = ""
-        if "." in ref:
-            module_name, _, attr = ref.rpartition(".")
-            hint = f" To import from a module, write '{module_name}:{attr}'."
-        raise RewardError(
-            f"unknown reward function '{ref}'{_did_you_mean(ref, registered_names())} "
-            f"Registered names: {', '.join(registered_names())}. Use {_REF_FORMS}.{hint}"
-        )
-    target, _, attr = ref.rpartition(":")
-    if not target or not attr:
-        raise RewardError(f"reward function '{ref}' is malformed; use {_REF_FORMS}")
-    if target.endswith(".py") or "/" in target or "\\" in target:
-        module, where = _load_file(target, base_dir)
-    else:
-        module, where = _import_module(target), f"module '{target}'"
-    if not hasattr(module, attr):
-        defined = sorted(
-            n
-            for n, v in vars(module).items()
-            if callable(v)
-            and not n.startswith("_")
-            and getattr(v, "__module__", None) == module.__name__
-        )
-        raise RewardError(
-            f"{where} has no function '{attr}'{_did_you_mean(attr, defined)} "
-            f"Functions it defines: {', '.join(defined) or 'none'}."
-        )
-    fn = getattr(module, attr)
-    if not callable(fn):
-        raise RewardError(f"'{attr}' in {where} is a {type(fn).__name__}, not a function")
-    return fn
-
-
-def _load_file(path_text: str, base_dir: Path | None) -> tuple[Any, str]:
-    path = Path(path_text).expanduser()
-    if path.is_absolute():
-        candidates = [path]
-    else:
-        candidates = ([Path(base_dir) / path] if base_dir is not None else []) + [Path.cwd() / path]
-    found = next((c.resolve() for c in candidates if c.is_file()), None)
-    if found is None:
-        raise RewardError(
-            f"reward function file '{path_text}' not found; looked for "
-            f"{' and '.join(str(c) for c in candidates)}. Relative paths are resolved against "
-            "the recipe's folder, then the working directory."
-        )
-    # One module per file, loaded once: a second reward entry naming the same file reuses it.
-    digest = hashlib.sha1(str(found).encode()).hexdigest()[:10]
-    module_name = f"_rlsp_user_{found.stem}_{digest}"
-    if module_name in sys.modules:
-        return sys.modules[module_name], f"file {found}"
-    spec = importlib.util.spec_from_file_location(module_name, found)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module  # before exec, so dataclasses and pickling can find it
-    try:
-        spec.loader.exec_module(module)
-    except Exception as e:
-        del sys.modules[module_name]
-        raise RewardError(
-            f"importing reward function file {found} failed: {type(e).__name__}: {e}"
-        ) from e
-    return module, f"file {found}"
-
-
-def _import_module(name: str) -> Any:
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as e:
-        if e.name and (name == e.name or name.startswith(e.name + ".")):
-            raise RewardError(
-                f"no module named '{e.name}' (looking for reward function module '{name}'): "
-                "install its package in this environment, or refer to a file as "
-                "'path/to/file.py:function'"
-            ) from e
-        raise RewardError(f"importing module '{name}' failed: {e}") from e
-    except Exception as e:
-        raise RewardError(f"importing module '{name}' failed: {type(e).__name__}: {e}") from e
 
 
 @dataclass
@@ -238,7 +86,7 @@ class RewardFunction:
                     f"{where}: {field} must be a finite number, got {getattr(self, field)!r}"
                 )
         self.fn = load_reward_function(self.ref, base_dir)
-        _check_signature(self.fn, self.kwargs, where, strict=self.ref.strip() in _BUILTINS)
+        _check_signature(self.fn, self.kwargs, where, strict=self.ref.strip() in BUILTINS)
 
     def __repr__(self) -> str:
         return (
@@ -347,12 +195,12 @@ def _check_signature(fn: Callable, kwargs: dict, where: str, strict: bool) -> No
     n_positional = sum(k in (k.POSITIONAL_ONLY, k.POSITIONAL_OR_KEYWORD) for k in kinds)
     if n_positional < 3 and inspect.Parameter.VAR_POSITIONAL not in kinds:
         raise ConfigError(
-            f"{where}: {_qualified(fn)} must take (prompts, completions, references, **columns); "
+            f"{where}: {qualified_name(fn)} must take (prompts, completions, references, **columns); "
             f"its signature is {inspect.signature(fn)}"
         )
     if inspect.Parameter.VAR_KEYWORD not in kinds:
         raise ConfigError(
-            f"{where}: {_qualified(fn)} must accept extra keyword arguments (the trainer "
+            f"{where}: {qualified_name(fn)} must accept extra keyword arguments (the trainer "
             "passes dataset columns, completion_lengths and finish_reasons): add **columns to "
             "its signature"
         )
@@ -363,7 +211,7 @@ def _check_signature(fn: Callable, kwargs: dict, where: str, strict: bool) -> No
     for key in kwargs:
         if key not in options:
             raise ConfigError(
-                f"{where}: unknown option '{key}'{_did_you_mean(key, options)} "
+                f"{where}: unknown option '{key}'{did_you_mean(key, options)} "
                 f"Its options: {', '.join(options) or 'none'}."
             )
     missing = [

@@ -51,7 +51,9 @@ class Spec:
 
 @pytest.fixture(autouse=True)
 def clean_registry(monkeypatch):
-    monkeypatch.setattr(rf, "_registered", {})
+    import rlsp.reward_registry
+
+    monkeypatch.setattr(rlsp.reward_registry, "_registered", {})
 
 
 def returning(values):
