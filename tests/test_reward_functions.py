@@ -11,6 +11,7 @@ import torch
 from rlsp_verifiers import Verdict
 
 from rlsp import reward_functions as rf
+from rlsp import reward_registry
 from rlsp.errors import ConfigError, RewardError
 from rlsp.reward_functions import (
     RewardFunction,
@@ -51,9 +52,7 @@ class Spec:
 
 @pytest.fixture(autouse=True)
 def clean_registry(monkeypatch):
-    import rlsp.reward_registry
-
-    monkeypatch.setattr(rlsp.reward_registry, "_registered", {})
+    monkeypatch.setattr(reward_registry, "_registered", {})
 
 
 def returning(values):
@@ -203,7 +202,7 @@ def test_spec_validation():
         RewardFunction(Spec("judge", channel="exploration"))
     with pytest.raises(ConfigError, match=r"add \*\*columns"):
         make(lambda prompts, completions, references: [1.0])
-    rf._registered.clear()
+    reward_registry._registered.clear()
     with pytest.raises(ConfigError, match="must take"):
         make(lambda completions, **columns: [1.0])
     with pytest.raises(ConfigError, match="two reward functions are named 'length'"):
@@ -223,9 +222,9 @@ def test_floats_none_and_verdicts():
     assert result.n_errors == 0
     plain = run(make(returning([1, True, np.float32(0.25)])))  # any real number
     assert plain.scores.tolist() == [1.0, 1.0, 0.25] and plain.parsed is None
-    rf._registered.clear()
+    reward_registry._registered.clear()
     assert run(make(returning(np.array([0.0, 1.0, 2.0])))).scores.tolist() == [0.0, 1.0, 2.0]
-    rf._registered.clear()
+    reward_registry._registered.clear()
     assert run(make(returning(torch.tensor([0.0, 1.0, 2.0])))).scores.tolist() == [0.0, 1.0, 2.0]
 
 
@@ -287,14 +286,14 @@ def test_exceptions_raise_or_fall_back():
         run(make(broken))
     assert isinstance(e.value.__cause__, ZeroDivisionError)
 
-    rf._registered.clear()
+    reward_registry._registered.clear()
     result = run(make(broken, on_error="fallback", fallback_value=0.5))
     assert result.scores.tolist() == [0.5, 0.5, 0.5] and result.n_errors == 3
 
     def misconfigured(prompts, completions, references, **columns):
         raise ConfigError("answer_pattern is required")
 
-    rf._registered.clear()
+    reward_registry._registered.clear()
     with pytest.raises(ConfigError):  # never hidden behind a fallback
         run(make(misconfigured, on_error="fallback"))
 
