@@ -83,3 +83,11 @@ def test_module_entry_point_prints_no_traceback(tmp_path):
     assert done.returncode == 2
     assert "generation.temperature: Input should be greater than or equal to 0" in done.stderr
     assert "Traceback" not in done.stderr + done.stdout
+
+
+def test_validate_runs_the_training_checks(tmp_path, capsys):
+    recipes = Path(__file__).parents[1] / "recipes"
+    code, output = run_cli(capsys, "validate", recipes / "demo_rlsp.yaml", "train.minibatch_size=5")
+    assert code == 2 and "must be a multiple of train.micro_batch_size" in output
+    code, output = run_cli(capsys, "validate", recipes / "demo_rlsp.yaml", "rewards.1.function=backtrackin")
+    assert code == 2 and "rewards.1 (backtrackin): unknown reward function" in output

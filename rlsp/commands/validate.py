@@ -26,6 +26,12 @@ def run(args) -> int:
     base_dir = Path(args.recipe).resolve().parent
     check_source(recipe.data, base_dir)
     build_verifier(recipe.verifier, base_dir)
+    if recipe.rewards:  # a training recipe: the checks `rlsp train` makes before loading a model
+        from ..reward_functions import build_reward_functions
+        from ..training.preflight import check_training_recipe
+
+        check_training_recipe(recipe)
+        build_reward_functions(recipe.rewards, base_dir)
     print(yaml.safe_dump(recipe_as_dict(recipe), sort_keys=False).rstrip())
     if args.explain:
         print("\n" + explain(type(recipe)))
