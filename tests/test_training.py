@@ -261,3 +261,33 @@ def test_user_reward_file_reaches_tensorboard_and_rollouts(tmp_path, tiny_model_
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["heldout_size"] == 4 and 0 <= summary["heldout_accuracy_after"] <= 1
     assert (tmp_path / "run" / "final" / "config.json").exists()
+
+
+@pytest.mark.parametrize("estimator", ["rloo", "gae"])
+def test_update_moves_log_probabilities_with_the_advantage(tmp_path, tiny_model_dir, estimator, monkeypatch):
+    """After one update, samples with positive advantage became likelier, negative ones less likely."""
+    import rlsp.training.trainer as trainer_module
+    from rlsp.training.forward import completion_logprobs
+
+    seen = {}
+    original = trainer_module.ppo_update
+
+    def spy(batch, actor, critic, cfg, temperature, kl_coef, accelerator):
+        stats = original(batch, actor, critic, cfg, temperature, kl_coef, accelerator)
+        with torch.no_grad():
+            seen["after"] = completion_logprobs(actor.model, batch.seqs, temperature)[0]
+        seen["batch"] = batch
+        return stats
+
+    monkeypatch.setattr(trainer_module, "ppo_update", spy)
+    path, recipe = make_recipe(tmp_path, tiny_model_dir, f"train.advantage_estimator={estimator}",
+                               "train.samples_per_prompt=4", "train.minibatch_size=16", "train.micro_batch_size=16",
+                               "train.kl.coef=0", "train.actor_lr=0.003")
+    trainer = Trainer(recipe, path)
+    trainer.step = 1
+    trainer.train_step()
+    batch, mask = seen["batch"], seen["batch"].seqs.completion_mask.float()
+    advantage = (batch.advantages * mask).sum(1) / mask.sum(1)
+    change = ((seen["after"] - batch.old_logprobs) * mask).sum(1)
+    assert advantage.abs().sum() > 0
+    assert torch.corrcoef(torch.stack([advantage, change]))[0, 1] > 0.5
