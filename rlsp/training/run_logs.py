@@ -15,26 +15,36 @@ from torch.utils.tensorboard import SummaryWriter
 
 
 class RunLogs:
-    def __init__(self, run_dir: Path, resume_step: int | None):
+    """Writes only where ``enabled`` (the main process); elsewhere every call does nothing."""
+
+    def __init__(self, run_dir: Path, resume_step: int | None, enabled: bool = True):
+        self.enabled = enabled
         self.rollouts_path = run_dir / "rollouts.jsonl"
+        if not enabled:
+            return
         if resume_step is not None:
             self._truncate_rollouts(resume_step)
         purge = resume_step + 1 if resume_step is not None else None
         self.writer = SummaryWriter(log_dir=str(run_dir / "tensorboard"), purge_step=purge)
 
     def scalars(self, step: int, values: dict[str, float]) -> None:
+        if not self.enabled:
+            return
         for name, value in values.items():
             if value is not None and math.isfinite(value):
                 self.writer.add_scalar(name, value, step)
         self.writer.flush()
 
     def rollouts(self, records: list[dict]) -> None:
+        if not self.enabled:
+            return
         with self.rollouts_path.open("a") as f:
             for record in records:
                 f.write(json.dumps(record, ensure_ascii=False) + "\n")
 
     def close(self) -> None:
-        self.writer.close()
+        if self.enabled:
+            self.writer.close()
 
     def _truncate_rollouts(self, step: int) -> None:
         if not self.rollouts_path.exists():

@@ -81,7 +81,8 @@ class Trainer:
         if self.resume_from is not None:
             self._load(self.resume_from)
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.logs = RunLogs(self.run_dir, self.step if self.resume_from is not None else None)
+        self.logs = RunLogs(self.run_dir, self.step if self.resume_from is not None else None,
+                            enabled=self.models.accelerator.is_main_process)
 
     # -- the loop ---------------------------------------------------------------------------
     def fit(self) -> dict:
@@ -109,14 +110,18 @@ class Trainer:
             "steps": self.step,
             "wall_seconds": round(time.time() - self.start_time, 1),
         }
-        (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        if self.models.accelerator.is_main_process:
+            (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         return summary
 
     def train_step(self) -> dict[str, float]:
         cfg, m, timer = self.cfg, self.models, PhaseTimer()
         alpha = self.alpha.alpha_at(self.step - 1)
-        examples = [self.train_data[i] for i in self.sampler.indices(self.position, cfg.prompts_per_step)]
-        self.position += cfg.prompts_per_step
+        # Each process takes its own slice of the prompt stream (prompts_per_step is per process).
+        acc = m.accelerator
+        start = self.position + acc.process_index * cfg.prompts_per_step
+        examples = [self.train_data[i] for i in self.sampler.indices(start, cfg.prompts_per_step)]
+        self.position += cfg.prompts_per_step * acc.num_processes
 
         autocast = self._autocast
         with timer("1_generate"), autocast():
@@ -155,7 +160,12 @@ class Trainer:
                 "kl/mean": kl_per_sequence, "kl/coef": kl_coef,
                 "throughput/tokens_per_s": float(mask.sum()) / max(timer.seconds["1_generate"], 1e-9),
             }
-            self.logs.rollouts(rollout_records(self.step, generated, scores, self.reward_functions, totals))
+            records = rollout_records(self.step, generated, scores, self.reward_functions, totals)
+            if acc.num_processes > 1:
+                from accelerate.utils import gather_object
+
+                records = gather_object(records)
+            self.logs.rollouts(records)
         with timer("7_checkpoint"):
             if self.step == cfg.steps or (cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0):
                 self._save()
@@ -163,7 +173,7 @@ class Trainer:
             if cfg.eval_every and self.step % cfg.eval_every == 0 and self.step != cfg.steps:
                 scalars.update(self.evaluate(f"eval step {self.step}"))
         scalars.update({f"time/{phase}": s for phase, s in timer.seconds.items()})
-        self.logs.scalars(self.step, scalars)
+        self.logs.scalars(self.step, scalars)  # the main process's own statistics; rollouts are gathered
         return scalars
 
     # -- helpers ----------------------------------------------------------------------------
