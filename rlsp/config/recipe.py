@@ -8,6 +8,7 @@ from typing import Iterable, Optional
 from .fields import option, section
 from .loading import apply_overrides, build_section, read_yaml_mapping
 from .schema import DataConfig, EvalConfig, GenerationConfig, ModelConfig, RunConfig, VerifierConfig
+from .sft_schema import SFTConfig
 from .train_schema import RewardSpec, TrainConfig
 
 
@@ -26,12 +27,18 @@ class Recipe:
     )
     rewards: list[RewardSpec] = option(list, help="Reward functions, each feeding the verifier or exploration channel.")
     train: TrainConfig = option(TrainConfig, help="PPO training settings.")
+    sft: SFTConfig = option(SFTConfig, help="SFT warm-start on long chains of thought (rlsp sft).")
 
 
 def load_recipe(path: str | Path, overrides: Iterable[str] = ()) -> Recipe:
     """Load and validate a recipe file; ``overrides`` are ``section.key=value`` strings."""
     path = Path(path)
     data = apply_overrides(read_yaml_mapping(path), overrides)
+    from ..benchmarks import with_benchmark_defaults  # benchmarks imports this module
+
+    # A recipe naming eval.benchmark gets that benchmark's data file, fields and verifier as
+    # defaults; anything the recipe or an override sets wins.
+    data = with_benchmark_defaults(data, path.resolve().parent)
     return build_section(Recipe, data, "", str(path))
 
 

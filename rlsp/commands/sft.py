@@ -1,0 +1,36 @@
+"""``rlsp sft RECIPE``: warm-start a model on long chains of thought (full fine-tuning or LoRA)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import add_recipe_arguments
+
+HELP = "Supervised warm-start on long chains of thought (loss on the assistant turn only)."
+
+
+def add_arguments(parser) -> None:
+    add_recipe_arguments(parser)
+
+
+def run(args) -> int:
+    from accelerate import PartialState
+
+    from ..config import load_recipe, output_dir
+    from ..sft.trainer import run_sft
+
+    recipe = load_recipe(args.recipe, args.overrides)
+    out = output_dir(recipe, args.recipe)
+    result = run_sft(recipe, Path(args.recipe).resolve().parent, out)
+    if not PartialState().is_main_process:
+        return 0
+    losses = (
+        f"loss {result.first_loss:.3f} -> {result.last_loss:.3f}"
+        if result.first_loss is not None
+        else "no loss logged"
+    )
+    print(
+        f"sft: {result.examples} examples, {result.steps} steps in {result.seconds:.0f} s, {losses}; "
+        f"{result.saved} model saved in {out}/ (use it as model.name_or_path={out})"
+    )
+    return 0

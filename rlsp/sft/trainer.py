@@ -1,0 +1,286 @@
+"""Training and saving a warm-started model with TRL's ``SFTTrainer``.
+
+Phases: (1) check what can fail cheaply (data rows and fields, token lengths, N, LoRA target
+names on an empty model skeleton), (2) load the model, (3) train with loss on the assistant turn
+only, (4) save a directory that loads as ``model.name_or_path`` of any other recipe.
+
+Assistant-only loss uses TRL's conversational prompt-completion format with
+``completion_only_loss``: TRL tokenizes the prompt (with the generation prompt) and the whole
+conversation and masks the common prefix. This works with any chat template; TRL's
+``assistant_only_loss`` instead needs ``{% generation %}`` markers, which SmolLM2's template lacks.
+
+Under ``accelerate launch`` (DDP or DeepSpeed, see launch/) the training arguments are built
+before the model is loaded, so ZeRO-3 can shard the weights while they load.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+from ..config import Recipe
+from ..config.train_schema import LoraConfig
+from ..errors import ConfigError, ModelError
+from ..models import ALIASES, load_merged_adapter, load_tokenizer, resolve_model_path
+from .dataset import SftData, conversation, prepare_sft_data
+
+
+@dataclass(frozen=True)
+class SftResult:
+    output_dir: Path
+    examples: int
+    steps: int
+    first_loss: Optional[float]  # the first logged training loss
+    last_loss: Optional[float]  # the last logged training loss
+    seconds: float  # training time, saving excluded
+    saved: str  # 'full' weights, 'merged' LoRA, or the 'adapter' alone
+
+
+def run_sft(recipe: Recipe, recipe_dir: Optional[Path], out: Path) -> SftResult:
+    """Warm-start ``recipe.model`` on ``recipe.sft`` data and save it to ``out``."""
+    trainer, data = build_trainer(recipe, recipe_dir, out)
+    # (3) train
+    start = time.perf_counter()
+    trainer.train()
+    seconds = time.perf_counter() - start
+    # (4) save
+    saved = save(trainer, recipe, out)
+    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    result = SftResult(
+        out,
+        len(data.examples),
+        trainer.state.global_step,
+        losses[0] if losses else None,
+        losses[-1] if losses else None,
+        seconds,
+        saved,
+    )
+    if trainer.args.process_index == 0:
+        (out / "sft_log.json").write_text(json.dumps(trainer.state.log_history, indent=2) + "\n")
+        (out / "sft_summary.json").write_text(
+            json.dumps({**result.__dict__, "output_dir": str(out)}, indent=2) + "\n"
+        )
+    return result
+
+
+def build_trainer(recipe: Recipe, recipe_dir: Optional[Path], out: Path):
+    """Phases (1) and (2): every check, the data, the model, and TRL's trainer ready to train."""
+    model_path = resolve_model_path(recipe.model.name_or_path)
+    use_cpu = recipe.model.device == "cpu" or not torch.cuda.is_available()
+    load_dtype, bf16, fp16 = training_precision(recipe.model.dtype, use_cpu)
+    # (1) cheap checks, before any weights are read
+    try:
+        check_lora_targets(
+            model_path, recipe.model.lora
+        )  # before the ZeRO-3 set-up, which would shard the skeleton
+        tokenizer = load_tokenizer(recipe.model.name_or_path)
+    except OSError as e:  # a hub id without a network, a directory without a model
+        raise ModelError(
+            f"model.name_or_path: could not load {recipe.model.name_or_path!r}: {e}"
+        ) from None
+    args = training_arguments(recipe, out, use_cpu, bf16, fp16)
+    data = prepare_sft_data(recipe, tokenizer, recipe_dir)
+    if args.process_index == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "sft_data_stats.json").write_text(json.dumps(data.summary(recipe), indent=2) + "\n")
+        print(describe_data(data, recipe))
+    # (2) model and trainer
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM
+    from trl import SFTTrainer
+
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=load_dtype)
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_list([conversation(e, recipe) for e in data.examples]),
+        processing_class=tokenizer,
+        peft_config=peft_config(recipe.model.lora),
+    )
+    return trainer, data
+
+
+def training_precision(dtype: str, use_cpu: bool) -> tuple[torch.dtype, bool, bool]:
+    """(dtype the weights load in, bf16 autocast, fp16 autocast) for ``model.dtype``.
+
+    'auto' keeps fp32 master weights with bf16 autocast where the GPU supports it; 'bfloat16'
+    loads bf16 weights (what large models under DeepSpeed want); 'float16' trains fp32 weights
+    with fp16 autocast, since fp16 weights cannot be unscaled by the gradient scaler.
+    """
+    gpu_bf16 = not use_cpu and torch.cuda.is_bf16_supported()
+    if dtype == "auto":
+        return torch.float32, gpu_bf16, False
+    if dtype == "bfloat16":
+        return torch.bfloat16, not use_cpu, False
+    if dtype == "float16":
+        if use_cpu:
+            raise ConfigError(
+                "model.dtype: float16 training needs a GPU; use 'auto' or 'float32' on the CPU."
+            )
+        return torch.float32, False, True
+    return torch.float32, False, False
+
+
+def training_arguments(recipe: Recipe, out: Path, use_cpu: bool, bf16: bool, fp16: bool):
+    """TRL's SFTConfig from the recipe: loss on the completion only, no truncation surprises."""
+    from trl import SFTConfig as TrlSFTConfig
+
+    cfg = recipe.sft
+    return TrlSFTConfig(
+        output_dir=str(out),
+        seed=recipe.run.seed,
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps or -1,
+        learning_rate=cfg.learning_rate,
+        lr_scheduler_type=cfg.lr_scheduler,
+        warmup_steps=cfg.warmup_ratio,  # a float below 1 is a share of the steps
+        weight_decay=cfg.weight_decay,
+        max_grad_norm=cfg.max_grad_norm,
+        per_device_train_batch_size=cfg.per_device_batch_size,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        activation_checkpointing=cfg.gradient_checkpointing,  # the new name of gradient_checkpointing
+        use_cpu=use_cpu,
+        bf16=bf16,
+        fp16=fp16,
+        max_length=cfg.max_length,  # longer examples were dropped already; nothing is truncated
+        packing=cfg.packing,
+        completion_only_loss=True,
+        assistant_only_loss=False,
+        logging_steps=cfg.logging_steps,
+        logging_first_step=True,
+        save_strategy="steps" if cfg.save_steps else "no",
+        save_steps=cfg.save_steps or 500,
+        save_total_limit=cfg.save_total_limit,
+        report_to=[] if cfg.report_to == "none" else [cfg.report_to],
+    )
+
+
+def peft_config(lora: LoraConfig):
+    """PEFT's LoraConfig from ``model.lora``, or None for full fine-tuning."""
+    if not lora.enabled:
+        return None
+    from peft import LoraConfig as PeftLoraConfig
+
+    targets = "all-linear" if lora.target_modules == ["all-linear"] else list(lora.target_modules)
+    return PeftLoraConfig(
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=targets,
+        use_rslora=lora.use_rslora,
+        task_type="CAUSAL_LM",
+    )
+
+
+def check_lora_targets(model_path: str, lora: LoraConfig) -> None:
+    """Every LoRA target names a module of the model; checked on an empty skeleton, no weights read."""
+    if not lora.enabled:
+        return
+    targets = list(lora.target_modules)
+    if "all-linear" in targets:
+        if len(targets) > 1:
+            raise ConfigError(
+                "model.lora.target_modules: 'all-linear' must stand alone, e.g. [all-linear]."
+            )
+        return
+    from accelerate import init_empty_weights
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    with init_empty_weights():
+        skeleton = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(model_path))
+    names = [name for name, _ in skeleton.named_modules() if name]
+    linear = sorted(
+        {
+            name.rsplit(".", 1)[-1]
+            for name, m in skeleton.named_modules()
+            if isinstance(m, torch.nn.Linear)
+        }
+    )
+    missing = [t for t in targets if not any(n == t or n.endswith("." + t) for n in names)]
+    if missing:
+        import difflib
+
+        hints = [
+            f"{t!r} -> {close[0]!r}"
+            for t in missing
+            if (close := difflib.get_close_matches(t, linear, n=1))
+        ]
+        hint = f" Did you mean {', '.join(hints)}?" if hints else ""
+        raise ConfigError(
+            f"model.lora.target_modules: {', '.join(map(repr, missing))} match no module of the model "
+            f"({type(skeleton).__name__}).{hint} Its linear layers are: {', '.join(linear)}; or use [all-linear]."
+        )
+    head = next(n for n, m in skeleton.named_modules() if m is skeleton.get_output_embeddings())
+    if any(head == t or head.endswith("." + t) for t in targets):
+        raise ConfigError(
+            f"model.lora.target_modules: {head!r} is the output head; TRL computes the loss from its weight "
+            f"directly, so an adapter there would never train. Remove it."
+        )
+
+
+def save(trainer, recipe: Recipe, out: Path) -> str:
+    """Save weights (full, or LoRA merged, or the adapter alone) and the tokenizer with its chat template."""
+    main = trainer.args.process_index == 0
+    load_dtype = training_precision(recipe.model.dtype, trainer.args.use_cpu)[0]
+    if not recipe.model.lora.enabled:
+        trainer.save_model(str(out))
+        saved = "full"
+    else:
+        merge = recipe.sft.merge_adapters
+        adapter_dir = out / "adapter" if merge else out
+        trainer.save_model(str(adapter_dir))  # gathers ZeRO-3 shards; the adapter alone is small
+        if main:
+            _name_base_model(adapter_dir, recipe.model.name_or_path)
+            if merge:
+                # Merged from the saved adapter on one process: the same path for DDP and ZeRO-3.
+                with _zero3_paused():
+                    load_merged_adapter(adapter_dir, load_dtype).save_pretrained(str(out))
+        saved = "merged" if merge else "adapter"
+    if main:
+        trainer.processing_class.save_pretrained(str(out))
+    trainer.accelerator.wait_for_everyone()
+    return saved
+
+
+@contextmanager
+def _zero3_paused():
+    """Load whole, unsharded weights while a ZeRO-3 run is set up (transformers would shard them)."""
+    from transformers.integrations import deepspeed as hf_deepspeed
+
+    ref = hf_deepspeed._hf_deepspeed_config_weak_ref
+    config = ref() if ref is not None else None
+    hf_deepspeed.unset_hf_deepspeed_config()
+    try:
+        yield
+    finally:
+        if config is not None:
+            hf_deepspeed.set_hf_deepspeed_config(config)
+
+
+def _name_base_model(adapter_dir: Path, name_or_path: str) -> None:
+    """Record the base model portably: the alias or hub id as written, a local directory made absolute."""
+    config_file = adapter_dir / "adapter_config.json"
+    config = json.loads(config_file.read_text())
+    local = Path(name_or_path).expanduser()
+    config["base_model_name_or_path"] = (
+        name_or_path if name_or_path in ALIASES or not local.is_dir() else str(local.resolve())
+    )
+    config_file.write_text(json.dumps(config, indent=2) + "\n")
+
+
+def describe_data(data: SftData, recipe: Recipe) -> str:
+    """Two lines for the console: what was read, what was dropped and picked, token lengths."""
+    cfg = recipe.sft
+    stats = data.selected_tokens
+    return (
+        f"sft data: {data.rows} rows from {data.source}; dropped {data.too_long} longer than "
+        f"sft.max_length={cfg.max_length} tokens; selected {len(data.examples)} ({cfg.select}).\n"
+        f"sft tokens (prompt + response) of the selected: min {stats['min']}, median {stats['median']}, "
+        f"p90 {stats['p90']}, max {stats['max']}, mean {stats['mean']}."
+    )
