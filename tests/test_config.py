@@ -116,3 +116,9 @@ def test_training_sections(tmp_path):
 def test_bad_training_values(tmp_path, override, expected):
     with pytest.raises(ConfigError, match=expected.replace("(", r"\(").replace(")", r"\)")):
         load_recipe(write(tmp_path, ""), [override])
+
+
+def test_exponent_floats_without_a_dot(tmp_path):
+    recipe = load_recipe(write(tmp_path, "train:\n  actor_lr: 2e-5\n"), ["train.critic_lr=1e-6"])
+    assert recipe.train.actor_lr == 2e-5 and recipe.train.critic_lr == 1e-6
+    assert load_recipe(write(tmp_path, "run:\n  output_dir: 1e5-run\n")).run.output_dir == "1e5-run"

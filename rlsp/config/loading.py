@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import typing
 from pathlib import Path
 from typing import Any, Iterable
@@ -19,12 +20,34 @@ from pydantic import ValidationError
 from ..errors import ConfigError
 
 
+class RecipeLoader(yaml.SafeLoader):
+    """YAML 1.1 reads ``2e-5`` (no dot) as a string; researchers write learning rates that way."""
+
+
+RecipeLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+def parse_yaml(text: str):
+    return yaml.load(text, Loader=RecipeLoader)
+
+
 def read_yaml_mapping(path: Path) -> dict:
     """Parse ``path`` as a YAML mapping, or raise a ConfigError that points at the problem."""
     if not path.is_file():
         raise ConfigError(f"recipe file {str(path)!r} not found. Check the path; recipes ship in recipes/.")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = parse_yaml(path.read_text())
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -47,7 +70,7 @@ def apply_overrides(data: dict, overrides: Iterable[str]) -> dict:
         if not sep or not key:
             raise ConfigError(f"override {item!r} is not of the form section.key=value, e.g. generation.temperature=0.7.")
         try:
-            value = yaml.safe_load(raw) if raw else ""
+            value = parse_yaml(raw) if raw else ""
         except yaml.YAMLError:
             raise ConfigError(f"override {item!r}: the value {raw!r} is not valid YAML; quote it.") from None
         node: Any = data
