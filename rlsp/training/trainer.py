@@ -67,6 +67,8 @@ class Trainer:
         self.heldout = load_examples(self.heldout_cfg, recipe.run.seed, base_dir).examples
         self.reward_functions = build_reward_functions(recipe.rewards, base_dir)
         self.verifier = build_verifier(recipe.verifier, base_dir)
+        a = self.cfg.reward.alpha
+        self.alpha = AlphaSchedule(a.schedule, a.start, a.end, self.cfg.steps, a.warmup_steps)
 
         torch.manual_seed(recipe.run.seed)
         self.models = build_models(recipe, value_heads(self.cfg), self._total_optimizer_steps())
@@ -75,8 +77,6 @@ class Trainer:
         kl = self.cfg.kl
         self.kl_ctl = AdaptiveKLController(kl.coef, kl.target, kl.horizon) if kl.adaptive else FixedKLController(kl.coef)
         self.normalizers = ChannelNormalizers.create(self.cfg.reward.clip)
-        a = self.cfg.reward.alpha
-        self.alpha = AlphaSchedule(a.schedule, a.start, a.end, self.cfg.steps, a.warmup_steps)
         self.step, self.position, self.eval_before = 0, 0, None
         if self.resume_from is not None:
             self._load(self.resume_from)
