@@ -15,14 +15,6 @@ from rlsp.errors import ConfigError
 judge_module = importlib.import_module("rlsp_rewards.judge")
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    # Tiny matmuls on a shared 2-core machine run ~100x faster without OpenMP contention.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.mark.parametrize(
     ("reply", "scale", "expected"),

@@ -30,14 +30,6 @@ sft:
 """
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models train faster on one thread, and the CPU is shared with other jobs."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def tiny_recipe(tmp_path: Path, model_dir: Path, *overrides: str):
     path = tmp_path / "sft.yaml"
