@@ -15,7 +15,7 @@ def main() -> None:
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--seconds", type=float, default=None, help="Wall time of the whole demo.")
     args = parser.parse_args()
-    base = json.loads((args.run_dir / "eval_base" / "eval_summary.json").read_text())
+    base = json.loads((args.run_dir / "eval_base" / "eval_summary.json").read_text())["metrics"]
     summary_path = args.run_dir / "summary.json"
     rl = json.loads(summary_path.read_text())
     stages = [
