@@ -271,6 +271,16 @@ def _check_unique_names(reward_functions: Sequence[RewardFunction]) -> None:
         seen.add(fn.name)
 
 
+def reward_columns(examples: Sequence[Any], lengths: Sequence[int], finish_reasons: Sequence[str]) -> dict[str, list]:
+    """The keyword columns of a reward call: every dataset column (None where a row lacks it),
+    plus ``completion_lengths`` and ``finish_reasons`` (``TRAINER_COLUMNS``)."""
+    keys = {k for e in examples for k in e.columns}
+    columns = {key: [e.columns.get(key) for e in examples] for key in keys}
+    columns["completion_lengths"] = list(lengths)
+    columns["finish_reasons"] = list(finish_reasons)
+    return columns
+
+
 def score_all(
     reward_functions: Sequence[RewardFunction],
     prompts: Sequence[str],

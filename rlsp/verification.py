@@ -17,7 +17,7 @@ from .config.schema import VerifierConfig
 from .errors import RlspError
 from .data import Example
 from .generation import Completion
-from .reward_functions import RewardFunction
+from .reward_functions import RewardFunction, reward_columns
 
 
 @dataclass(frozen=True)
@@ -41,9 +41,7 @@ class Verifier:
             raise type(e)(f"verifier.function: {e}") from None
 
     def verify(self, examples: list[Example], completions: list[Completion]) -> list[Verdict]:
-        columns = {key: [e.columns.get(key) for e in examples] for key in {k for e in examples for k in e.columns}}
-        columns["completion_lengths"] = [c.length for c in completions]
-        columns["finish_reasons"] = [c.finish_reason for c in completions]
+        columns = reward_columns(examples, [c.length for c in completions], [c.finish_reason for c in completions])
         result = self.function(
             [e.prompt for e in examples], [c.text for c in completions], [e.reference for e in examples], columns
         )

@@ -21,15 +21,22 @@ class PromptSampler:
 
     def __init__(self, n_examples: int, seed: int):
         self.n, self.seed = n_examples, seed
+        self._epoch, self._order = -1, []
 
     def indices(self, position: int, count: int) -> list[int]:
         out = []
         for p in range(position, position + count):
             epoch, offset = divmod(p, self.n)
-            order = list(range(self.n))
-            random.Random(f"{self.seed}-{epoch}").shuffle(order)
-            out.append(order[offset])
+            out.append(self._order_of(epoch)[offset])
         return out
+
+    def _order_of(self, epoch: int) -> list[int]:
+        """The shuffled order of one epoch, computed once and kept until the next epoch."""
+        if epoch != self._epoch:
+            self._order = list(range(self.n))
+            random.Random(f"{self.seed}-{epoch}").shuffle(self._order)
+            self._epoch = epoch
+        return self._order
 
 
 @dataclass
@@ -103,12 +110,10 @@ class Scores:
 
 
 def score_step(reward_functions, generated: Generated) -> Scores:
-    from ..reward_functions import channel_totals, score_all
+    from ..reward_functions import channel_totals, reward_columns, score_all
 
     examples = generated.examples
-    columns = {key: [e.columns.get(key) for e in examples] for key in {k for e in examples for k in e.columns}}
-    columns["completion_lengths"] = generated.lengths
-    columns["finish_reasons"] = generated.finish_reasons
+    columns = reward_columns(examples, generated.lengths, generated.finish_reasons)
     results = score_all(
         reward_functions, [e.prompt for e in examples], generated.texts, [e.reference for e in examples], columns
     )
