@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import copy
 
-import torch
 from torch import nn
 
 from ..config.train_schema import LoraConfig
