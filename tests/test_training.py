@@ -171,6 +171,53 @@ def test_accumulation_equals_one_big_batch(tmp_path, tiny_model_dir):
             assert torch.allclose(a, b, atol=1e-6, rtol=1e-4)
 
 
+def test_one_optimizer_step_reuses_its_own_logprobs_exactly(tmp_path, tiny_model_dir):
+    """Skipping the separate old-policy pass (one optimizer step per batch) changes nothing: the
+    same actor gradient, and the same pre-update KL in the logs."""
+    overrides = ["train.advantage_estimator=rloo", "train.samples_per_prompt=2", "train.kl.placement=loss",
+                 "train.kl.estimator=k3", "train.minibatch_size=8", "train.kl.coef=0.1"]
+    results = []
+    for reuse in (False, True):
+        path, recipe = make_recipe(tmp_path, tiny_model_dir, *overrides, name=f"reuse{reuse}")
+        trainer = Trainer(recipe, path)
+        assert trainer.reuse_update_logprobs  # one epoch, minibatch = the whole batch of 8
+        trainer.reuse_update_logprobs = reuse
+        grads, original = [], trainer.models.actor.optimizer.step
+
+        def step(*args, _model=trainer.models.policy, _original=original, **kwargs):
+            grads.extend(p.grad.clone() for p in _model.parameters() if p.grad is not None)
+            return _original(*args, **kwargs)
+
+        trainer.models.actor.optimizer.step = step
+        trainer.step = 1
+        torch.manual_seed(5)
+        scalars = trainer.train_step()
+        results.append((grads, scalars))
+    (explicit, explicit_scalars), (reused, reused_scalars) = results
+    assert len(explicit) == len(reused) > 0
+    for a, b in zip(explicit, reused):
+        assert torch.allclose(a, b, atol=1e-6, rtol=1e-4)
+    assert explicit_scalars["kl/mean"] == pytest.approx(reused_scalars["kl/mean"], abs=1e-6)
+    assert reused_scalars["policy/approx_kl"] == 0.0 and reused_scalars["policy/clipfrac"] == 0.0
+
+
+def test_update_logprobs_match_the_generators(tmp_path, tiny_model_dir):
+    """The training forward scores exactly the distribution generate() sampled from (fp32)."""
+    from rlsp.data.prompts import chat_messages
+    from rlsp.training.forward import completion_logprobs
+    from rlsp.training.rollout import generate_step
+
+    path, recipe = make_recipe(tmp_path, tiny_model_dir, "generation.temperature=0.7")
+    trainer = Trainer(recipe, path)
+    examples = trainer.train_data[:3]
+    conv = [chat_messages(e, trainer.recipe.data) for e in examples]
+    generated = generate_step(trainer.backend, examples, conv, 2, trainer._sampling(), 4)
+    with torch.no_grad():
+        logp = completion_logprobs(trainer.models.policy, generated.seqs, 0.7)[0]
+    mask = generated.seqs.completion_mask.bool()
+    assert torch.allclose(logp[mask], generated.sampling_logprobs[mask], atol=1e-4)
+
+
 def test_resume_equals_straight_run(tmp_path, tiny_model_dir):
     common = ["train.steps=4", "train.checkpoint_every=2"]
     path, recipe = make_recipe(tmp_path, tiny_model_dir, *common, name="straight")

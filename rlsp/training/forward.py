@@ -41,8 +41,10 @@ def completion_logprobs(
 
     ``entropy_grad``: keep the entropy in the autograd graph (for an entropy bonus).
     """
-    P, T = seqs.prompt_ids.shape[1], seqs.completion_ids.shape[1]
-    logits = model(**seqs.inputs(), use_cache=False).logits[:, P - 1 : P + T - 1].float()
+    T = seqs.completion_ids.shape[1]
+    # Only the last T + 1 positions predict completion tokens (the final one predicts nothing):
+    # projecting the prompt positions onto the vocabulary would be wasted work.
+    logits = model(**seqs.inputs(), use_cache=False, logits_to_keep=T + 1).logits[:, :-1].float()
     if temperature > 0 and temperature != 1.0:
         logits = logits / temperature
     log_probs = torch.log_softmax(logits, dim=-1)

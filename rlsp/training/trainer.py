@@ -4,6 +4,7 @@ One step, in order (each phase timed and logged as ``time/<phase>``):
   1 generate     sample completions for this step's prompts
   2 score        run every reward function; sum them into the verifier and exploration channels
   3 logprobs     policy (old), reference and critic passes over the samples, no gradients
+                 (the old policy pass is skipped when phase 5 is one optimizer step: see update.py)
   4 advantages   KL, reward mixing/normalisation, GAE or a critic-free estimator
   5 update       PPO epochs over minibatches (critic only during warm-up)
   6 log          TensorBoard scalars, rollouts.jsonl
@@ -39,7 +40,7 @@ from .rollout import PromptSampler, generate_step, score_step
 from .run_logs import RunLogs
 from .setup import build_models
 from .step_records import response_scalars, reward_scalars, rollout_records
-from .update import UpdateBatch, ppo_update
+from .update import UpdateBatch, ppo_update, single_optimizer_step
 
 
 class PhaseTimer:
@@ -77,6 +78,8 @@ class Trainer:
         kl = self.cfg.kl
         self.kl_ctl = AdaptiveKLController(kl.coef, kl.target, kl.horizon) if kl.adaptive else FixedKLController(kl.coef)
         self.normalizers = ChannelNormalizers.create(self.cfg.reward.clip)
+        rollout_size = self.cfg.prompts_per_step * self.cfg.samples_per_prompt
+        self.reuse_update_logprobs = single_optimizer_step(self.cfg, rollout_size)
         self.step, self.position, self.eval_before = 0, 0, None
         if self.resume_from is not None:
             self._load(self.resume_from)
@@ -131,16 +134,24 @@ class Trainer:
         with timer("2_score"):
             scores = score_step(self.reward_functions, generated)
         seqs, mask = generated.seqs, generated.seqs.completion_mask
+        in_reward = cfg.kl.placement == "reward"
+        # With one optimizer step per batch the update computes the old log-probs itself, unless
+        # the KL has to enter the rewards (phase 4) before the update runs.
+        reuse_update_logprobs = (self.reuse_update_logprobs and self.step > cfg.critic_warmup_steps
+                                 and not (in_reward and self.kl_ctl.value > 0))
         with timer("3_logprobs"), torch.no_grad(), autocast():
-            old_logp = self._batched(lambda s: completion_logprobs(m.policy, s, self._temperature())[0], seqs)
+            old_logp = None
+            if not reuse_update_logprobs:
+                old_logp = self._batched(lambda s: completion_logprobs(m.policy, s, self._temperature())[0], seqs)
             ref_logp = None
             if self.kl_ctl.value > 0:
                 with m.reference.model() as reference:
                     ref_logp = self._batched(lambda s: completion_logprobs(reference, s, self._temperature())[0], seqs)
             values = self._batched(lambda s: completion_values(m.critic, s), seqs) if m.critic is not None else None
         with timer("4_advantages"):
-            kl = kl_estimate(old_logp, ref_logp, cfg.kl.estimator) * mask if ref_logp is not None else None
-            in_reward = cfg.kl.placement == "reward"
+            kl = None
+            if ref_logp is not None and in_reward:
+                kl = kl_estimate(old_logp, ref_logp, cfg.kl.estimator) * mask
             adv = compute_advantages(cfg, alpha, scores.verifier, scores.exploration, kl if in_reward else None,
                                      self.kl_ctl.value, values, mask, generated.group_ids, self.normalizers)
         with timer("5_update"), autocast():
@@ -148,6 +159,8 @@ class Trainer:
             actor = m.actor if self.step > cfg.critic_warmup_steps else None
             update_stats = ppo_update(batch, actor, m.critic_opt, cfg, self._temperature(),
                                       0.0 if in_reward else self.kl_ctl.value, m.accelerator)
+        if ref_logp is not None and kl is None:  # KL in the loss: measured on the pre-update policy
+            kl = kl_estimate(batch.old_logprobs, ref_logp, cfg.kl.estimator) * mask
         kl_per_sequence = (kl.sum(1).mean().item() if kl is not None else 0.0)
         kl_coef = self.kl_ctl.value
         self.kl_ctl.update(kl_per_sequence, len(generated.texts))

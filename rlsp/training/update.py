@@ -23,7 +23,11 @@ class UpdateBatch:
     """Everything the update needs for B sequences of T completion tokens."""
 
     seqs: Sequences
-    old_logprobs: torch.Tensor  # (B, T) policy log-probs before this step's update
+    # (B, T) policy log-probs before this step's update. None when the update is one optimizer
+    # step over the whole batch: the policy it sees is then still the sampling policy, so its own
+    # log-probs (detached) are the old ones and a separate no-grad pass would be wasted work.
+    # ppo_update fills them in.
+    old_logprobs: torch.Tensor | None
     ref_logprobs: torch.Tensor | None  # (B, T), when the KL is in the loss
     advantages: torch.Tensor  # (B, T)
     old_values: torch.Tensor | None  # (B, T, H) critic values before the update
@@ -57,17 +61,33 @@ def ppo_update(
     accelerator,
 ) -> dict[str, float]:
     """Run ``cfg.ppo_epochs`` passes; ``actor`` None trains the critic only (warm-up)."""
+    fill_old = batch.old_logprobs is None
+    if fill_old:
+        if not single_optimizer_step(cfg, len(batch)) or actor is None:
+            raise ValueError("old_logprobs may be left out only for one actor optimizer step over the whole batch")
+        batch.old_logprobs = torch.zeros_like(batch.advantages)
     sums: dict[str, float] = defaultdict(float)
     counts: dict[str, int] = defaultdict(int)
     for _ in range(cfg.ppo_epochs):
         order = torch.randperm(len(batch))
         for start in range(0, len(batch), cfg.minibatch_size):
-            minibatch = batch.rows(order[start : start + cfg.minibatch_size])
-            stats = _minibatch_step(minibatch, actor, critic, cfg, temperature, kl_coef_in_loss, accelerator)
+            rows = order[start : start + cfg.minibatch_size]
+            minibatch = batch.rows(rows)
+            if fill_old:
+                minibatch.old_logprobs = None
+            stats, seen_logprobs = _minibatch_step(minibatch, actor, critic, cfg, temperature, kl_coef_in_loss,
+                                                   accelerator)
+            if fill_old:
+                batch.old_logprobs[rows] = seen_logprobs
             for k, v in stats.items():
                 sums[k] += v
                 counts[k] += 1
     return {k: sums[k] / counts[k] for k in sums}
+
+
+def single_optimizer_step(cfg: TrainConfig, batch_size: int) -> bool:
+    """One PPO epoch with one minibatch: the update's policy is the one that sampled the batch."""
+    return cfg.ppo_epochs == 1 and cfg.minibatch_size >= batch_size
 
 
 def _share(mask: torch.Tensor, total_mask: torch.Tensor, aggregation: str) -> float:
@@ -76,8 +96,11 @@ def _share(mask: torch.Tensor, total_mask: torch.Tensor, aggregation: str) -> fl
     return mask.shape[0] / total_mask.shape[0]
 
 
-def _minibatch_step(mb: UpdateBatch, actor, critic, cfg, temperature, kl_coef_in_loss, accelerator) -> dict[str, float]:
+def _minibatch_step(mb: UpdateBatch, actor, critic, cfg, temperature, kl_coef_in_loss, accelerator):
+    """One optimizer step; returns its statistics and, when ``mb.old_logprobs`` is None, the
+    detached log-probs the actor computed (used as the old ones)."""
     stats: dict[str, float] = defaultdict(float)
+    seen_logprobs = []
     n = len(mb)
     micro_starts = list(range(0, n, cfg.micro_batch_size))
     for i, start in enumerate(micro_starts):
@@ -87,8 +110,9 @@ def _minibatch_step(mb: UpdateBatch, actor, critic, cfg, temperature, kl_coef_in
         last = i == len(micro_starts) - 1
         if actor is not None:
             with _no_sync_unless(last, actor.model, accelerator):
-                loss, actor_stats = _actor_loss(actor.model, micro, mask, cfg, temperature, kl_coef_in_loss)
+                loss, actor_stats, logp = _actor_loss(actor.model, micro, mask, cfg, temperature, kl_coef_in_loss)
                 accelerator.backward(loss * share)
+            seen_logprobs.append(logp.detach())
             for k, v in actor_stats.items():
                 stats[k] += v * share
         if critic is not None:
@@ -105,13 +129,14 @@ def _minibatch_step(mb: UpdateBatch, actor, critic, cfg, temperature, kl_coef_in
         opt.scheduler.step()
         opt.optimizer.zero_grad(set_to_none=True)
         stats[f"{name}/lr"] = opt.scheduler.get_last_lr()[0]
-    return stats
+    return stats, (torch.cat(seen_logprobs) if seen_logprobs else None)
 
 
 def _actor_loss(model, micro: UpdateBatch, mask, cfg: TrainConfig, temperature, kl_coef_in_loss):
     logp, entropy = completion_logprobs(model, micro.seqs, temperature, with_entropy=True,
                                         entropy_grad=cfg.entropy_coef > 0)
-    loss, pg = clipped_policy_loss(logp, micro.old_logprobs, micro.advantages, mask, cfg.clip_eps, cfg.loss_aggregation)
+    old = logp.detach() if micro.old_logprobs is None else micro.old_logprobs
+    loss, pg = clipped_policy_loss(logp, old, micro.advantages, mask, cfg.clip_eps, cfg.loss_aggregation)
     mean_entropy = aggregate_loss(entropy, mask, cfg.loss_aggregation)
     stats = {"policy/loss": loss.item(), "policy/clipfrac": float(pg["clipfrac"]),
              "policy/approx_kl": float(pg["approx_kl"]), "policy/entropy": mean_entropy.item()}
@@ -121,7 +146,7 @@ def _actor_loss(model, micro: UpdateBatch, mask, cfg: TrainConfig, temperature, 
         kl = kl_loss(logp, micro.ref_logprobs, mask, cfg.kl.estimator, cfg.loss_aggregation)
         stats["policy/kl_loss"] = kl.item()
         loss = loss + kl_coef_in_loss * kl
-    return loss, stats
+    return loss, stats, logp
 
 
 def _critic_loss(critic, micro: UpdateBatch, mask, cfg: TrainConfig):
