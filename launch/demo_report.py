@@ -1,4 +1,5 @@
-"""Print the demo's stage-by-stage table and add the stages to runs/demo/summary.json.
+"""Print the demo's stage-by-stage table, add the stages to runs/demo/summary.json and plot
+them with the RL run's per-step training curves in runs/demo/demo.png.
 
     python launch/demo_report.py runs/demo [--seconds N]
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections import defaultdict
 from pathlib import Path
 
 
@@ -31,7 +33,52 @@ def main() -> None:
     if args.seconds is not None:
         rl["demo_wall_seconds"] = args.seconds
     summary_path.write_text(json.dumps(rl, indent=2) + "\n")
-    print(f"\nRL wall time {rl['wall_seconds']:.0f} s; TensorBoard: tensorboard --logdir {args.run_dir}/tensorboard")
+    plot(stages, per_step_means(args.run_dir / "rollouts.jsonl"), args.run_dir / "demo.png")
+    print(f"\nRL wall time {rl['wall_seconds']:.0f} s; plot: {args.run_dir}/demo.png; "
+          f"TensorBoard: tensorboard --logdir {args.run_dir}/tensorboard")
+
+
+def per_step_means(rollouts: Path) -> dict[str, list[float]]:
+    """Sampled verifier accuracy and mean completion length of each training step."""
+    correct, length = defaultdict(list), defaultdict(list)
+    if rollouts.exists():
+        for line in rollouts.read_text().splitlines():
+            record = json.loads(line)
+            correct[record["step"]].append(record["rewards"]["verifier"] >= 1.0)
+            length[record["step"]].append(record["length"])
+    steps = sorted(correct)
+    return {"step": steps, "accuracy": [sum(correct[s]) / len(correct[s]) for s in steps],
+            "length": [sum(length[s]) / len(length[s]) for s in steps]}
+
+
+def plot(stages, curves: dict[str, list[float]], path: Path) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(11, 4), layout="constrained")
+    FigureCanvasAgg(fig)
+    bars, train = fig.subplots(1, 2)
+    names, accuracies = [n for n, _, _ in stages], [a for _, a, _ in stages]
+    bars.bar(names, accuracies, color=["#999999", "#4c72b0", "#dd8452"])
+    for x, a in enumerate(accuracies):
+        bars.text(x, a + 0.01, f"{a:.3f}", ha="center")
+    bars.set_ylim(0, 1)
+    bars.set_title("held-out accuracy (greedy)")
+    if curves["step"]:
+        # Each step samples only a few dozen completions: a 5-step running mean shows the trend.
+        window = [sum(curves["accuracy"][max(0, i - 4): i + 1]) / len(curves["accuracy"][max(0, i - 4): i + 1])
+                  for i in range(len(curves["step"]))]
+        train.plot(curves["step"], curves["accuracy"], "o", alpha=0.35, label="sampled accuracy")
+        train.plot(curves["step"], window, "-", label="5-step mean")
+        train.set_xlabel("RL step")
+        train.set_ylim(0, 1)
+        lengths = train.twinx()
+        lengths.plot(curves["step"], curves["length"], color="#55a868", alpha=0.6, label="mean length (tokens)")
+        lengths.set_ylabel("tokens")
+        train.legend(loc="lower left")
+        lengths.legend(loc="lower right")
+    train.set_title("RL training samples")
+    fig.savefig(path, dpi=110)
 
 
 if __name__ == "__main__":

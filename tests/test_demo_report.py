@@ -26,9 +26,27 @@ def test_demo_report(tmp_path):
     (tmp_path / "summary.json").write_text(json.dumps({  # as `rlsp train` writes it
         "heldout_accuracy_before": 0.6, "heldout_accuracy_after": 0.7, "heldout_boxed_rate_before": 1.0,
         "heldout_boxed_rate_after": 1.0, "heldout_size": 4, "steps": 2, "wall_seconds": 10.0}))
+    rollouts = [{"step": step, "rewards": {"verifier": v, "exploration": 0.0}, "length": 20 + step}
+                for step, v in [(1, 0.0), (1, 1.0), (2, 1.0), (2, 1.0)]]
+    (tmp_path / "rollouts.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rollouts))
     done = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path), "--seconds", "99"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "base model" in done.stdout and "0.250" in done.stdout and "after RLSP" in done.stdout
     written = json.loads((tmp_path / "summary.json").read_text())
     assert [s["accuracy"] for s in written["stages"]] == [0.25, 0.6, 0.7]
     assert written["demo_wall_seconds"] == 99
+    assert (tmp_path / "demo.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_per_step_means(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("demo_report", SCRIPT)
+    report = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(report)
+    rows = [(1, 1.0, 10), (1, 0.0, 20), (1, 0.5, 30), (2, 1.0, 40)]
+    (tmp_path / "rollouts.jsonl").write_text("".join(
+        json.dumps({"step": s, "rewards": {"verifier": v}, "length": n}) + "\n" for s, v, n in rows))
+    curves = report.per_step_means(tmp_path / "rollouts.jsonl")
+    # A partial verifier score (0.5) is not a correct answer.
+    assert curves == {"step": [1, 2], "accuracy": [1 / 3, 1.0], "length": [20.0, 40.0]}
