@@ -144,19 +144,14 @@ def test_missing_lora_target_module_fails_before_training(tmp_path, tiny_model_d
         run_sft(head, None, out)
 
 
+def sft_cli(path: Path, model_dir: Path, out: Path, *overrides: str) -> int:
+    """`rlsp sft RECIPE` through the real CLI entry point, on the tiny model."""
+    return main(["sft", str(path), f"model.name_or_path={model_dir}", f"run.output_dir={out}", *overrides])
+
+
 def test_cli_end_to_end_merged_lora_loads_as_a_model(tmp_path, tiny_model_dir, capsys):
     _, out, path = tiny_recipe(tmp_path, tiny_model_dir)
-    code = main(
-        [
-            "sft",
-            str(path),
-            f"model.name_or_path={tiny_model_dir}",
-            f"run.output_dir={out}",
-            "model.lora.enabled=true",
-            "model.lora.r=2",
-            "sft.max_steps=2",
-        ]
-    )
+    code = sft_cli(path, tiny_model_dir, out, "model.lora.enabled=true", "model.lora.r=2", "sft.max_steps=2")
     assert code == 0
     printed = capsys.readouterr().out
     assert "dropped 0 longer than sft.max_length=512" in printed and "merged model saved" in printed
@@ -170,15 +165,7 @@ def test_cli_end_to_end_merged_lora_loads_as_a_model(tmp_path, tiny_model_dir, c
 
 def test_cli_reports_bad_data_without_traceback(tmp_path, tiny_model_dir, capsys):
     _, out, path = tiny_recipe(tmp_path, tiny_model_dir)
-    code = main(
-        [
-            "sft",
-            str(path),
-            f"model.name_or_path={tiny_model_dir}",
-            f"run.output_dir={out}",
-            "sft.n=7",
-        ]
-    )
+    code = sft_cli(path, tiny_model_dir, out, "sft.n=7")
     assert code == 2
     assert (
         "rlsp sft: error: sft.n is 7 but builtin:arith_traces has only 6 usable examples"
