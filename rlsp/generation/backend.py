@@ -39,4 +39,6 @@ class Rollout:
 
 
 class GenerationBackend(Protocol):
-    def generate(self, conversations: list[list[dict]], params: SamplingParams) -> Rollout: ...
+    def generate(self, conversations: list[list[dict]], params: SamplingParams, samples_per_prompt: int = 1) -> Rollout:
+        """``samples_per_prompt`` completions per conversation; rows prompt-major, samples adjacent."""
+        ...

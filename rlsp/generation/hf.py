@@ -1,11 +1,10 @@
-"""Generation with transformers' ``generate``: left padding, chat template, stop tokens."""
+"""Generation on a transformers model: chat template, left padding, stop tokens (loop in decode.py)."""
 
 from __future__ import annotations
 
 import torch
-from transformers import GenerationConfig
-
 from .backend import Rollout, SamplingParams
+from .decode import decode
 
 # End-of-turn tokens of common chat templates; generation stops at whichever the vocabulary has.
 CHAT_END_TOKENS = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<|endoftext|>", "<end_of_turn>")
@@ -45,7 +44,7 @@ def completion_mask_from_ids(completion_ids: torch.Tensor, stop_ids: list[int]) 
 
 
 class HFBackend:
-    """``GenerationBackend`` on a transformers causal LM (any device, KV cache on)."""
+    """``GenerationBackend`` on a transformers causal LM (any device), sampled by ``decode``."""
 
     def __init__(self, model, tokenizer):
         self.model = model
@@ -53,41 +52,24 @@ class HFBackend:
         self.stop_ids = stop_token_ids(tokenizer, model)
 
     @torch.no_grad()
-    def generate(self, conversations: list[list[dict]], params: SamplingParams) -> Rollout:
+    def generate(self, conversations: list[list[dict]], params: SamplingParams, samples_per_prompt: int = 1) -> Rollout:
+        """``samples_per_prompt`` completions of each conversation, a conversation's samples adjacent."""
         tok = self.tokenizer
         tok.padding_side = "left"
         encoded = tok(render_prompts(tok, conversations), return_tensors="pt", padding=True, add_special_tokens=False)
         device = next(self.model.parameters()).device
         prompt_ids, prompt_mask = encoded["input_ids"].to(device), encoded["attention_mask"].to(device)
-        sampling = params.temperature > 0
-        # A fresh config, so no sampling default from the checkpoint (top_k=50, repetition
-        # penalty...) silently changes the policy the log-probabilities describe.
-        config = GenerationConfig(
-            do_sample=sampling,
-            temperature=params.temperature if sampling else None,
-            top_p=params.top_p if sampling else None,
-            top_k=0 if sampling else None,
-            max_new_tokens=params.max_new_tokens,
-            eos_token_id=self.stop_ids,
-            pad_token_id=tok.pad_token_id,
-            return_dict_in_generate=True,
-            output_scores=True,
-        )
         was_training = self.model.training
         self.model.eval()
-        out = self.model.generate(
-            input_ids=prompt_ids,
-            attention_mask=prompt_mask,
-            generation_config=config,
-        )
-        self.model.train(was_training)
-        completion_ids = out.sequences[:, prompt_ids.shape[1] :]
+        try:
+            completion_ids, logprobs = decode(self.model, prompt_ids, prompt_mask, params, self.stop_ids,
+                                              tok.pad_token_id, samples_per_prompt)
+        finally:
+            self.model.train(was_training)
         mask, stopped = completion_mask_from_ids(completion_ids, self.stop_ids)
-        # Scores are the processed logits (temperature, top-p applied), so these are the
-        # log-probabilities of the distribution each token was actually drawn from.
-        logprobs = self.model.compute_transition_scores(out.sequences, out.scores, normalize_logits=True)
-        logprobs = torch.where(mask.bool(), logprobs.float(), torch.zeros_like(logprobs, dtype=torch.float))
-        completion_ids = torch.where(mask.bool(), completion_ids, torch.full_like(completion_ids, tok.pad_token_id))
+        if samples_per_prompt > 1:
+            prompt_ids = prompt_ids.repeat_interleave(samples_per_prompt, dim=0)
+            prompt_mask = prompt_mask.repeat_interleave(samples_per_prompt, dim=0)
         texts = tok.batch_decode(completion_ids, skip_special_tokens=True)
         return Rollout(
             prompt_ids=prompt_ids,

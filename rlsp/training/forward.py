@@ -33,6 +33,16 @@ class Sequences:
     def index(self, rows) -> "Sequences":
         return Sequences(self.prompt_ids[rows], self.prompt_mask[rows], self.completion_ids[rows], self.completion_mask[rows])
 
+    def trimmed(self) -> "Sequences":
+        """The same rows without the padding columns all of them share (left of the longest
+        prompt, right of the longest completion): the forward pass gives the same numbers on
+        fewer positions."""
+        real = self.prompt_mask.any(dim=0).nonzero()
+        first = int(real[0]) if len(real) else self.prompt_ids.shape[1] - 1
+        last = int(self.completion_mask.any(dim=0).nonzero().max()) + 1 if self.completion_mask.any() else 1
+        return Sequences(self.prompt_ids[:, first:], self.prompt_mask[:, first:],
+                         self.completion_ids[:, :last], self.completion_mask[:, :last])
+
 
 def completion_logprobs(
     model, seqs: Sequences, temperature: float, with_entropy: bool = False, entropy_grad: bool = False
@@ -41,6 +51,8 @@ def completion_logprobs(
 
     ``entropy_grad``: keep the entropy in the autograd graph (for an entropy bonus).
     """
+    full_T = seqs.completion_ids.shape[1]
+    seqs = seqs.trimmed()
     T = seqs.completion_ids.shape[1]
     # Only the last T + 1 positions predict completion tokens (the final one predicts nothing):
     # projecting the prompt positions onto the vocabulary would be wasted work.
@@ -54,10 +66,18 @@ def completion_logprobs(
         # A softmax over the whole vocabulary per token: keep it out of the graph unless it trains.
         with torch.set_grad_enabled(torch.is_grad_enabled() and entropy_grad):
             entropy = entropy_from_logits(logits if entropy_grad else logits.detach())
-    return token_logprobs, entropy
+    return _pad_right(token_logprobs, full_T), (None if entropy is None else _pad_right(entropy, full_T))
 
 
 def completion_values(critic, seqs: Sequences) -> torch.Tensor:
     """(B, T, n_heads) value of the state before each completion token."""
+    full_T = seqs.completion_ids.shape[1]
+    seqs = seqs.trimmed()
     P, T = seqs.prompt_ids.shape[1], seqs.completion_ids.shape[1]
-    return critic(**seqs.inputs())[:, P - 1 : P + T - 1]
+    values = critic(**seqs.inputs())[:, P - 1 : P + T - 1]
+    return torch.nn.functional.pad(values, (0, 0, 0, full_T - T))
+
+
+def _pad_right(x: torch.Tensor, width: int) -> torch.Tensor:
+    """(B, t) -> (B, width) with zeros on the right: trimmed results back at the batch's width."""
+    return torch.nn.functional.pad(x, (0, width - x.shape[1]))

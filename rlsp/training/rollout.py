@@ -63,11 +63,15 @@ def generate_step(
     params: SamplingParams,
     batch_size: int,
 ) -> Generated:
-    repeated = [i for i in range(len(examples)) for _ in range(samples_per_prompt)]
+    """``samples_per_prompt`` samples of each example, at most ``batch_size`` rows per backend call.
+
+    A prompt's samples go to the backend together, so it can prefill the prompt once for all.
+    """
+    prompts_per_call = max(1, batch_size // samples_per_prompt)
     chunks: list[Rollout] = []
-    for start in range(0, len(repeated), batch_size):
-        chunk = repeated[start : start + batch_size]
-        chunks.append(backend.generate([conversations[i] for i in chunk], params))
+    for start in range(0, len(examples), prompts_per_call):
+        chunks.append(backend.generate(conversations[start : start + prompts_per_call], params, samples_per_prompt))
+    repeated = [i for i in range(len(examples)) for _ in range(samples_per_prompt)]
     pad = backend.tokenizer.pad_token_id
     seqs, logprobs = _concatenate(chunks, pad)
     return Generated(

@@ -212,9 +212,11 @@ class Trainer:
         return self.recipe.generation.temperature or 1.0
 
     def _batched(self, fn, seqs):
+        """``fn`` over micro-batches of rows of similar length (each trimmed to its own longest)."""
         size = self.cfg.micro_batch_size
-        n = seqs.completion_ids.shape[0]
-        return torch.cat([fn(seqs.index(torch.arange(i, min(i + size, n)))) for i in range(0, n, size)])
+        order = seqs.completion_mask.sum(1).argsort()
+        out = torch.cat([fn(seqs.index(order[i : i + size])) for i in range(0, len(order), size)])
+        return out[order.argsort()]
 
     def _total_optimizer_steps(self) -> int:
         rollout = self.cfg.prompts_per_step * self.cfg.samples_per_prompt

@@ -72,6 +72,9 @@ def ppo_update(
         order = torch.randperm(len(batch))
         for start in range(0, len(batch), cfg.minibatch_size):
             rows = order[start : start + cfg.minibatch_size]
+            # Micro-batches of similar lengths waste the least on padding; the accumulated
+            # gradient does not depend on how the minibatch is split.
+            rows = rows[batch.seqs.completion_mask[rows].sum(1).argsort()]
             minibatch = batch.rows(rows)
             if fill_old:
                 minibatch.old_logprobs = None

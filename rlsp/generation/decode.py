@@ -1,0 +1,103 @@
+"""The token-by-token sampling loop behind ``HFBackend``, built for CPUs and small batches.
+
+``transformers.generate`` keeps every row of the batch in every decoding step until the last
+one stops, prefills each of a prompt's k samples separately, and keeps the full-vocabulary
+scores of every step to recover log-probabilities afterwards (B x T x V floats). This loop:
+
+- prefills each distinct prompt once and copies its KV cache to its k samples;
+- drops finished rows from the batch (and the KV cache) as soon as they emit a stop token;
+- keeps only the log-probability of each sampled token.
+
+The sampling rule is ``generate``'s with a fresh ``GenerationConfig``: logits / temperature,
+then nucleus (top-p) filtering, then one multinomial draw; greedy is the argmax of the raw
+logits. Returned log-probabilities are those of the processed distribution the token was drawn
+from (what ``compute_transition_scores(..., normalize_logits=True)`` gives). Greedy tokens
+equal ``generate``'s (tests/test_decode.py).
+"""
+
+from __future__ import annotations
+
+import torch
+from transformers import DynamicCache
+
+from .backend import SamplingParams
+
+
+def nucleus_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:
+    """(B, V) logits with everything outside the top-p mass set to -inf (at least one token kept)."""
+    if top_p >= 1.0:
+        return logits
+    sorted_logits, order = torch.sort(logits, descending=False)
+    cumulative = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
+    drop_sorted = cumulative <= (1 - top_p)
+    drop_sorted[..., -1:] = False  # the most likely token always stays
+    drop = drop_sorted.scatter(1, order, drop_sorted)
+    return logits.masked_fill(drop, float("-inf"))
+
+
+def pick_tokens(logits: torch.Tensor, params: SamplingParams) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B,) next tokens and (B,) their log-probabilities under the distribution they came from."""
+    if params.temperature > 0:
+        logits = nucleus_filter(logits / params.temperature, params.top_p)
+        log_probs = torch.log_softmax(logits, dim=-1)
+        tokens = torch.multinomial(logits.softmax(dim=-1), num_samples=1).squeeze(1)
+    else:
+        log_probs = torch.log_softmax(logits, dim=-1)
+        tokens = log_probs.argmax(dim=-1)
+    return tokens, log_probs.gather(1, tokens[:, None]).squeeze(1)
+
+
+@torch.no_grad()
+def decode(
+    model,
+    prompt_ids: torch.Tensor,
+    prompt_mask: torch.Tensor,
+    params: SamplingParams,
+    stop_ids: list[int],
+    pad_id: int,
+    samples_per_prompt: int = 1,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sample ``samples_per_prompt`` completions for each of B left-padded prompts.
+
+    Args:
+        prompt_ids, prompt_mask: (B, P) left-padded prompts.
+    Returns:
+        completion_ids: (B * k, T) long, a prompt's k samples adjacent; ``pad_id`` after the
+            first stop token (which is kept). T is the longest completion, at most max_new_tokens.
+        logprobs: (B * k, T) float32 log-probability of each sampled token; 0 after the stop.
+    """
+    k = samples_per_prompt
+    positions = (prompt_mask.cumsum(dim=1) - 1).clamp(min=0)
+    cache = DynamicCache(config=model.config)
+    out = model(input_ids=prompt_ids, attention_mask=prompt_mask, position_ids=positions,
+                past_key_values=cache, use_cache=True, logits_to_keep=1)
+    logits = out.logits[:, -1].float()
+    attention, next_position = prompt_mask, positions[:, -1] + 1
+    if k > 1:
+        cache.batch_repeat_interleave(k)
+        logits, attention, next_position = (x.repeat_interleave(k, dim=0) for x in (logits, attention, next_position))
+
+    rows = prompt_ids.shape[0] * k
+    device = prompt_ids.device
+    tokens_out = torch.full((rows, params.max_new_tokens), pad_id, dtype=torch.long, device=device)
+    logprobs_out = torch.zeros((rows, params.max_new_tokens), dtype=torch.float32, device=device)
+    active = torch.arange(rows, device=device)  # which output rows the batch still holds
+    stops = torch.tensor(stop_ids, device=device)
+    steps = 0
+    for t in range(params.max_new_tokens):
+        tokens, logprobs = pick_tokens(logits, params)
+        tokens_out[active, t], logprobs_out[active, t] = tokens, logprobs
+        steps = t + 1
+        running = ~torch.isin(tokens, stops)
+        if t + 1 == params.max_new_tokens or not running.any():
+            break
+        if not running.all():  # finished rows leave the batch and the cache
+            keep = running.nonzero().squeeze(1)
+            cache.batch_select_indices(keep)
+            active, tokens, attention, next_position = active[keep], tokens[keep], attention[keep], next_position[keep]
+        attention = torch.cat([attention, attention.new_ones(attention.shape[0], 1)], dim=1)
+        out = model(input_ids=tokens[:, None], attention_mask=attention, position_ids=next_position[:, None],
+                    past_key_values=cache, use_cache=True)
+        logits = out.logits[:, -1].float()
+        next_position = next_position + 1
+    return tokens_out[:, :steps], logprobs_out[:, :steps]
