@@ -28,7 +28,8 @@ from .data.prompts import chat_messages
 from .errors import ConfigError
 from .generation import HFBackend, SamplingParams, generate_all
 from .metrics import maj_at_k, pass_at_k
-from .models import load_causal_lm
+from .models import load_causal_lm, pick_device
+from .precision import resolve_precision
 from .verification import build_verifier, is_boxed_answer
 
 
@@ -270,12 +271,17 @@ def run_eval(recipe: Recipe, base_dir: Path, out_dir: Path) -> EvalSummary:
     data = load_examples(recipe.data, recipe.run.seed, base_dir)
     check_group_by(recipe.eval.group_by, data.examples)
     verifier = build_verifier(recipe.verifier, base_dir)
-    model, tokenizer = load_causal_lm(recipe.model.name_or_path, recipe.model.dtype, recipe.model.device)
+    from accelerate import PartialState
+
+    precision = resolve_precision(recipe.model.precision, pick_device(recipe.model.device), training=False)
+    if PartialState().is_main_process:
+        print(precision.describe())
+    model, tokenizer = load_causal_lm(recipe.model.name_or_path, precision.weights, recipe.model.device)
     n = recipe.eval.samples_per_prompt
     desc = f"{recipe.eval.benchmark or 'eval'}" + (f" ({n} samples/problem)" if n > 1 else "")
     records = evaluate_model(model, tokenizer, recipe, data.examples, verifier, desc)
     summary = summarise(records, recipe, data.skipped, time.time() - start, data.source)
-    from accelerate import PartialState
+    summary.settings["precision"] = precision.summary()
 
     if PartialState().is_main_process:
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -38,8 +38,6 @@ ALIASES: dict[str, GgufAlias] = {
     ),
 }
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
 
 def cache_dir() -> Path:
     """Where converted models live: ``$RLSP_CACHE`` or ``~/.cache/rlsp``."""
@@ -138,15 +136,6 @@ def pick_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
-def pick_dtype(dtype: str, device: torch.device) -> torch.dtype:
-    """``auto``: bf16 on a GPU that supports it, fp32 on the CPU (bf16 sampling there is slower)."""
-    if dtype == "auto":
-        if device.type == "cuda" and torch.cuda.is_bf16_supported():
-            return torch.bfloat16
-        return torch.float32
-    return DTYPES[dtype]
-
-
 def load_tokenizer(name_or_path: str):
     from transformers import AutoTokenizer
 
@@ -160,17 +149,20 @@ def load_tokenizer(name_or_path: str):
     return tokenizer
 
 
-def load_causal_lm(name_or_path: str, dtype: str = "auto", device: str = "auto"):
-    """Load ``(model, tokenizer)`` ready for generation, in eval mode on the chosen device."""
+def load_causal_lm(name_or_path: str, dtype: torch.dtype = torch.float32, device: str = "auto"):
+    """Load ``(model, tokenizer)`` with ``dtype`` weights, in eval mode on the chosen device.
+
+    ``dtype`` comes from ``rlsp.precision.resolve_precision`` (``Precision.weights``).
+    """
     from transformers import AutoModelForCausalLM
 
     path = resolve_model_path(name_or_path)
     torch_device = pick_device(device)
     try:
         if is_adapter_dir(path):
-            model = load_merged_adapter(path, pick_dtype(dtype, torch_device))
+            model = load_merged_adapter(path, dtype)
         else:
-            model = AutoModelForCausalLM.from_pretrained(path, dtype=pick_dtype(dtype, torch_device))
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
     except OSError as e:
         raise ModelError(f"model.name_or_path: could not load {name_or_path!r}: {e}") from None
     model.to(torch_device).eval()

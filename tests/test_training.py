@@ -89,7 +89,7 @@ def test_one_step_changes_policy_and_critic(tmp_path, tiny_model_dir):
          "train.reward.mode=decoupled", "train.minibatch_size=8"],
         ["train.advantage_estimator=reinforce++", "train.kl.adaptive=true", "train.entropy_coef=0.01"],
         ["model.lora.enabled=true", "model.lora.r=1", "train.loss_aggregation=seq-mean-token-sum"],
-        ["train.mixed_precision=bf16", "train.kl.placement=loss"],
+        ["model.precision=bf16", "train.kl.placement=loss"],
     ],
     ids=["decoupled", "decoupled-gated-linear", "grpo", "rloo-decoupled", "reinforce++", "lora-r1", "bf16"],
 )

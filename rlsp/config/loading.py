@@ -95,6 +95,15 @@ def _list_index(node: list, part: str, item: str) -> int:
     return int(part)
 
 
+# Keys that recipes used to have, and what replaced them.
+MOVED_KEYS = {
+    "model.dtype": "replaced by model.precision (auto, fp32, bf16, fp16, bf16-pure); 'bfloat16' weights "
+    "are now 'bf16-pure', 'float32' is 'fp32'.",
+    "train.mixed_precision": "replaced by model.precision (auto, fp32, bf16, fp16, bf16-pure), which "
+    "eval and sft read too; 'auto' picks bf16 only where the device runs it natively.",
+}
+
+
 def build_section(cls: type, data: Any, path: str, source: str) -> Any:
     """Build the section ``cls`` from a mapping, validating it; ``path`` is the dotted location."""
     where = f"{source}: {path}" if path else source
@@ -103,6 +112,8 @@ def build_section(cls: type, data: Any, path: str, source: str) -> Any:
     fields = cls.__pydantic_fields__
     kwargs = {}
     for key, value in data.items():
+        if _join(path, str(key)) in MOVED_KEYS:
+            raise ConfigError(f"{source}: {_join(path, str(key))}: {MOVED_KEYS[_join(path, str(key))]}")
         if key not in fields:
             close = difflib.get_close_matches(str(key), list(fields), n=1, cutoff=0.6)
             hint = f" Did you mean {close[0]!r}?" if close else ""

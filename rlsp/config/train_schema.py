@@ -113,6 +113,3 @@ class TrainConfig:
     keep_checkpoints: int = option(2, help="How many step checkpoints to keep.", ge=1)
     eval_every: int = option(0, help="Evaluate on the held-out set every N steps (0: only before and after).", ge=0)
     gradient_checkpointing: bool = option(False, help="Trade compute for memory in policy and critic.")
-    mixed_precision: Literal["fp32", "bf16"] = option(
-        "fp32", help="'bf16': autocast matmuls to bfloat16, weights and optimizer stay fp32 (also faster on CPUs with AMX/AVX512-BF16)."
-    )

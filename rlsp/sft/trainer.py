@@ -28,6 +28,7 @@ from ..config import Recipe
 from ..config.train_schema import LoraConfig
 from ..errors import ConfigError, ModelError
 from ..models import ALIASES, load_merged_adapter, load_tokenizer, resolve_model_path
+from ..precision import Precision, resolve_precision
 from .dataset import SftData, conversation, prepare_sft_data
 
 
@@ -64,7 +65,8 @@ def run_sft(recipe: Recipe, recipe_dir: Optional[Path], out: Path) -> SftResult:
     if trainer.args.process_index == 0:
         (out / "sft_log.json").write_text(json.dumps(trainer.state.log_history, indent=2) + "\n")
         (out / "sft_summary.json").write_text(
-            json.dumps({**result.__dict__, "output_dir": str(out)}, indent=2) + "\n"
+            json.dumps({**result.__dict__, "output_dir": str(out),
+                        "precision": sft_precision(recipe, trainer.args.use_cpu).summary()}, indent=2) + "\n"
         )
     return result
 
@@ -73,7 +75,7 @@ def build_trainer(recipe: Recipe, recipe_dir: Optional[Path], out: Path):
     """Phases (1) and (2): every check, the data, the model, and TRL's trainer ready to train."""
     model_path = resolve_model_path(recipe.model.name_or_path)
     use_cpu = recipe.model.device == "cpu" or not torch.cuda.is_available()
-    load_dtype, bf16, fp16 = training_precision(recipe.model.dtype, use_cpu)
+    precision = sft_precision(recipe, use_cpu)
     # (1) cheap checks, before any weights are read
     try:
         check_lora_targets(
@@ -84,9 +86,11 @@ def build_trainer(recipe: Recipe, recipe_dir: Optional[Path], out: Path):
         raise ModelError(
             f"model.name_or_path: could not load {recipe.model.name_or_path!r}: {e}"
         ) from None
-    args = training_arguments(recipe, out, use_cpu, bf16, fp16)
+    args = training_arguments(recipe, out, use_cpu, precision.compute == torch.bfloat16,
+                              precision.compute == torch.float16)
     data = prepare_sft_data(recipe, tokenizer, recipe_dir)
     if args.process_index == 0:
+        print(precision.describe())
         out.mkdir(parents=True, exist_ok=True)
         (out / "sft_data_stats.json").write_text(json.dumps(data.summary(recipe), indent=2) + "\n")
         print(describe_data(data, recipe))
@@ -95,7 +99,7 @@ def build_trainer(recipe: Recipe, recipe_dir: Optional[Path], out: Path):
     from transformers import AutoModelForCausalLM
     from trl import SFTTrainer
 
-    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=load_dtype)
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=precision.weights)
     trainer = SFTTrainer(
         model=model,
         args=args,
@@ -106,25 +110,10 @@ def build_trainer(recipe: Recipe, recipe_dir: Optional[Path], out: Path):
     return trainer, data
 
 
-def training_precision(dtype: str, use_cpu: bool) -> tuple[torch.dtype, bool, bool]:
-    """(dtype the weights load in, bf16 autocast, fp16 autocast) for ``model.dtype``.
-
-    'auto' keeps fp32 master weights with bf16 autocast where the GPU supports it; 'bfloat16'
-    loads bf16 weights (what large models under DeepSpeed want); 'float16' trains fp32 weights
-    with fp16 autocast, since fp16 weights cannot be unscaled by the gradient scaler.
-    """
-    gpu_bf16 = not use_cpu and torch.cuda.is_bf16_supported()
-    if dtype == "auto":
-        return torch.float32, gpu_bf16, False
-    if dtype == "bfloat16":
-        return torch.bfloat16, not use_cpu, False
-    if dtype == "float16":
-        if use_cpu:
-            raise ConfigError(
-                "model.dtype: float16 training needs a GPU; use 'auto' or 'float32' on the CPU."
-            )
-        return torch.float32, False, True
-    return torch.float32, False, False
+def sft_precision(recipe: Recipe, use_cpu: bool) -> Precision:
+    """``model.precision`` for SFT: fp32 master weights under autocast, bf16 weights for 'bf16-pure'."""
+    device = torch.device("cpu") if use_cpu else torch.device("cuda", torch.cuda.current_device())
+    return resolve_precision(recipe.model.precision, device, training=True)
 
 
 def training_arguments(recipe: Recipe, out: Path, use_cpu: bool, bf16: bool, fp16: bool):
@@ -227,7 +216,7 @@ def check_lora_targets(model_path: str, lora: LoraConfig) -> None:
 def save(trainer, recipe: Recipe, out: Path) -> str:
     """Save weights (full, or LoRA merged, or the adapter alone) and the tokenizer with its chat template."""
     main = trainer.args.process_index == 0
-    load_dtype = training_precision(recipe.model.dtype, trainer.args.use_cpu)[0]
+    load_dtype = sft_precision(recipe, trainer.args.use_cpu).weights
     if not recipe.model.lora.enabled:
         trainer.save_model(str(out))
         saved = "full"

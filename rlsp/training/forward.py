@@ -30,10 +30,10 @@ class Sequences:
         positions = (attention.cumsum(dim=1) - 1).clamp(min=0)
         return {"input_ids": ids, "attention_mask": attention, "position_ids": positions}
 
-    def index(self, rows) -> "Sequences":
+    def index(self, rows) -> Sequences:
         return Sequences(self.prompt_ids[rows], self.prompt_mask[rows], self.completion_ids[rows], self.completion_mask[rows])
 
-    def trimmed(self) -> "Sequences":
+    def trimmed(self) -> Sequences:
         """The same rows without the padding columns all of them share (left of the longest
         prompt, right of the longest completion): the forward pass gives the same numbers on
         fewer positions."""

@@ -45,5 +45,8 @@ def check_training_recipe(recipe: Recipe) -> None:
             "train.reward.alpha: decoupled mode carries the KL reward on the verifier channel, scaled by "
             "1/alpha, so alpha must stay above 0; raise alpha.end or set train.kl.placement=loss."
         )
+    if recipe.model.precision == "fp16":
+        problems.append("model.precision: fp16 training needs loss scaling, which rlsp train does not do; "
+                        "use 'auto' or 'bf16'.")
     if problems:
         raise ConfigError("\n".join(problems))

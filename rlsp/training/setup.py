@@ -62,12 +62,13 @@ class TrainingModels:
         self.tokenizer.save_pretrained(directory)
 
 
-def build_models(recipe: Recipe, n_value_heads: int, total_optimizer_steps: int) -> TrainingModels:
+def build_models(recipe: Recipe, n_value_heads: int, total_optimizer_steps: int,
+                 weights_dtype: torch.dtype = torch.float32) -> TrainingModels:
     from accelerate import Accelerator
 
     accelerator = Accelerator(cpu=recipe.model.device == "cpu")
     cfg = recipe.train
-    model, tokenizer = load_causal_lm(recipe.model.name_or_path, recipe.model.dtype, str(accelerator.device))
+    model, tokenizer = load_causal_lm(recipe.model.name_or_path, weights_dtype, str(accelerator.device))
     critic = Critic(model, n_value_heads) if n_value_heads else None
     uses_lora = recipe.model.lora.enabled
     policy = add_lora(model, recipe.model.lora) if uses_lora else model

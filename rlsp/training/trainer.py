@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,6 +31,7 @@ from ..data.prompts import chat_messages
 from ..errors import ConfigError
 from ..evaluate import eval_metrics, evaluate_model
 from ..generation import HFBackend, SamplingParams
+from ..precision import resolve_precision
 from ..reward_functions import build_reward_functions
 from ..verification import build_verifier
 from . import checkpoint as ckpt
@@ -71,8 +73,13 @@ class Trainer:
         a = self.cfg.reward.alpha
         self.alpha = AlphaSchedule(a.schedule, a.start, a.end, self.cfg.steps, a.warmup_steps)
 
+        # Before any model loads, so a slow or lossy choice is warned about first.
+        self.precision = resolve_precision(recipe.model.precision, training_device(recipe), training=True)
+
         torch.manual_seed(recipe.run.seed)
-        self.models = build_models(recipe, value_heads(self.cfg), self._total_optimizer_steps())
+        self.models = build_models(recipe, value_heads(self.cfg), self._total_optimizer_steps(), self.precision.weights)
+        if self.models.accelerator.is_main_process:
+            print(self.precision.describe())
         self.backend = HFBackend(self.models.accelerator.unwrap_model(self.models.policy), self.models.tokenizer)
         self.sampler = PromptSampler(len(self.train_data), recipe.run.seed)
         kl = self.cfg.kl
@@ -112,6 +119,7 @@ class Trainer:
             "heldout_size": len(self.heldout),
             "steps": self.step,
             "wall_seconds": round(time.time() - self.start_time, 1),
+            "precision": self.precision.summary(),
         }
         if self.models.accelerator.is_main_process:
             (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -200,9 +208,8 @@ class Trainer:
         return eval_metrics(records, k=[1], group_by=group_by)
 
     def _autocast(self):
-        """bf16 autocast for train.mixed_precision=bf16 (fp32 weights and optimizer), else a no-op."""
-        device = self.models.accelerator.device.type
-        return torch.autocast(device, dtype=torch.bfloat16, enabled=self.cfg.mixed_precision == "bf16")
+        """Autocast to the compute dtype over fp32 weights (model.precision), else a no-op."""
+        return self.precision.autocast(self.models.accelerator.device.type)
 
     def _sampling(self) -> SamplingParams:
         g = self.recipe.generation
@@ -252,6 +259,16 @@ class Trainer:
         self.step, self.position, self.eval_before = state["step"], state["position"], state["eval_before"]
         self.kl_ctl.load_state_dict(state["kl_controller"])
         self.normalizers.load_state_dict(state["normalizers"])
+
+
+def training_device(recipe: Recipe) -> torch.device:
+    """The device this process will train on, known before accelerate is set up (as Accelerator
+    picks it: the local rank's GPU if there is one)."""
+    if recipe.model.device != "auto":
+        return torch.device(recipe.model.device)
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    return torch.device("cpu")
 
 
 def heldout_config(recipe: Recipe):
