@@ -6,6 +6,9 @@ Times (best of 2) one forward+backward over 8 sequences of 136 tokens, and greed
 of exactly 32 tokens for 8 prompts, in fp32 and under bf16 autocast (fp32 weights), and prints
 the bf16/fp32 ratio. Fixed lengths matter: timing whole training steps compares completions
 of different lengths, since the two precisions sample different text.
+
+It first prints the path ``model.precision=auto`` takes on this machine and why (torch's bf16
+check and the timed matmul probe of rlsp/precision.py), with the CPU model and flags.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import time
 import torch
 
 from rlsp.models import load_causal_lm
+from rlsp.precision import cpu_description, probe_cpu_bf16, resolve_precision
 
 
 def best_of(fn, repeats: int = 2) -> float:
@@ -33,7 +37,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    model, tokenizer = load_causal_lm(args.model, dtype="float32", device="cpu")
+    probe = probe_cpu_bf16()
+    auto = resolve_precision("auto", "cpu", training=True)
+    print(f"CPU: {cpu_description()}")
+    print(f"torch's bf16 check (oneDNN): {'native' if probe.torch_says_native else 'not native'}; "
+          f"256^3 matmul: fp32 {probe.fp32_gflops:.1f} GFLOP/s, bf16 {probe.bf16_gflops:.1f} GFLOP/s")
+    print(f"model.precision=auto takes {auto.describe()}\n")
+    model, tokenizer = load_causal_lm(args.model, dtype=torch.float32, device="cpu")
     ids = torch.randint(100, len(tokenizer) - 100, (8, 136), generator=torch.Generator().manual_seed(0))
 
     def forward_backward(bf16: bool):
@@ -53,7 +63,7 @@ def main() -> None:
 
     print(f"{'work':<28}{'fp32 s':>9}{'bf16 s':>9}{'bf16/fp32':>11}   ({args.threads} threads)")
     for name, fn in (("forward+backward 8x136", forward_backward), ("generate 8x32 tokens", generate)):
-        fp32, bf16 = best_of(lambda: fn(False)), best_of(lambda: fn(True))
+        fp32, bf16 = best_of(lambda f=fn: f(False)), best_of(lambda f=fn: f(True))
         print(f"{name:<28}{fp32:>9.2f}{bf16:>9.2f}{bf16 / fp32:>11.2f}")
 
 

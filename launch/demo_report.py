@@ -1,7 +1,7 @@
 """Print the demo's stage-by-stage table, add the stages to runs/demo/summary.json and plot
 them with the RL run's per-step training curves in runs/demo/demo.png.
 
-    python launch/demo_report.py runs/demo [--seconds N]
+    python launch/demo_report.py runs/demo [--seconds N] [--stage-seconds BASE SFT RL]
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--seconds", type=float, default=None, help="Wall time of the whole demo.")
+    parser.add_argument("--stage-seconds", type=float, nargs=3, default=None, metavar=("BASE", "SFT", "RL"),
+                        help="Wall time of each stage (the RL stage includes its two held-out evaluations).")
     args = parser.parse_args()
     base = json.loads((args.run_dir / "eval_base" / "eval_summary.json").read_text())["metrics"]
     summary_path = args.run_dir / "summary.json"
@@ -25,11 +27,15 @@ def main() -> None:
         ("after SFT warm-start", rl["heldout_accuracy_before"], rl["heldout_boxed_rate_before"]),
         ("after RLSP", rl["heldout_accuracy_after"], rl["heldout_boxed_rate_after"]),
     ]
+    seconds = args.stage_seconds or [None] * 3
     print(f"\nheld-out arithmetic, {rl['heldout_size']} problems, greedy")
-    print(f"{'stage':<24}{'accuracy':>10}{'boxed rate':>12}")
-    for name, accuracy, boxed in stages:
-        print(f"{name:<24}{accuracy:>10.3f}{boxed:>12.3f}")
-    rl["stages"] = [{"stage": n, "accuracy": a, "boxed_rate": b} for n, a, b in stages]
+    print(f"{'stage':<24}{'accuracy':>10}{'boxed rate':>12}{'wall s':>9}")
+    for (name, accuracy, boxed), s in zip(stages, seconds):
+        print(f"{name:<24}{accuracy:>10.3f}{boxed:>12.3f}{'' if s is None else f'{s:>9.0f}'}")
+    if "precision" in rl:
+        print(f"precision {rl['precision']['compute']} ({rl['precision']['reason']}); CPU {rl['precision']['cpu']}")
+    rl["stages"] = [{"stage": n, "accuracy": a, "boxed_rate": b, "wall_seconds": s}
+                    for (n, a, b), s in zip(stages, seconds)]
     if args.seconds is not None:
         rl["demo_wall_seconds"] = args.seconds
     summary_path.write_text(json.dumps(rl, indent=2) + "\n")

@@ -10,7 +10,7 @@ import torch
 from transformers import GenerationConfig
 
 from rlsp.generation import HFBackend, SamplingParams
-from rlsp.generation.decode import decode, nucleus_filter, pick_tokens
+from rlsp.generation.decode import decode, nucleus_filter, pick_tokens, shared_prefix_length
 from rlsp.generation.hf import render_prompts
 from rlsp.models import load_causal_lm
 
@@ -110,3 +110,32 @@ def test_shared_prefill_gives_each_sample_the_prompts_distribution(tiny_model_di
     expected = forward_logprobs(model, sampled.prompt_ids, sampled.prompt_mask, sampled.completion_ids,
                                 sampled.completion_mask)
     assert torch.allclose(sampled.logprobs, expected, atol=1e-4)
+
+
+def test_shared_prefix_length_counts_common_real_tokens():
+    ids = torch.tensor([[0, 0, 7, 8, 9, 4], [7, 8, 9, 5, 6, 1], [0, 7, 8, 9, 5, 2]])
+    mask = (ids != 0).long()
+    assert shared_prefix_length(ids, mask) == 3
+    # Never the whole of the shortest prompt: each row keeps a token to predict from.
+    same = torch.tensor([[0, 7, 8, 9], [7, 8, 9, 5]])
+    assert shared_prefix_length(same, (same != 0).long()) == 2
+
+
+SYSTEM = "You are a careful assistant. Check the arithmetic twice and give the final answer in a box."
+
+
+def test_shared_prefix_prefill_equals_transformers_generate(tiny_model_dir):
+    """Prompts with a long common system turn: the prefix is prefilled once, the rest per row."""
+    model, tokenizer = load_causal_lm(str(tiny_model_dir), device="cpu")
+    conversations = [[{"role": "system", "content": SYSTEM}, *c[-1:]] for c in CONVERSATIONS]
+    ids, mask = encoded_prompts(tokenizer, conversations)
+    assert shared_prefix_length(ids, mask) >= 8
+    backend = HFBackend(model, tokenizer)
+    ours, logp = decode(model, ids, mask, SamplingParams(temperature=0.0, max_new_tokens=12), backend.stop_ids,
+                        tokenizer.pad_token_id)
+    config = GenerationConfig(do_sample=False, max_new_tokens=12, eos_token_id=backend.stop_ids,
+                              pad_token_id=tokenizer.pad_token_id, return_dict_in_generate=True, output_scores=True)
+    out = model.generate(input_ids=ids, attention_mask=mask, generation_config=config)
+    assert torch.equal(ours, out.sequences[:, ids.shape[1]:])
+    theirs = model.compute_transition_scores(out.sequences, out.scores, normalize_logits=True)
+    assert torch.allclose(logp, theirs, atol=1e-4)

@@ -29,12 +29,14 @@ def test_demo_report(tmp_path):
     rollouts = [{"step": step, "rewards": {"verifier": v, "exploration": 0.0}, "length": 20 + step}
                 for step, v in [(1, 0.0), (1, 1.0), (2, 1.0), (2, 1.0)]]
     (tmp_path / "rollouts.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rollouts))
-    done = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path), "--seconds", "99"], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path), "--seconds", "99",
+                           "--stage-seconds", "10", "20", "69"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "base model" in done.stdout and "0.250" in done.stdout and "after RLSP" in done.stdout
     written = json.loads((tmp_path / "summary.json").read_text())
     assert [s["accuracy"] for s in written["stages"]] == [0.25, 0.6, 0.7]
     assert written["demo_wall_seconds"] == 99
+    assert [s["wall_seconds"] for s in written["stages"]] == [10, 20, 69]
     assert (tmp_path / "demo.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

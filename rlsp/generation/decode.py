@@ -4,6 +4,7 @@
 one stops, prefills each of a prompt's k samples separately, and keeps the full-vocabulary
 scores of every step to recover log-probabilities afterwards (B x T x V floats). This loop:
 
+- prefills the token prefix all prompts share (a chat template's system turn) once;
 - prefills each distinct prompt once and copies its KV cache to its k samples;
 - drops finished rows from the batch (and the KV cache) as soon as they emit a stop token;
 - keeps only the log-probability of each sampled token.
@@ -47,6 +48,53 @@ def pick_tokens(logits: torch.Tensor, params: SamplingParams) -> tuple[torch.Ten
     return tokens, log_probs.gather(1, tokens[:, None]).squeeze(1)
 
 
+def shared_prefix_length(prompt_ids: torch.Tensor, prompt_mask: torch.Tensor) -> int:
+    """How many leading real tokens every left-padded prompt has in common, leaving each at least one."""
+    lengths = prompt_mask.sum(dim=1)
+    shortest = int(lengths.min())
+    P = prompt_ids.shape[1]
+    # Row r's real tokens start at column P - lengths[r]; gather the first `shortest` of each.
+    columns = (P - lengths)[:, None] + torch.arange(shortest, device=prompt_ids.device)[None, :]
+    starts = prompt_ids.gather(1, columns)
+    same = (starts == starts[:1]).all(dim=0)
+    differing = (~same).nonzero()
+    common = int(differing[0]) if len(differing) else shortest
+    return min(common, shortest - 1)
+
+
+def _prefill(model, prompt_ids, prompt_mask, cache, min_shared: int = 8):
+    """Run the prompts into ``cache``; returns (B, V) next-token logits, the (B, L) attention mask
+    the cache now covers, and (B,) the position of the next token.
+
+    The prefix every prompt shares is computed once (batch of one) and copied to every row; each
+    row's remaining tokens follow it, left-padded among themselves, so the padding sits between
+    prefix and suffix where the attention mask hides it, and positions count real tokens only.
+    """
+    B = prompt_ids.shape[0]
+    shared = shared_prefix_length(prompt_ids, prompt_mask) if B > 1 else 0
+    if shared < min_shared:
+        positions = (prompt_mask.cumsum(dim=1) - 1).clamp(min=0)
+        out = model(input_ids=prompt_ids, attention_mask=prompt_mask, position_ids=positions,
+                    past_key_values=cache, use_cache=True, logits_to_keep=1)
+        return out.logits[:, -1].float(), prompt_mask, positions[:, -1] + 1
+    P = prompt_ids.shape[1]
+    first_real = P - int(prompt_mask[0].sum())
+    prefix = prompt_ids[:1, first_real : first_real + shared]
+    model(input_ids=prefix, attention_mask=torch.ones_like(prefix), past_key_values=cache, use_cache=True,
+          logits_to_keep=1)
+    cache.batch_repeat_interleave(B)
+    # The suffixes: each row's real tokens after the shared prefix, still left-padded.
+    suffix_lengths = prompt_mask.sum(dim=1) - shared
+    S = int(suffix_lengths.max())
+    suffix_ids, suffix_mask = prompt_ids[:, P - S :], prompt_mask[:, P - S :].clone()
+    suffix_mask[torch.arange(S, device=prompt_ids.device)[None, :] < (S - suffix_lengths)[:, None]] = 0
+    attention = torch.cat([prompt_mask.new_ones(B, shared), suffix_mask], dim=1)
+    positions = (shared + suffix_mask.cumsum(dim=1) - 1).clamp(min=shared)
+    out = model(input_ids=suffix_ids, attention_mask=attention, position_ids=positions,
+                past_key_values=cache, use_cache=True, logits_to_keep=1)
+    return out.logits[:, -1].float(), attention, positions[:, -1] + 1
+
+
 @torch.no_grad()
 def decode(
     model,
@@ -67,12 +115,8 @@ def decode(
         logprobs: (B * k, T) float32 log-probability of each sampled token; 0 after the stop.
     """
     k = samples_per_prompt
-    positions = (prompt_mask.cumsum(dim=1) - 1).clamp(min=0)
     cache = DynamicCache(config=model.config)
-    out = model(input_ids=prompt_ids, attention_mask=prompt_mask, position_ids=positions,
-                past_key_values=cache, use_cache=True, logits_to_keep=1)
-    logits = out.logits[:, -1].float()
-    attention, next_position = prompt_mask, positions[:, -1] + 1
+    logits, attention, next_position = _prefill(model, prompt_ids, prompt_mask, cache)
     if k > 1:
         cache.batch_repeat_interleave(k)
         logits, attention, next_position = (x.repeat_interleave(k, dim=0) for x in (logits, attention, next_position))
