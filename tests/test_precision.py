@@ -125,3 +125,30 @@ def test_explicit_bf16_warns_before_any_model_loads(tmp_path, tiny_model_dir, cp
     with pytest.warns(UserWarning, match="slower") as caught, pytest.raises(pytest.fail.Exception):
         Trainer(recipe, path)
     assert caught and seen == ["loaded"]  # the warning came first, then the (refused) load
+
+
+def test_no_shipped_cpu_recipe_forces_bf16():
+    from pathlib import Path
+
+    recipes = sorted((Path(__file__).resolve().parents[1] / "recipes").glob("*.yaml"))
+    cpu_recipes = [p for p in recipes if load_recipe(p, []).model.name_or_path == "smollm2-135m-instruct"
+                   or load_recipe(p, []).model.device == "cpu"]
+    assert len(cpu_recipes) >= 3
+    for path in cpu_recipes:
+        assert load_recipe(path, []).model.precision in ("auto", "fp32"), path.name
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("setting", ["auto", "fp32", "bf16", "bf16-pure"])
+def test_weight_and_optimizer_state_dtypes_on_cuda(tmp_path, tiny_model_dir, setting):
+    path, recipe = make_recipe(tmp_path, tiny_model_dir, f"model.precision={setting}", "model.device=cuda",
+                               "train.steps=1", "train.advantage_estimator=rloo", "train.samples_per_prompt=2",
+                               "train.kl.placement=loss", "train.minibatch_size=8", "train.micro_batch_size=4")
+    trainer = Trainer(recipe, path)
+    trainer.fit()
+    weights = torch.bfloat16 if setting == "bf16-pure" else torch.float32
+    assert {p.dtype for p in trainer.models.policy.parameters()} == {weights}
+    assert {s["exp_avg"].dtype for s in trainer.models.actor.optimizer.state.values()} == {weights}
+    native = torch.cuda.is_bf16_supported()
+    expected = "fp32" if setting == "fp32" or (setting == "auto" and not native) else "bf16"
+    assert trainer.precision.summary()["compute"] == expected
