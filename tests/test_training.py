@@ -72,7 +72,8 @@ def test_one_step_changes_policy_and_critic(tmp_path, tiny_model_dir):
     assert all(torch.equal(v, reference_before[k]) for k, v in trainer.models.reference.frozen.named_parameters())
     for key in ("reward/verifier/mean", "reward/exploration/mean", "reward_fn/chars/mean", "policy/clipfrac",
                 "policy/approx_kl", "policy/entropy", "value/loss", "kl/mean", "alpha", "time/1_generate",
-                "response/truncation_rate", "verifier/accuracy", "throughput/tokens_per_s"):
+                "response/truncation_rate", "verifier/accuracy", "throughput/tokens_per_s",
+                "value/explained_variance"):
         assert key in scalars and scalars[key] == scalars[key], key  # present and not NaN
 
 
@@ -338,3 +339,18 @@ def test_update_moves_log_probabilities_with_the_advantage(tmp_path, tiny_model_
     change = ((seen["after"] - batch.old_logprobs) * mask).sum(1)
     assert advantage.abs().sum() > 0
     assert torch.corrcoef(torch.stack([advantage, change]))[0, 1] > 0.5
+
+
+def test_critic_fit_logs_explained_variance_per_head():
+    from rlsp.training.trainer import critic_fit
+
+    returns = torch.tensor([[1.0, 2.0, 3.0, 4.0, 9.0]])
+    mask = torch.tensor([[1, 1, 1, 1, 0]])  # the 9 is padding and must not count
+    # Residual [0, 0, 0, -1] on real tokens: variance 0.1875 against Var(returns) = 1.25.
+    one_head = critic_fit(torch.tensor([[1.0, 2.0, 3.0, 5.0, -7.0]])[..., None], returns[..., None], mask)
+    assert one_head == {"value/explained_variance": pytest.approx(1 - 0.1875 / 1.25)}
+    two_heads = critic_fit(torch.stack([returns, torch.zeros(1, 5)], -1), torch.stack([returns, returns], -1), mask)
+    # Head 2 predicts 0: Var(returns - 0) = Var(returns), so it explains nothing: 1 - 1.25 / 1.25 = 0.
+    assert two_heads == {"value/explained_variance/verifier": pytest.approx(1.0),
+                         "value/explained_variance/exploration": pytest.approx(0.0)}
+    assert critic_fit(None, None, mask) == {}

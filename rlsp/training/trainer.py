@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from ..algorithms import AdaptiveKLController, AlphaSchedule, FixedKLController, kl_estimate
+from ..algorithms import AdaptiveKLController, AlphaSchedule, FixedKLController, explained_variance, kl_estimate
 from ..config import Recipe, output_dir
 from ..data import load_examples
 from ..data.prompts import chat_messages
@@ -180,6 +180,7 @@ class Trainer:
                 "reward/total/mean": totals.mean().item(), "alpha": alpha,
                 "kl/mean": kl_per_sequence, "kl/coef": kl_coef,
                 "throughput/tokens_per_s": float(mask.sum()) / max(timer.seconds["1_generate"], 1e-9),
+                **critic_fit(values, adv.returns, mask),
             }
             records = rollout_records(self.step, generated, scores, self.reward_functions, totals)
             if acc.num_processes > 1:
@@ -259,6 +260,16 @@ class Trainer:
         self.step, self.position, self.eval_before = state["step"], state["position"], state["eval_before"]
         self.kl_ctl.load_state_dict(state["kl_controller"])
         self.normalizers.load_state_dict(state["normalizers"])
+
+
+def critic_fit(values: torch.Tensor | None, returns: torch.Tensor | None, mask: torch.Tensor) -> dict[str, float]:
+    """Explained variance of the critic's pre-update values against this step's returns, per head
+    (``value/explained_variance`` for one head; ``.../verifier`` and ``.../exploration`` when decoupled)."""
+    if values is None or returns is None:
+        return {}
+    heads = [""] if values.shape[-1] == 1 else ["/verifier", "/exploration"]
+    return {f"value/explained_variance{name}": explained_variance(values[..., h], returns[..., h], mask).item()
+            for h, name in enumerate(heads)}
 
 
 def training_device(recipe: Recipe) -> torch.device:
