@@ -24,7 +24,13 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from ..algorithms import AdaptiveKLController, AlphaSchedule, FixedKLController, explained_variance, kl_estimate
+from ..algorithms import (
+    AdaptiveKLController,
+    AlphaSchedule,
+    FixedKLController,
+    explained_variance,
+    kl_estimate,
+)
 from ..config import Recipe, output_dir
 from ..data import load_examples
 from ..data.prompts import chat_messages
