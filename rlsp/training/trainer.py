@@ -284,7 +284,7 @@ def training_device(recipe: Recipe) -> torch.device:
     if recipe.model.device != "auto":
         return torch.device(recipe.model.device)
     if torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     return torch.device("cpu")
 
 
