@@ -299,7 +299,7 @@ def test_user_reward_file_reaches_tensorboard_and_rollouts(tmp_path, tiny_model_
     for row in rows:
         assert row["reward_functions"]["chars"] == pytest.approx(len(row["completion"]) / 10, abs=1e-5)
         assert row["rewards"]["exploration"] == pytest.approx(row["reward_functions"]["chars"], abs=1e-5)
-        assert set(row) >= {"prompt", "completion", "reference", "total_reward", "length", "finish_reason", "step"}
+        assert set(row) >= {"prompt", "completion", "reference", "trained_reward", "length", "finish_reason", "step"}
     events = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
     events.Reload()
     logged = events.Scalars("reward_fn/chars/mean")
@@ -354,3 +354,19 @@ def test_critic_fit_logs_explained_variance_per_head():
     assert two_heads == {"value/explained_variance/verifier": pytest.approx(1.0),
                          "value/explained_variance/exploration": pytest.approx(0.0)}
     assert critic_fit(None, None, mask) == {}
+
+
+@pytest.mark.parametrize("mode", ["paper", "decoupled"])
+def test_trained_reward_is_the_gated_mix_the_advantages_saw(tmp_path, tiny_model_dir, mode):
+    from rlsp.training.advantages import ChannelNormalizers, compute_advantages
+
+    _, recipe = make_recipe(tmp_path, tiny_model_dir, f"train.reward.mode={mode}", "train.reward.gate_exploration=true",
+                            "train.reward.normalize=false", "train.advantage_estimator=rloo",
+                            "train.samples_per_prompt=2", "train.reward.alpha.start=0.8")
+    verifier = torch.tensor([1.0, 0.0, 1.0, 0.0])
+    exploration = torch.tensor([0.5, 0.9, 0.2, 0.4])
+    result = compute_advantages(recipe.train, 0.8, verifier, exploration, None, 0.0, None, torch.ones(4, 3),
+                                torch.tensor([0, 0, 1, 1]), ChannelNormalizers.create(10.0))
+    # Failed samples keep the batch's lowest exploration score (0.2), not their own 0.9 and 0.4:
+    # 0.8 * [1, 0, 1, 0] + 0.2 * [0.5, 0.2, 0.2, 0.2].
+    assert result.trained_rewards.tolist() == pytest.approx([0.9, 0.04, 0.84, 0.04])

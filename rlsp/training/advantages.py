@@ -52,6 +52,9 @@ class AdvantageResult:
     advantages: torch.Tensor  # (B, T)
     returns: torch.Tensor | None  # (B, T, n_heads) critic targets; None for critic-free estimators
     stats: dict[str, float]
+    # (B,) the sequence reward the advantages came from, after gating and normalisation: the
+    # mixed total in paper mode, the alpha-mix of the two normalised channels in decoupled mode.
+    trained_rewards: torch.Tensor
 
 
 def value_heads(cfg: TrainConfig) -> int:
@@ -96,6 +99,7 @@ def compute_advantages(
             _inputs(cfg, mask_f, token_rewards, total, values, 0, group_ids), **hparams
         )
         returns = returns.unsqueeze(-1) if values is not None else None
+        trained = total
     else:
         if mix.normalize:
             verifier, exploration = normalizers.verifier(verifier), normalizers.exploration(exploration)
@@ -109,10 +113,11 @@ def compute_advantages(
         adv_exp, ret_exp = estimator(_inputs(cfg, mask_f, rewards_exp, exploration, values, 1, group_ids), **hparams)
         advantages = combine_advantages(adv_ver, adv_exp, alpha)
         returns = torch.stack([ret_ver, ret_exp], dim=-1) if values is not None else None
+        trained = alpha * verifier + (1 - alpha) * exploration
 
     if cfg.whiten_advantages:
         advantages = masked_whiten(advantages, mask_f)
-    return AdvantageResult(advantages * mask_f, returns, stats)
+    return AdvantageResult(advantages * mask_f, returns, stats, trained)
 
 
 def _inputs(cfg, mask, token_rewards, scores, values, head, group_ids) -> AdvantageInputs:

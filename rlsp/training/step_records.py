@@ -44,8 +44,9 @@ def response_scalars(generated: Generated) -> dict[str, float]:
     }
 
 
-def rollout_records(step: int, generated: Generated, scores: Scores, reward_functions, totals: torch.Tensor) -> list[dict]:
-    """One JSON-ready row per sample: text, reference, each channel and function, total, length."""
+def rollout_records(step: int, generated: Generated, scores: Scores, reward_functions,
+                    trained_rewards: torch.Tensor) -> list[dict]:
+    """One JSON-ready row per sample (fields in the README's rollouts.jsonl table)."""
     records = []
     for i, example in enumerate(generated.examples):
         functions, parsed = {}, {}
@@ -63,7 +64,7 @@ def rollout_records(step: int, generated: Generated, scores: Scores, reward_func
                 "rewards": {"verifier": scores.verifier[i].item(), "exploration": scores.exploration[i].item()},
                 "reward_functions": functions,
                 "parsed": parsed,
-                "total_reward": totals[i].item(),
+                "trained_reward": trained_rewards[i].item(),
                 "length": generated.lengths[i],
                 "finish_reason": generated.finish_reasons[i],
                 "group": int(generated.group_ids[i]),

@@ -179,16 +179,15 @@ class Trainer:
         kl_coef = self.kl_ctl.value
         self.kl_ctl.update(kl_per_sequence, len(generated.texts))
         with timer("6_log"):
-            totals = alpha * scores.verifier + (1 - alpha) * scores.exploration
             scalars = {
                 **reward_scalars(scores, self.reward_functions, self.cfg.reward.gate_threshold),
                 **response_scalars(generated), **adv.stats, **update_stats,
-                "reward/total/mean": totals.mean().item(), "alpha": alpha,
+                "reward/trained/mean": adv.trained_rewards.mean().item(), "alpha": alpha,
                 "kl/mean": kl_per_sequence, "kl/coef": kl_coef,
                 "throughput/tokens_per_s": float(mask.sum()) / max(timer.seconds["1_generate"], 1e-9),
                 **critic_fit(values, adv.returns, mask),
             }
-            records = rollout_records(self.step, generated, scores, self.reward_functions, totals)
+            records = rollout_records(self.step, generated, scores, self.reward_functions, adv.trained_rewards)
             if acc.num_processes > 1:
                 from accelerate.utils import gather_object
 
