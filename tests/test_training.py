@@ -370,3 +370,15 @@ def test_trained_reward_is_the_gated_mix_the_advantages_saw(tmp_path, tiny_model
     # Failed samples keep the batch's lowest exploration score (0.2), not their own 0.9 and 0.4:
     # 0.8 * [1, 0, 1, 0] + 0.2 * [0.5, 0.2, 0.2, 0.2].
     assert result.trained_rewards.tolist() == pytest.approx([0.9, 0.04, 0.84, 0.04])
+
+
+def test_heldout_breakdown_follows_eval_group_by(tmp_path, tiny_model_dir, monkeypatch):
+    path, recipe = make_recipe(tmp_path, tiny_model_dir, "eval.group_by=[level]")
+    trainer = Trainer(recipe, path)
+    metrics = trainer.evaluate("held-out")
+    assert metrics["eval/level=2/problems"] == 4.0  # the 4 held-out problems are all level 2
+
+    monkeypatch.setattr("rlsp.training.setup.load_causal_lm", lambda *a, **k: pytest.fail("model loaded"))
+    path, recipe = make_recipe(tmp_path, tiny_model_dir, "eval.group_by=[subject]", name="bad")
+    with pytest.raises(ConfigError, match="eval.group_by: the data has no column 'subject'"):
+        Trainer(recipe, path)

@@ -123,6 +123,7 @@ class EvalConfig:
         min_length=1,
     )
     group_by: list[str] = option(
-        list, help="Columns of the data to break the metrics down by, e.g. [subject, level]."
+        list, help="Columns of the data to break the metrics down by, e.g. [subject, level] (rlsp train: "
+        "of its held-out set)."
     )
     write_samples: bool = option(True, help="Write one JSON line per sample to <output_dir>/eval_samples.jsonl.")

@@ -35,7 +35,7 @@ from ..config import Recipe, output_dir
 from ..data import load_examples
 from ..data.prompts import chat_messages
 from ..errors import ConfigError
-from ..evaluate import eval_metrics, evaluate_model
+from ..evaluate import check_group_by, eval_metrics, evaluate_model
 from ..generation import HFBackend, SamplingParams
 from ..precision import resolve_precision
 from ..reward_functions import build_reward_functions
@@ -74,6 +74,7 @@ class Trainer:
         self.train_data = load_examples(recipe.data, recipe.run.seed, base_dir).examples
         self.heldout_cfg = heldout_config(recipe)
         self.heldout = load_examples(self.heldout_cfg, recipe.run.seed, base_dir).examples
+        check_group_by(recipe.eval.group_by, self.heldout)
         self.reward_functions = build_reward_functions(recipe.rewards, base_dir)
         self.verifier = build_verifier(recipe.verifier, base_dir)
         a = self.cfg.reward.alpha
@@ -180,7 +181,8 @@ class Trainer:
         self.kl_ctl.update(kl_per_sequence, len(generated.texts))
         with timer("6_log"):
             scalars = {
-                **reward_scalars(scores, self.reward_functions, self.cfg.reward.gate_threshold),
+                # The held-out evaluation's threshold, so training and held-out accuracy mean the same.
+                **reward_scalars(scores, self.reward_functions, self.recipe.verifier.pass_threshold),
                 **response_scalars(generated), **adv.stats, **update_stats,
                 "reward/trained/mean": adv.trained_rewards.mean().item(), "alpha": alpha,
                 "kl/mean": kl_per_sequence, "kl/coef": kl_coef,
@@ -210,8 +212,7 @@ class Trainer:
         with self._autocast():
             records = evaluate_model(self.backend.model, self.models.tokenizer, greedy, self.heldout, self.verifier,
                                      desc=desc, samples_per_prompt=1, data_cfg=self.heldout_cfg)
-        group_by = ["level"] if all("level" in e.columns for e in self.heldout) else []
-        return eval_metrics(records, k=[1], group_by=group_by)
+        return eval_metrics(records, k=[1], group_by=self.recipe.eval.group_by)
 
     def _autocast(self):
         """Autocast to the compute dtype over fp32 weights (model.precision), else a no-op."""
