@@ -172,10 +172,10 @@ class Trainer:
         with timer("5_update"), autocast():
             batch = UpdateBatch(seqs, old_logp, ref_logp, adv.advantages, values, adv.returns)
             actor = m.actor if self.step > cfg.critic_warmup_steps else None
-            update_stats = ppo_update(batch, actor, m.critic_opt, cfg, self._temperature(),
-                                      0.0 if in_reward else self.kl_ctl.value, m.accelerator)
+            update_stats, old_logp = ppo_update(batch, actor, m.critic_opt, cfg, self._temperature(),
+                                                0.0 if in_reward else self.kl_ctl.value, m.accelerator)
         if ref_logp is not None and kl is None:  # KL in the loss: measured on the pre-update policy
-            kl = kl_estimate(batch.old_logprobs, ref_logp, cfg.kl.estimator) * mask
+            kl = kl_estimate(old_logp, ref_logp, cfg.kl.estimator) * mask
         kl_per_sequence = (kl.sum(1).mean().item() if kl is not None else 0.0)
         kl_coef = self.kl_ctl.value
         self.kl_ctl.update(kl_per_sequence, len(generated.texts))

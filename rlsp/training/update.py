@@ -26,7 +26,7 @@ class UpdateBatch:
     # (B, T) policy log-probs before this step's update. None when the update is one optimizer
     # step over the whole batch: the policy it sees is then still the sampling policy, so its own
     # log-probs (detached) are the old ones and a separate no-grad pass would be wasted work.
-    # ppo_update fills them in.
+    # ppo_update then returns the ones it computed.
     old_logprobs: torch.Tensor | None
     ref_logprobs: torch.Tensor | None  # (B, T), when the KL is in the loss
     advantages: torch.Tensor  # (B, T)
@@ -59,13 +59,18 @@ def ppo_update(
     temperature: float,
     kl_coef_in_loss: float,
     accelerator,
-) -> dict[str, float]:
-    """Run ``cfg.ppo_epochs`` passes; ``actor`` None trains the critic only (warm-up)."""
+) -> tuple[dict[str, float], torch.Tensor | None]:
+    """Run ``cfg.ppo_epochs`` passes; ``actor`` None trains the critic only (warm-up).
+
+    Returns the mean statistics and the (B, T) old log-probs: ``batch.old_logprobs``, or the
+    ones the single optimizer step computed when the batch came without them.
+    """
     fill_old = batch.old_logprobs is None
+    old_logprobs = batch.old_logprobs
     if fill_old:
         if not single_optimizer_step(cfg, len(batch)) or actor is None:
             raise ValueError("old_logprobs may be left out only for one actor optimizer step over the whole batch")
-        batch.old_logprobs = torch.zeros_like(batch.advantages)
+        old_logprobs = torch.zeros_like(batch.advantages)
     sums: dict[str, float] = defaultdict(float)
     counts: dict[str, int] = defaultdict(int)
     for _ in range(cfg.ppo_epochs):
@@ -76,16 +81,14 @@ def ppo_update(
             # gradient does not depend on how the minibatch is split.
             rows = rows[batch.seqs.completion_mask[rows].sum(1).argsort()]
             minibatch = batch.rows(rows)
-            if fill_old:
-                minibatch.old_logprobs = None
             stats, seen_logprobs = _minibatch_step(minibatch, actor, critic, cfg, temperature, kl_coef_in_loss,
                                                    accelerator)
             if fill_old:
-                batch.old_logprobs[rows] = seen_logprobs
+                old_logprobs[rows] = seen_logprobs
             for k, v in stats.items():
                 sums[k] += v
                 counts[k] += 1
-    return {k: sums[k] / counts[k] for k in sums}
+    return {k: sums[k] / counts[k] for k in sums}, old_logprobs
 
 
 def single_optimizer_step(cfg: TrainConfig, batch_size: int) -> bool:
