@@ -26,6 +26,7 @@ demo: $(STAMP)
 	BIN=$(BIN) bash launch/demo.sh
 
 test: $(STAMP)
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
 clean-venv:

@@ -16,9 +16,9 @@ from __future__ import annotations
 import copy
 import difflib
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 from .config import Recipe
 from .config.loading import apply_overrides, build_section, read_yaml_mapping

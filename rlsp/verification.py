@@ -14,8 +14,8 @@ from rlsp_verifiers.answer_extraction import last_boxed
 from rlsp_verifiers.verdict import Verdict
 
 from .config.schema import VerifierConfig
-from .errors import RlspError
 from .data import Example
+from .errors import RlspError
 from .generation import Completion
 from .reward_functions import RewardFunction, reward_columns
 

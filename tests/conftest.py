@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from tiny_models import save_tiny_lm
 
 REPO = Path(__file__).resolve().parents[1]

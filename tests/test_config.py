@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -40,7 +41,7 @@ def test_defaults_and_values(tmp_path):
 
 def test_recipe_is_frozen(tmp_path):
     recipe = load_recipe(write(tmp_path, ""))
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         recipe.generation.temperature = 2.0
 
 

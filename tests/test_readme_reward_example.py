@@ -14,7 +14,7 @@ README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 
 
 def block(first_line: str) -> str:
-    for body in re.findall(r"```(?:python|yaml)\n(.*?)```", README, flags=re.S):
+    for body in re.findall(r"```(?:python|yaml)\n(.*?)```", README, flags=re.DOTALL):
         if body.startswith(first_line):
             return body
     raise AssertionError(f"README has no code block starting with {first_line!r}")

@@ -10,7 +10,6 @@ import pytest
 import torch
 from rlsp_verifiers import Verdict
 
-from rlsp import reward_functions as rf
 from rlsp import reward_registry
 from rlsp.errors import ConfigError, RewardError
 from rlsp.reward_functions import (

@@ -156,8 +156,8 @@ def test_accumulation_equals_one_big_batch(tmp_path, tiny_model_dir):
         for role, opt in (("actor", trainer.models.actor), ("critic", trainer.models.critic_opt)):
             original = opt.optimizer.step
 
-            def step(*args, _role=role, _opt=opt, _original=original, **kwargs):
-                grads[_role] = [p.grad.clone() for p in _opt.model.parameters() if p.grad is not None]
+            def step(*args, _role=role, _opt=opt, _original=original, _grads=grads, **kwargs):
+                _grads[_role] = [p.grad.clone() for p in _opt.model.parameters() if p.grad is not None]
                 return _original(*args, **kwargs)
 
             opt.optimizer.step = step
@@ -185,8 +185,8 @@ def test_one_optimizer_step_reuses_its_own_logprobs_exactly(tmp_path, tiny_model
         trainer.reuse_update_logprobs = reuse
         grads, original = [], trainer.models.actor.optimizer.step
 
-        def step(*args, _model=trainer.models.policy, _original=original, **kwargs):
-            grads.extend(p.grad.clone() for p in _model.parameters() if p.grad is not None)
+        def step(*args, _model=trainer.models.policy, _original=original, _grads=grads, **kwargs):
+            _grads.extend(p.grad.clone() for p in _model.parameters() if p.grad is not None)
             return _original(*args, **kwargs)
 
         trainer.models.actor.optimizer.step = step

@@ -11,8 +11,8 @@ padding, and values at padded positions never change a result.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import Tensor

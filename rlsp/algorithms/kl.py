@@ -10,7 +10,8 @@ samples drawn from pi and ``log_ratio = logp - logp_ref``:
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor

@@ -8,8 +8,8 @@ advantage) is ``alpha * verifier + (1 - alpha) * exploration``.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from rlsp.errors import ConfigError
 

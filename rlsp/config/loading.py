@@ -10,9 +10,11 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import re
+import types
 import typing
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import yaml
 from pydantic import ValidationError
@@ -32,7 +34,7 @@ RecipeLoader.add_implicit_resolver(
         |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
         |[-+]?\.(?:inf|Inf|INF)
         |\.(?:nan|NaN|NAN))$""",
-        re.X,
+        re.VERBOSE,
     ),
     list("-+0123456789."),
 )
@@ -132,7 +134,7 @@ def _build_value(annotation: Any, value: Any, path: str, source: str) -> Any:
     if dataclasses.is_dataclass(annotation):
         return build_section(annotation, value, path, source)
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
-    if origin is typing.Union and value is not None:  # Optional[Section]
+    if origin in (typing.Union, types.UnionType) and value is not None:  # Section | None
         sections = [a for a in args if dataclasses.is_dataclass(a)]
         if sections:
             return build_section(sections[0], value, path, source)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, Optional
 
 from .fields import option, section
 from .loading import apply_overrides, build_section, read_yaml_mapping
@@ -20,7 +20,7 @@ class Recipe:
     generation: GenerationConfig = option(GenerationConfig, help="Sampling settings.")
     verifier: VerifierConfig = option(VerifierConfig, help="Outcome verifier used for accuracy.")
     eval: EvalConfig = option(EvalConfig, help="Evaluation settings.")
-    heldout: Optional[DataConfig] = option(
+    heldout: DataConfig | None = option(
         None,
         help="Held-out prompts evaluated before, during and after training; for 'builtin:arith' "
         "data it defaults to the same task's held-out split.",

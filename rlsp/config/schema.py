@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -57,7 +57,7 @@ class DataConfig:
         "(relative paths resolve against the recipe's folder, then the working directory), or a "
         "datasets-hub name (needs a network).",
     )
-    subset: Optional[str] = option(
+    subset: str | None = option(
         None, help="Configuration name of a hub dataset that has several (e.g. 'main' for openai/gsm8k)."
     )
     split: str = option(
@@ -70,12 +70,12 @@ class DataConfig:
         help="How to get the final answer from the reference column: 'plain' (as is), 'gsm8k' "
         "(the number after '####'), 'boxed' (the last \\boxed{} of a worked solution).",
     )
-    limit: Optional[int] = option(None, help="Use only the first N rows (after shuffling, if any).", ge=1)
+    limit: int | None = option(None, help="Use only the first N rows (after shuffling, if any).", ge=1)
     shuffle: bool = option(False, help="Shuffle rows with run.seed before applying the limit.")
     on_bad_row: Literal["error", "skip"] = option(
         "error", help="Rows missing a mapped field: 'error' stops with the row number; 'skip' drops them and reports the count."
     )
-    system_prompt: Optional[str] = option(None, help="System message put before every prompt.")
+    system_prompt: str | None = option(None, help="System message put before every prompt.")
     prompt_template: str = option(
         "{prompt}", help="User message; '{prompt}' is replaced with the problem text."
     )
@@ -104,13 +104,13 @@ class VerifierConfig:
 
 @section
 class EvalConfig:
-    benchmark: Optional[Literal["math500", "gsm8k", "aime24", "arith"]] = option(
+    benchmark: Literal["math500", "gsm8k", "aime24", "arith"] | None = option(
         None,
         help="A named benchmark whose data file, column mapping, prompt template, verifier, answer "
         "length and breakdown are filled in as defaults (the recipe's own values win); null: "
         "evaluate the data section as it stands.",
     )
-    data_dir: Optional[str] = option(
+    data_dir: str | None = option(
         None,
         help="Folder holding benchmark files as <benchmark>/test.jsonl; default $RLSP_DATA_DIR, "
         "else ../shared/data beside the working directory or the repository.",

@@ -7,7 +7,7 @@ LoRA settings live in ``model.lora``.
 
 from __future__ import annotations
 
-from typing import Literal, Optional, Union
+from typing import Literal
 
 from pydantic import field_validator
 from pydantic_core.core_schema import ValidationInfo
@@ -45,16 +45,16 @@ class SFTConfig:
     response_field: str = option(
         "solution", help="Column holding the long chain of thought the model learns to write."
     )
-    response_template: Optional[str] = option(
+    response_template: str | None = option(
         None,
         help="Build the response from several columns instead of response_field, e.g. "
         "'<think>\\n{deepseek_thinking_trajectory}\\n</think>\\n\\n{deepseek_attempt}'.",
     )
-    id_field: Optional[str] = option(
+    id_field: str | None = option(
         None,
         help="Column identifying a row (for select: ids and the saved selection); null: the row number.",
     )
-    difficulty_field: Optional[str] = option(
+    difficulty_field: str | None = option(
         None,
         help="Numeric column ranking difficulty (higher is harder); needed by select: hardest.",
     )
@@ -62,7 +62,7 @@ class SFTConfig:
         dict,
         help="Keep only rows whose columns equal these values, e.g. {solution_type: qwq_32b_preview}.",
     )
-    ids: list[Union[int, str]] = option(
+    ids: list[int | str] = option(
         list, help="Row ids to train on, with select: ids (compared as text)."
     )
     select: Literal["random", "longest", "hardest", "ids"] = option(
@@ -71,7 +71,7 @@ class SFTConfig:
         "(largest difficulty_field) or 'ids' (the ids list).",
         validate_default=True,
     )
-    n: Optional[int] = option(
+    n: int | None = option(
         None, help="Examples to train on; null: all that fit in max_length.", ge=1
     )
     max_length: int = option(
@@ -80,7 +80,7 @@ class SFTConfig:
         ge=16,
     )
     epochs: float = option(3.0, help="Passes over the selected examples.", gt=0.0)
-    max_steps: Optional[int] = option(
+    max_steps: int | None = option(
         None, help="Stop after this many optimizer steps (overrides epochs).", ge=1
     )
     learning_rate: float = option(1e-5, help="Peak learning rate (AdamW).", gt=0.0)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Literal
 
 from .fields import option, section
 
@@ -35,7 +35,7 @@ class RewardSpec:
         "raise", help="On an exception, wrong length, non-number, NaN or inf: stop the run, or use fallback_value and count the error."
     )
     fallback_value: float = option(0.0, help="Score given to a failed sample when on_error is 'fallback'.")
-    name: Optional[str] = option(None, help="Name in logs; defaults to the function's name.")
+    name: str | None = option(None, help="Name in logs; defaults to the function's name.")
 
 
 @section
@@ -100,7 +100,7 @@ class TrainConfig:
     gamma: float = option(1.0, help="Discount (paper: 1).", ge=0.0, le=1.0)
     lam: float = option(0.95, help="GAE lambda (paper: 0.95).", ge=0.0, le=1.0)
     clip_eps: float = option(0.2, help="PPO policy ratio clip (paper: 0.2).", gt=0.0)
-    value_clip_eps: Optional[float] = option(0.2, help="Value clip (paper: 0.2); null disables it.", gt=0.0)
+    value_clip_eps: float | None = option(0.2, help="Value clip (paper: 0.2); null disables it.", gt=0.0)
     entropy_coef: float = option(0.0, help="Entropy bonus coefficient.", ge=0.0)
     loss_aggregation: Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum"] = option(
         "token-mean", help="How per-token losses are averaged."

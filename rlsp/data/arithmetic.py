@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Callable, Iterator
+from functools import cache
 
 from ..errors import ConfigError
 
@@ -30,7 +30,7 @@ def _grid(first: range, second: range) -> Callable[[], Iterator[tuple[int, int]]
     return lambda: ((a, b) for a in first for b in second)
 
 
-ONE, TWO = range(0, 10), range(10, 100)
+ONE, TWO = range(10), range(10, 100)
 LEVELS: dict[int, Level] = {
     1: Level("one-digit + one-digit", _grid(ONE, ONE), "+", lambda a, b: a + b),
     2: Level("two-digit + one-digit", _grid(TWO, ONE), "+", lambda a, b: a + b),
@@ -53,7 +53,7 @@ def _is_heldout(question: str) -> bool:
     return digest[0] % HELDOUT_SHARE == 0
 
 
-@lru_cache(maxsize=None)
+@cache
 def _pool(level: int, heldout: bool) -> tuple[ArithProblem, ...]:
     spec = LEVELS[level]
     problems = []

@@ -112,8 +112,8 @@ def _read_file(path: Path, on_bad_row: str) -> tuple[list[tuple[int, dict]], int
         try:
             row = json.loads(line)
             if not isinstance(row, dict):
-                raise ValueError("not a JSON object")
-        except ValueError as e:
+                raise TypeError("not a JSON object")
+        except (ValueError, TypeError) as e:
             if on_bad_row == "error":
                 raise DataError(f"{path}: line {number} is not a JSON object ({e}). Fix the line, or set data.on_bad_row=skip.") from None
             malformed += 1
@@ -127,7 +127,7 @@ def _read_hub(name: str, subset: str | None, split: str) -> list[tuple[int, dict
 
     try:
         table = datasets.load_dataset(name, subset, split=split)
-    except Exception as e:  # the hub client raises many types; all mean "cannot get it"
+    except Exception as e:  # noqa: BLE001 -- the hub client raises many types; all mean "cannot get it"
         raise DataError(f"data.source: could not load dataset {name!r} split {split!r} from the hub: {e}") from None
     return [(i + 1, row) for i, row in enumerate(table)]
 

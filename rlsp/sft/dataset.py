@@ -13,7 +13,7 @@ import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from ..config import Recipe
 from ..data import Example
@@ -52,7 +52,7 @@ class SftData:
 
 
 def read_sft_examples(
-    recipe: Recipe, base_dir: Optional[Path] = None
+    recipe: Recipe, base_dir: Path | None = None
 ) -> tuple[list[SftExample], str]:
     """Every usable row of ``sft.source`` as an example (tokens not yet measured), and where it came from."""
     cfg = recipe.sft
@@ -72,7 +72,7 @@ def read_sft_examples(
     return [_to_example(number, row, recipe, where) for number, row in rows], where
 
 
-def prepare_sft_data(recipe: Recipe, tokenizer, base_dir: Optional[Path] = None) -> SftData:
+def prepare_sft_data(recipe: Recipe, tokenizer, base_dir: Path | None = None) -> SftData:
     """Read, measure, drop the too long, select: everything but the training itself."""
     cfg = recipe.sft
     examples, where = read_sft_examples(recipe, base_dir)
@@ -129,7 +129,7 @@ def count_tokens(tokenizer, example: SftExample, recipe: Recipe) -> int:
 
 
 def _read_rows(
-    source: str, split: str, base_dir: Optional[Path]
+    source: str, split: str, base_dir: Path | None
 ) -> tuple[list[tuple[int, dict]], str]:
     """Rows as (row number, mapping) from a local file or the hub, and where they came from.
 
@@ -140,7 +140,7 @@ def _read_rows(
     if not is_file_source(source):
         try:
             table = datasets.load_dataset(source, split=split)
-        except Exception as e:  # the hub client raises many types; all mean "cannot get it"
+        except Exception as e:  # noqa: BLE001 -- the hub client raises many types; all mean "cannot get it"
             raise DataError(
                 f"sft.source: could not load dataset {source!r} split {split!r} from the hub: {e}"
             ) from None

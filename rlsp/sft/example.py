@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 
 @dataclass(frozen=True)
@@ -13,5 +12,5 @@ class SftExample:
     response: (
         str  # the assistant's answer: the whole chain of thought, ending with the final answer
     )
-    difficulty: Optional[float] = None  # from sft.difficulty_field; higher is harder
+    difficulty: float | None = None  # from sft.difficulty_field; higher is harder
     tokens: int = 0  # prompt + response in tokens, as trained (chat template applied)

@@ -6,7 +6,7 @@ import math
 import random
 import statistics
 from collections import Counter
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 from ..errors import DataError
 from .example import SftExample
@@ -15,7 +15,7 @@ from .example import SftExample
 def select_examples(
     examples: Sequence[SftExample],
     strategy: str,
-    n: Optional[int],
+    n: int | None,
     ids: Sequence[object] = (),
     seed: int = 0,
 ) -> list[SftExample]:
@@ -46,7 +46,7 @@ def select_examples(
     raise ValueError(f"unknown selection strategy {strategy!r}")
 
 
-def _by_ids(examples: Sequence[SftExample], ids: list[str], n: Optional[int]) -> list[SftExample]:
+def _by_ids(examples: Sequence[SftExample], ids: list[str], n: int | None) -> list[SftExample]:
     if n is not None and n != len(ids):
         raise DataError(
             f"sft.n is {n} but sft.ids lists {len(ids)} ids; remove sft.n or make them agree."

@@ -20,7 +20,6 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 import torch
 
@@ -37,13 +36,13 @@ class SftResult:
     output_dir: Path
     examples: int
     steps: int
-    first_loss: Optional[float]  # the first logged training loss
-    last_loss: Optional[float]  # the last logged training loss
+    first_loss: float | None  # the first logged training loss
+    last_loss: float | None  # the last logged training loss
     seconds: float  # training time, saving excluded
     saved: str  # 'full' weights, 'merged' LoRA, or the 'adapter' alone
 
 
-def run_sft(recipe: Recipe, recipe_dir: Optional[Path], out: Path) -> SftResult:
+def run_sft(recipe: Recipe, recipe_dir: Path | None, out: Path) -> SftResult:
     """Warm-start ``recipe.model`` on ``recipe.sft`` data and save it to ``out``."""
     trainer, data = build_trainer(recipe, recipe_dir, out)
     # (3) train
@@ -71,7 +70,7 @@ def run_sft(recipe: Recipe, recipe_dir: Optional[Path], out: Path) -> SftResult:
     return result
 
 
-def build_trainer(recipe: Recipe, recipe_dir: Optional[Path], out: Path):
+def build_trainer(recipe: Recipe, recipe_dir: Path | None, out: Path):
     """Phases (1) and (2): every check, the data, the model, and TRL's trainer ready to train."""
     model_path = resolve_model_path(recipe.model.name_or_path)
     use_cpu = recipe.model.device == "cpu" or not torch.cuda.is_available()

@@ -36,7 +36,7 @@ class ChannelNormalizers:
     total: RewardNormalizer
 
     @classmethod
-    def create(cls, clip: float) -> "ChannelNormalizers":
+    def create(cls, clip: float) -> ChannelNormalizers:
         return cls(RewardNormalizer(clip), RewardNormalizer(clip), RewardNormalizer(clip))
 
     def state_dict(self) -> dict:

@@ -6,7 +6,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from transformers.optimization import get_constant_schedule_with_warmup, get_cosine_with_min_lr_schedule_with_warmup
+from transformers.optimization import (
+    get_constant_schedule_with_warmup,
+    get_cosine_with_min_lr_schedule_with_warmup,
+)
 
 from ..config import Recipe
 from ..models import load_causal_lm

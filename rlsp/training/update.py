@@ -36,8 +36,8 @@ class UpdateBatch:
     def __len__(self) -> int:
         return self.seqs.completion_ids.shape[0]
 
-    def rows(self, index: torch.Tensor) -> "UpdateBatch":
-        pick = lambda x: None if x is None else x[index]  # noqa: E731
+    def rows(self, index: torch.Tensor) -> UpdateBatch:
+        pick = lambda x: None if x is None else x[index]
         return UpdateBatch(self.seqs.index(index), pick(self.old_logprobs), pick(self.ref_logprobs),
                            pick(self.advantages), pick(self.old_values), pick(self.returns))
 
