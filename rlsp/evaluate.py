@@ -26,7 +26,7 @@ from .config.schema import DataConfig
 from .data import Example, load_examples
 from .data.prompts import chat_messages
 from .errors import ConfigError
-from .generation import HFBackend, SamplingParams, generate_all
+from .generation import SamplingParams, generate_all, make_backend
 from .metrics import maj_at_k, pass_at_k
 from .models import load_causal_lm, pick_device
 from .precision import resolve_precision
@@ -119,7 +119,7 @@ def evaluate_model(
         if mine:
             with _seeded(recipe.run.seed if seed is None else seed, model):
                 completions = generate_all(
-                    HFBackend(model, tokenizer),
+                    make_backend(model, tokenizer, recipe.generation),
                     [chat_messages(examples[i], data_cfg) for i, _ in mine],
                     sampling_params(recipe),
                     recipe.generation.batch_size,

@@ -382,3 +382,29 @@ def test_heldout_breakdown_follows_eval_group_by(tmp_path, tiny_model_dir, monke
     path, recipe = make_recipe(tmp_path, tiny_model_dir, "eval.group_by=[subject]", name="bad")
     with pytest.raises(ConfigError, match="eval.group_by: the data has no column 'subject'"):
         Trainer(recipe, path)
+
+
+def test_trainer_generates_through_the_backend_factory_and_syncs_after_each_update(tmp_path, tiny_model_dir,
+                                                                                   monkeypatch):
+    from rlsp.generation import HFBackend
+
+    calls = []
+
+    class RecordingBackend(HFBackend):
+        def generate(self, conversations, params, samples_per_prompt=1):
+            calls.append(("generate", len(conversations), samples_per_prompt))
+            return super().generate(conversations, params, samples_per_prompt)
+
+        def sync_weights(self, policy):
+            calls.append(("sync", policy is self.model))
+            super().sync_weights(policy)
+
+    monkeypatch.setattr("rlsp.training.trainer.make_backend", lambda model, tok, cfg: RecordingBackend(model, tok))
+    path, recipe = make_recipe(tmp_path, tiny_model_dir, "train.advantage_estimator=rloo", "train.samples_per_prompt=2",
+                               "train.kl.placement=loss", "train.minibatch_size=8")
+    trainer = Trainer(recipe, path)
+    for step in (1, 2):
+        trainer.step = step
+        trainer.train_step()
+    # generation.batch_size 8 holds all 4 prompts x 2 samples: one call per step, then one sync.
+    assert calls == [("generate", 4, 2), ("sync", True)] * 2

@@ -4,4 +4,14 @@ from .backend import GenerationBackend, Rollout, SamplingParams
 from .batching import Completion, generate_all
 from .hf import HFBackend
 
-__all__ = ["Completion", "GenerationBackend", "HFBackend", "Rollout", "SamplingParams", "generate_all"]
+
+def make_backend(model, tokenizer, generation_cfg=None) -> GenerationBackend:
+    """The generation backend for a recipe's ``generation`` section; the one place one is built.
+
+    transformers (``HFBackend``) is the only backend so far; ``generation_cfg`` is where the
+    choice of another will be read.
+    """
+    return HFBackend(model, tokenizer)
+
+
+__all__ = ["Completion", "GenerationBackend", "HFBackend", "Rollout", "SamplingParams", "generate_all", "make_backend"]

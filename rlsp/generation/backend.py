@@ -39,6 +39,12 @@ class Rollout:
 
 
 class GenerationBackend(Protocol):
+    tokenizer: object
+
     def generate(self, conversations: list[list[dict]], params: SamplingParams, samples_per_prompt: int = 1) -> Rollout:
         """``samples_per_prompt`` completions per conversation; rows prompt-major, samples adjacent."""
+        ...
+
+    def sync_weights(self, policy) -> None:
+        """Make the next ``generate`` sample from ``policy``'s current weights (called after every update)."""
         ...

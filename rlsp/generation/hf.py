@@ -52,6 +52,11 @@ class HFBackend:
         self.tokenizer = tokenizer
         self.stop_ids = stop_token_ids(tokenizer, model)
 
+    def sync_weights(self, policy) -> None:
+        """Nothing to copy: this backend samples with the trained module itself."""
+        if policy is not self.model:
+            raise ValueError("HFBackend samples with the module it was built on; build a new backend for another model")
+
     @torch.no_grad()
     def generate(self, conversations: list[list[dict]], params: SamplingParams, samples_per_prompt: int = 1) -> Rollout:
         """``samples_per_prompt`` completions of each conversation, a conversation's samples adjacent."""

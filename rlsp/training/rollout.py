@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data import Example
-from ..generation import HFBackend, Rollout, SamplingParams
+from ..generation import GenerationBackend, Rollout, SamplingParams
 from .forward import Sequences
 
 
@@ -56,7 +56,7 @@ class Generated:
 
 
 def generate_step(
-    backend: HFBackend,
+    backend: GenerationBackend,
     examples: list[Example],
     conversations: list[list[dict]],
     samples_per_prompt: int,

@@ -36,7 +36,7 @@ from ..data import load_examples
 from ..data.prompts import chat_messages
 from ..errors import ConfigError
 from ..evaluate import check_group_by, eval_metrics, evaluate_model
-from ..generation import HFBackend, SamplingParams
+from ..generation import SamplingParams, make_backend
 from ..precision import resolve_precision
 from ..reward_functions import build_reward_functions
 from ..verification import build_verifier
@@ -87,7 +87,8 @@ class Trainer:
         self.models = build_models(recipe, value_heads(self.cfg), self._total_optimizer_steps(), self.precision.weights)
         if self.models.accelerator.is_main_process:
             print(self.precision.describe())
-        self.backend = HFBackend(self.models.accelerator.unwrap_model(self.models.policy), self.models.tokenizer)
+        self.backend = make_backend(self.models.accelerator.unwrap_model(self.models.policy), self.models.tokenizer,
+                                    recipe.generation)
         self.sampler = PromptSampler(len(self.train_data), recipe.run.seed)
         kl = self.cfg.kl
         self.kl_ctl = AdaptiveKLController(kl.coef, kl.target, kl.horizon) if kl.adaptive else FixedKLController(kl.coef)
@@ -174,6 +175,7 @@ class Trainer:
             actor = m.actor if self.step > cfg.critic_warmup_steps else None
             update_stats, old_logp = ppo_update(batch, actor, m.critic_opt, cfg, self._temperature(),
                                                 0.0 if in_reward else self.kl_ctl.value, m.accelerator)
+            self.backend.sync_weights(m.accelerator.unwrap_model(m.policy))
         if ref_logp is not None and kl is None:  # KL in the loss: measured on the pre-update policy
             kl = kl_estimate(old_logp, ref_logp, cfg.kl.estimator) * mask
         kl_per_sequence = (kl.sum(1).mean().item() if kl is not None else 0.0)
@@ -210,8 +212,9 @@ class Trainer:
         """Greedy held-out metrics of the current policy (accuracy, boxed rate, lengths, per level)."""
         greedy = dataclasses.replace(self.recipe, generation=dataclasses.replace(self.recipe.generation, temperature=0.0))
         with self._autocast():
-            records = evaluate_model(self.backend.model, self.models.tokenizer, greedy, self.heldout, self.verifier,
-                                     desc=desc, samples_per_prompt=1, data_cfg=self.heldout_cfg)
+            records = evaluate_model(self.models.accelerator.unwrap_model(self.models.policy), self.models.tokenizer,
+                                     greedy, self.heldout, self.verifier, desc=desc, samples_per_prompt=1,
+                                     data_cfg=self.heldout_cfg)
         return eval_metrics(records, k=[1], group_by=self.recipe.eval.group_by)
 
     def _autocast(self):
