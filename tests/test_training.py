@@ -365,8 +365,9 @@ def test_trained_reward_is_the_gated_mix_the_advantages_saw(tmp_path, tiny_model
                             "train.samples_per_prompt=2", "train.reward.alpha.start=0.8")
     verifier = torch.tensor([1.0, 0.0, 1.0, 0.0])
     exploration = torch.tensor([0.5, 0.9, 0.2, 0.4])
-    result = compute_advantages(recipe.train, 0.8, verifier, exploration, None, 0.0, None, torch.ones(4, 3),
-                                torch.tensor([0, 0, 1, 1]), ChannelNormalizers.create(10.0))
+    result = compute_advantages(recipe.train, alpha=0.8, verifier=verifier, exploration=exploration, kl=None,
+                                kl_coef=0.0, values=None, mask=torch.ones(4, 3), group_ids=torch.tensor([0, 0, 1, 1]),
+                                normalizers=ChannelNormalizers.create(10.0))
     # Failed samples keep the batch's lowest exploration score (0.2), not their own 0.9 and 0.4:
     # 0.8 * [1, 0, 1, 0] + 0.2 * [0.5, 0.2, 0.2, 0.2].
     assert result.trained_rewards.tolist() == pytest.approx([0.9, 0.04, 0.84, 0.04])

@@ -66,6 +66,7 @@ def value_heads(cfg: TrainConfig) -> int:
 
 def compute_advantages(
     cfg: TrainConfig,
+    *,
     alpha: float,
     verifier: torch.Tensor,
     exploration: torch.Tensor,

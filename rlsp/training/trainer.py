@@ -134,13 +134,13 @@ class Trainer:
         return summary
 
     def train_step(self) -> dict[str, float]:
-        cfg, m, timer = self.cfg, self.models, PhaseTimer()
+        cfg, models, timer = self.cfg, self.models, PhaseTimer()
         alpha = self.alpha.alpha_at(self.step - 1)
         # Each process takes its own slice of the prompt stream (prompts_per_step is per process).
-        acc = m.accelerator
-        start = self.position + acc.process_index * cfg.prompts_per_step
+        accelerator = models.accelerator
+        start = self.position + accelerator.process_index * cfg.prompts_per_step
         examples = [self.train_data[i] for i in self.sampler.indices(start, cfg.prompts_per_step)]
-        self.position += cfg.prompts_per_step * acc.num_processes
+        self.position += cfg.prompts_per_step * accelerator.num_processes
 
         autocast = self._autocast
         with timer("1_generate"), autocast():
@@ -158,24 +158,25 @@ class Trainer:
         with timer("3_logprobs"), torch.no_grad(), autocast():
             old_logp = None
             if not reuse_update_logprobs:
-                old_logp = self._batched(lambda s: completion_logprobs(m.policy, s, self._temperature())[0], seqs)
+                old_logp = self._batched(lambda s: completion_logprobs(models.policy, s, self._temperature())[0], seqs)
             ref_logp = None
             if self.kl_ctl.value > 0:
-                with m.reference.model() as reference:
+                with models.reference.model() as reference:
                     ref_logp = self._batched(lambda s: completion_logprobs(reference, s, self._temperature())[0], seqs)
-            values = self._batched(lambda s: completion_values(m.critic, s), seqs) if m.critic is not None else None
+            values = self._batched(lambda s: completion_values(models.critic, s), seqs) if models.critic is not None else None
         with timer("4_advantages"):
             kl = None
             if ref_logp is not None and in_reward:
                 kl = kl_estimate(old_logp, ref_logp, cfg.kl.estimator) * mask
-            adv = compute_advantages(cfg, alpha, scores.verifier, scores.exploration, kl if in_reward else None,
-                                     self.kl_ctl.value, values, mask, generated.group_ids, self.normalizers)
+            adv = compute_advantages(cfg, alpha=alpha, verifier=scores.verifier, exploration=scores.exploration,
+                                     kl=kl if in_reward else None, kl_coef=self.kl_ctl.value, values=values,
+                                     mask=mask, group_ids=generated.group_ids, normalizers=self.normalizers)
         with timer("5_update"), autocast():
             batch = UpdateBatch(seqs, old_logp, ref_logp, adv.advantages, values, adv.returns)
-            actor = m.actor if self.step > cfg.critic_warmup_steps else None
-            update_stats, old_logp = ppo_update(batch, actor, m.critic_opt, cfg, self._temperature(),
-                                                0.0 if in_reward else self.kl_ctl.value, m.accelerator)
-            self.backend.sync_weights(m.accelerator.unwrap_model(m.policy))
+            actor = models.actor if self.step > cfg.critic_warmup_steps else None
+            update_stats, old_logp = ppo_update(batch, actor, models.critic_opt, cfg, self._temperature(),
+                                                0.0 if in_reward else self.kl_ctl.value, models.accelerator)
+            self.backend.sync_weights(models.accelerator.unwrap_model(models.policy))
         if ref_logp is not None and kl is None:  # KL in the loss: measured on the pre-update policy
             kl = kl_estimate(old_logp, ref_logp, cfg.kl.estimator) * mask
         kl_per_sequence = (kl.sum(1).mean().item() if kl is not None else 0.0)
@@ -192,7 +193,7 @@ class Trainer:
                 **critic_fit(values, adv.returns, mask),
             }
             records = rollout_records(self.step, generated, scores, self.reward_functions, adv.trained_rewards)
-            if acc.num_processes > 1:
+            if accelerator.num_processes > 1:
                 from accelerate.utils import gather_object
 
                 records = gather_object(records)
