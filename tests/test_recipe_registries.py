@@ -1,0 +1,30 @@
+"""Recipe choices and the algorithm registries name the same things, so every registered
+estimator, KL estimator and loss aggregation is selectable and every choice has an implementation."""
+
+from __future__ import annotations
+
+import typing
+
+import pytest
+
+from rlsp.algorithms import ADVANTAGE_ESTIMATORS
+from rlsp.algorithms.kl import KL_ESTIMATORS
+from rlsp.algorithms.losses import AGGREGATIONS
+from rlsp.config.train_schema import KLConfig, TrainConfig
+
+
+def choices(section, field: str) -> set[str]:
+    return set(typing.get_args(section.__pydantic_fields__[field].annotation))
+
+
+@pytest.mark.parametrize(
+    "section, field, registry",
+    [
+        (TrainConfig, "advantage_estimator", ADVANTAGE_ESTIMATORS),
+        (TrainConfig, "loss_aggregation", AGGREGATIONS),
+        (KLConfig, "estimator", KL_ESTIMATORS),
+    ],
+    ids=["advantage_estimator", "loss_aggregation", "kl.estimator"],
+)
+def test_recipe_choices_equal_the_registry(section, field, registry):
+    assert choices(section, field) == set(registry)
