@@ -8,7 +8,8 @@ the bf16/fp32 ratio. Fixed lengths matter: timing whole training steps compares 
 of different lengths, since the two precisions sample different text.
 
 It first prints the path ``model.precision=auto`` takes on this machine and why (torch's bf16
-check and the timed matmul probe of rlsp/precision.py), with the CPU model and flags.
+check and the timed matmul probe of rlsp/precision.py), with the CPU model and flags. Where bf16
+is emulated it stops there unless --time-emulated-bf16 is given.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="smollm2-135m-instruct")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--time-emulated-bf16", action="store_true",
+                        help="Time the model in bf16 even where bf16 is emulated (tens of minutes on such CPUs).")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     probe = probe_cpu_bf16()
@@ -42,7 +45,11 @@ def main() -> None:
     print(f"CPU: {cpu_description()}")
     print(f"torch's bf16 check (oneDNN): {'native' if probe.torch_says_native else 'not native'}; "
           f"256^3 matmul: fp32 {probe.fp32_gflops:.1f} GFLOP/s, bf16 {probe.bf16_gflops:.1f} GFLOP/s")
-    print(f"model.precision=auto takes {auto.describe()}\n")
+    print(f"{auto.describe()}\n")
+    if not probe.native and not args.time_emulated_bf16:
+        print("bf16 is emulated here: the model timings would take tens of minutes in bf16, so this run "
+              "stops at the probe. Pass --time-emulated-bf16 to time them anyway.")
+        return
     model, tokenizer = load_causal_lm(args.model, dtype=torch.float32, device="cpu")
     ids = torch.randint(100, len(tokenizer) - 100, (8, 136), generator=torch.Generator().manual_seed(0))
 
