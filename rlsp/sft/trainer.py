@@ -44,13 +44,14 @@ class SftResult:
 
 def run_sft(recipe: Recipe, recipe_dir: Path | None, out: Path) -> SftResult:
     """Warm-start ``recipe.model`` on ``recipe.sft`` data and save it to ``out``."""
-    trainer, data = build_trainer(recipe, recipe_dir, out)
+    precision = sft_precision(recipe)  # resolved once: training, saving and the summary share it
+    trainer, data = build_trainer(recipe, recipe_dir, out, precision)
     # (3) train
     start = time.perf_counter()
     trainer.train()
     seconds = time.perf_counter() - start
     # (4) save
-    saved = save(trainer, recipe, out)
+    saved = save(trainer, recipe, out, precision.weights)
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     result = SftResult(
         out,
@@ -65,16 +66,16 @@ def run_sft(recipe: Recipe, recipe_dir: Path | None, out: Path) -> SftResult:
         (out / "sft_log.json").write_text(json.dumps(trainer.state.log_history, indent=2) + "\n")
         (out / "sft_summary.json").write_text(
             json.dumps({**result.__dict__, "output_dir": str(out),
-                        "precision": sft_precision(recipe, trainer.args.use_cpu).summary()}, indent=2) + "\n"
+                        "precision": precision.summary()}, indent=2) + "\n"
         )
     return result
 
 
-def build_trainer(recipe: Recipe, recipe_dir: Path | None, out: Path):
+def build_trainer(recipe: Recipe, recipe_dir: Path | None, out: Path, precision: Precision | None = None):
     """Phases (1) and (2): every check, the data, the model, and TRL's trainer ready to train."""
     model_path = resolve_model_path(recipe.model.name_or_path)
-    use_cpu = recipe.model.device == "cpu" or not torch.cuda.is_available()
-    precision = sft_precision(recipe, use_cpu)
+    use_cpu = uses_cpu(recipe)
+    precision = precision or sft_precision(recipe)
     # (1) cheap checks, before any weights are read
     try:
         check_lora_targets(
@@ -109,9 +110,13 @@ def build_trainer(recipe: Recipe, recipe_dir: Path | None, out: Path):
     return trainer, data
 
 
-def sft_precision(recipe: Recipe, use_cpu: bool) -> Precision:
+def uses_cpu(recipe: Recipe) -> bool:
+    return recipe.model.device == "cpu" or not torch.cuda.is_available()
+
+
+def sft_precision(recipe: Recipe) -> Precision:
     """``model.precision`` for SFT: fp32 master weights under autocast, bf16 weights for 'bf16-pure'."""
-    device = torch.device("cpu") if use_cpu else torch.device("cuda", torch.cuda.current_device())
+    device = torch.device("cpu") if uses_cpu(recipe) else torch.device("cuda", torch.cuda.current_device())
     return resolve_precision(recipe.model.precision, device, training=True)
 
 
@@ -212,10 +217,10 @@ def check_lora_targets(model_path: str, lora: LoraConfig) -> None:
         )
 
 
-def save(trainer, recipe: Recipe, out: Path) -> str:
-    """Save weights (full, or LoRA merged, or the adapter alone) and the tokenizer with its chat template."""
+def save(trainer, recipe: Recipe, out: Path, load_dtype: torch.dtype) -> str:
+    """Save weights (full, or LoRA merged, or the adapter alone) and the tokenizer with its chat
+    template; ``load_dtype`` is the weights dtype a merged adapter's base loads in."""
     main = trainer.args.process_index == 0
-    load_dtype = sft_precision(recipe, trainer.args.use_cpu).weights
     if not recipe.model.lora.enabled:
         trainer.save_model(str(out))
         saved = "full"
