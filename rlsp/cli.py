@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-from .errors import RlspError
+from rlsp.errors import RlspError
 
 # Sub-command name -> module in rlsp.commands (each has HELP, add_arguments, run).
 COMMANDS = {

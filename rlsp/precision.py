@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import ConfigError
+from rlsp.errors import ConfigError
 
 SETTINGS = ("auto", "fp32", "bf16", "fp16", "bf16-pure")
 DTYPE_NAMES = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}

@@ -5,7 +5,7 @@ import sys
 import torch
 
 from rlsp.config import load_recipe
-from rlsp.training.trainer import Trainer
+from rlsp.training.ppo_trainer import Trainer
 
 recipe_path, output = sys.argv[1], sys.argv[2]
 trainer = Trainer(load_recipe(recipe_path, [f"run.output_dir={output}"]), recipe_path)

@@ -33,7 +33,7 @@ def recipe(tmp_path: Path, text: str) -> Path:
         ("generation: {max_new_tokens: lots}\n", [], "generation.max_new_tokens: Input should be a valid integer"),
         ("generation: {top_p: 2}\n", [], "generation.top_p: Input should be less than or equal to 1"),
         ("data: {source: missing.jsonl}\n", [], "dataset file 'missing.jsonl' not found"),
-        ("verifier: {function: mathh}\n", [], "verifier.function: unknown reward function 'mathh'; did you mean 'math'?"),
+        ("verifier: {function: mathh}\n", [], "verifier.function: unknown reward function 'mathh'. Did you mean 'math'?"),
     ],
 )
 def test_validate_errors(tmp_path, capsys, text, overrides, expected):
@@ -61,7 +61,7 @@ def test_missing_alias_package_prints_install_command(monkeypatch):
     import importlib.metadata
 
     from rlsp.errors import ModelError
-    from rlsp.models import ALIASES, _find_gguf
+    from rlsp.modeling.loading import ALIASES, _find_gguf
 
     def not_installed(name):
         raise importlib.metadata.PackageNotFoundError(name)

@@ -9,7 +9,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from rlsp.config.recipe import Recipe
-from rlsp.evaluate import summarise
+from rlsp.eval.run import summarise
 
 SCRIPT = Path(__file__).resolve().parents[1] / "launch" / "demo_report.py"
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from rlsp.benchmarks import BENCHMARKS, load_eval_recipe
+from rlsp.config import load_recipe
+from rlsp.config.benchmark_presets import BENCHMARKS
 from rlsp.config.schema import EvalConfig
 from rlsp.data import load_examples
 from rlsp.errors import ConfigError, DataError
@@ -20,7 +21,7 @@ def test_schema_lists_every_benchmark():
 
 
 def test_recipe_values_win_over_benchmark_defaults(tmp_path):
-    recipe = load_eval_recipe(
+    recipe = load_recipe(
         None,
         ["eval.benchmark=math500", f"eval.data_dir={tmp_path}", "data.source=/my/copy.jsonl",
          "generation.max_new_tokens=4096", "verifier.kwargs.timeout_s=2.0"],
@@ -38,7 +39,7 @@ def test_benchmark_file_found_under_data_dir(tmp_path):
     (tmp_path / "gsm8k" / "test.jsonl").write_text('{"question": "1+1?", "answer": "so\\n#### 2"}\n')
     recipe_file = tmp_path / "r.yaml"
     recipe_file.write_text("eval:\n  benchmark: gsm8k\n  data_dir: .\n")  # relative to the recipe
-    recipe = load_eval_recipe(recipe_file)
+    recipe = load_recipe(recipe_file)
     assert Path(recipe.data.source) == (tmp_path / "gsm8k" / "test.jsonl").resolve()
     assert recipe.data.reference_format == "gsm8k"
     examples = load_examples(recipe.data, 0, tmp_path).examples
@@ -47,12 +48,12 @@ def test_benchmark_file_found_under_data_dir(tmp_path):
 
 def test_unknown_benchmark_suggests_the_closest():
     with pytest.raises(ConfigError, match=r"unknown benchmark 'math50'\. Did you mean 'math500'\?"):
-        load_eval_recipe(None, ["eval.benchmark=math50"])
+        load_recipe(None, ["eval.benchmark=math50"])
 
 
 def test_missing_benchmark_file_says_what_to_pass(tmp_path):
     with pytest.raises(DataError) as info:
-        load_eval_recipe(None, ["eval.benchmark=aime24", f"eval.data_dir={tmp_path}"])
+        load_recipe(None, ["eval.benchmark=aime24", f"eval.data_dir={tmp_path}"])
     message = str(info.value)
     assert str(tmp_path / "aime24" / "test.jsonl") in message
     assert "data.source=HuggingFaceH4/aime_2024 data.split=train" in message
@@ -61,13 +62,13 @@ def test_missing_benchmark_file_says_what_to_pass(tmp_path):
 
 def test_builtin_source_contradicting_the_benchmark_is_an_error(tmp_path):
     with pytest.raises(ConfigError, match="contradicts eval.benchmark='math500'"):
-        load_eval_recipe(None, ["eval.benchmark=math500", "data.source=builtin:arith"])
+        load_recipe(None, ["eval.benchmark=math500", "data.source=builtin:arith"])
     with pytest.raises(ConfigError, match="contradicts eval.benchmark='arith'"):
-        load_eval_recipe(None, ["eval.benchmark=arith", "data.source=x.jsonl"])
+        load_recipe(None, ["eval.benchmark=arith", "data.source=x.jsonl"])
 
 
 def test_arith_benchmark_is_the_heldout_split_by_level():
-    recipe = load_eval_recipe(None, ["eval.benchmark=arith", "data.arith.heldout_size=6"])
+    recipe = load_recipe(None, ["eval.benchmark=arith", "data.arith.heldout_size=6"])
     examples = load_examples(recipe.data, 0).examples
     assert len(examples) == 6 and recipe.eval.group_by == ["level"]
     assert {e.columns["level"] for e in examples} == {2, 3}
@@ -79,7 +80,7 @@ def test_arith_benchmark_is_the_heldout_split_by_level():
 )
 def test_shared_benchmark_files_load_with_their_mapping(shared_data, monkeypatch, name, size, columns):
     monkeypatch.setenv("RLSP_DATA_DIR", str(shared_data))
-    recipe = load_eval_recipe(None, [f"eval.benchmark={name}"])
+    recipe = load_recipe(None, [f"eval.benchmark={name}"])
     data = load_examples(recipe.data, 0)
     assert len(data.examples) == size and data.skipped == 0
     assert columns <= set(data.examples[0].columns)
@@ -95,7 +96,7 @@ RECIPES = sorted((Path(__file__).resolve().parents[1] / "recipes").glob("eval_*.
 @pytest.mark.parametrize("path", RECIPES, ids=[p.name for p in RECIPES])
 def test_eval_recipes_load_with_their_benchmark(shared_data, monkeypatch, path):
     monkeypatch.setenv("RLSP_DATA_DIR", str(shared_data))
-    recipe = load_eval_recipe(path)
+    recipe = load_recipe(path)
     assert recipe.eval.benchmark is not None
     assert load_examples(recipe.data, 0, path.parent).examples
 
@@ -103,9 +104,9 @@ def test_eval_recipes_load_with_their_benchmark(shared_data, monkeypatch, path):
 def test_aime_answers_compare_as_integers():
     from rlsp.data import Example
     from rlsp.generation import Completion
-    from rlsp.verification import build_verifier
+    from rlsp.scoring.verifier import build_verifier
 
-    recipe = load_eval_recipe(None, ["eval.benchmark=aime24", "data.source=aime.jsonl"])
+    recipe = load_recipe(None, ["eval.benchmark=aime24", "data.source=aime.jsonl"])
     verifier = build_verifier(recipe.verifier, None)
     examples = [Example("p", "025"), Example("p", "25"), Example("p", "025"), Example("p", "073")]
     texts = ["so \\boxed{25}", "\\boxed{025}", "\\boxed{52}", "\\boxed{73}"]

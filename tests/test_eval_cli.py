@@ -51,7 +51,7 @@ def no_model(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("the model was loaded before the error was found")
 
-    monkeypatch.setattr("rlsp.evaluate.load_causal_lm", refuse)
+    monkeypatch.setattr("rlsp.eval.run.load_causal_lm", refuse)
 
 
 def run(capsys, *argv) -> tuple[int, str, str]:
@@ -73,7 +73,7 @@ def test_samples_and_summary_agree(capsys, recipe, tiny_model_dir, tmp_path):
     assert all(r["prompt"] == ROWS[r["problem_index"]]["question"] for r in rows)
     assert all(r["columns"] == {"level": ROWS[r["problem_index"]]["level"]} for r in rows)
 
-    # Recompute every number of the summary from the JSONL, independently of rlsp.metrics.
+    # Recompute every number of the summary from the JSONL, independently of rlsp.eval.metrics.
     summary = json.loads((out / "eval_summary.json").read_text())
     by_problem = [[r for r in rows if r["problem_index"] == i] for i in range(4)]
 
@@ -122,7 +122,7 @@ def test_bad_rows_are_counted_or_stop_the_run(capsys, recipe, tiny_model_dir, tm
     (tmp_path / "problems.jsonl").write_text("\n".join(lines) + "\n")
     argv = [recipe, f"model.name_or_path={tiny_model_dir}", f"run.output_dir={tmp_path / 'out'}", f"data.on_bad_row={on_bad_row}"]
     if on_bad_row == "error":
-        monkeypatch.setattr("rlsp.evaluate.load_causal_lm", lambda *a, **k: pytest.fail("model loaded"))
+        monkeypatch.setattr("rlsp.eval.run.load_causal_lm", lambda *a, **k: pytest.fail("model loaded"))
         code, _, err = run(capsys, *argv)
         assert code == 2
         assert "line 5 is not a JSON object" in err and "data.on_bad_row=skip" in err

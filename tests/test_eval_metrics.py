@@ -6,7 +6,7 @@ from math import comb
 
 import pytest
 
-from rlsp.metrics import answer_key, maj_at_k, majority_vote, pass_at_k
+from rlsp.eval.metrics import answer_key, maj_at_k, majority_vote, pass_at_k
 
 
 @pytest.mark.parametrize(
@@ -89,7 +89,7 @@ def record(problem: int, sample: int, correct: bool, parsed: str | None, level: 
 
 
 def test_eval_metrics_is_flat_and_per_group():
-    from rlsp.evaluate import eval_metrics
+    from rlsp.eval.metrics import eval_metrics
 
     records = [
         record(0, 0, True, "4", 1), record(0, 1, False, "5", 1), record(0, 2, True, "04", 1),

@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from rlsp.models import load_causal_lm
+from rlsp.modeling.loading import load_causal_lm
+from rlsp.modeling.networks import Critic
 from rlsp.training.forward import Sequences, completion_logprobs, completion_values
-from rlsp.training.models import Critic
 
 
 def padded_sequences(extra_left: int, extra_right: int) -> Sequences:

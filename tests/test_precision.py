@@ -12,7 +12,7 @@ from test_training import make_recipe
 from rlsp.config import load_recipe
 from rlsp.errors import ConfigError
 from rlsp.precision import CpuBf16Probe, cpu_description, probe_cpu_bf16, resolve_precision
-from rlsp.training.trainer import Trainer
+from rlsp.training.ppo_trainer import Trainer
 
 EMULATED = CpuBf16Probe(torch_says_native=False, fp32_gflops=110.0, bf16_gflops=0.9)  # AVX2-only Zen 3
 NATIVE = CpuBf16Probe(torch_says_native=True, fp32_gflops=100.0, bf16_gflops=500.0)  # AMX
@@ -119,7 +119,7 @@ def test_weight_and_optimizer_state_dtypes_after_one_step(tmp_path, tiny_model_d
 def test_explicit_bf16_warns_before_any_model_loads(tmp_path, tiny_model_dir, cpu_reports, monkeypatch):
     cpu_reports(EMULATED)
     seen = []
-    monkeypatch.setattr("rlsp.training.setup.load_causal_lm",
+    monkeypatch.setattr("rlsp.training.components.load_causal_lm",
                         lambda *a, **k: seen.append("loaded") or pytest.fail("model loaded"))
     path, recipe = make_recipe(tmp_path, tiny_model_dir, "model.precision=bf16")
     with pytest.warns(UserWarning, match="slower") as caught, pytest.raises(pytest.fail.Exception):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from rlsp.config import load_recipe
-from rlsp.reward_functions import build_reward_functions, channel_totals, score_all
+from rlsp.scoring.channels import build_reward_functions, channel_totals, score_all
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 

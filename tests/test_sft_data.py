@@ -55,7 +55,7 @@ MAPPING = ("sft.prompt_field=problem", "sft.response_field=trace", "sft.id_field
 def test_field_mapping_ids_and_prompt_template(tmp_path):
     data_file = write_rows(tmp_path / "traces.jsonl", ROWS)
     recipe = recipe_for(tmp_path, f"sft.source={data_file}", *MAPPING, "sft.difficulty_field=level")
-    examples, where = read_sft_examples(recipe)
+    examples, where, _ = read_sft_examples(recipe)
     assert where == str(data_file)
     assert [(e.id, e.prompt, e.difficulty) for e in examples] == [
         ("q1", "What is 1 + 1?", 1.0),
@@ -74,7 +74,7 @@ def test_relative_source_resolves_against_the_recipe_folder_and_row_numbers_are_
     recipe = recipe_for(
         tmp_path, "sft.source=traces.jsonl", "sft.prompt_field=problem", "sft.response_field=trace"
     )
-    examples, _ = read_sft_examples(recipe, base_dir=tmp_path)
+    examples, _, _ = read_sft_examples(recipe, base_dir=tmp_path)
     assert [e.id for e in examples] == ["1", "2", "3"]
 
 
@@ -87,7 +87,7 @@ def test_where_filter_and_response_template(tmp_path):
         "sft.where={kind: qwq}",
         "sft.response_template=<think>{trace}</think> [{level}]",
     )
-    examples, _ = read_sft_examples(recipe)
+    examples, _, _ = read_sft_examples(recipe)
     assert [e.id for e in examples] == ["q1", "q3"]
     assert examples[0].response == "<think>1 + 1 = 2. \\boxed{2}</think> [1]"
     with pytest.raises(DataError, match="no row matches sft.where.*human"):
@@ -100,7 +100,7 @@ def test_lengths_are_measured_as_trained_and_over_long_rows_dropped_and_counted(
     tokenizer = build_tokenizer()
     data_file = write_rows(tmp_path / "traces.jsonl", ROWS)
     recipe = recipe_for(tmp_path, f"sft.source={data_file}", *MAPPING, "sft.max_length=100")
-    examples, _ = read_sft_examples(recipe)
+    examples, _, _ = read_sft_examples(recipe)
     lengths = {e.id: count_tokens(tokenizer, e, recipe) for e in examples}
     assert lengths["q2"] > 100 >= max(lengths["q1"], lengths["q3"])
     data = prepare_sft_data(recipe, tokenizer)
@@ -173,7 +173,7 @@ def test_non_numeric_difficulty_and_unknown_builtin_are_errors(tmp_path):
 
 def test_builtin_traces_use_the_task_levels_and_seed(tmp_path):
     recipe = recipe_for(tmp_path, "data.arith.levels=[4]", "sft.arith.size=10", "run.seed=5")
-    examples, where = read_sft_examples(recipe)
+    examples, where, _ = read_sft_examples(recipe)
     assert where == "builtin:arith_traces" and len(examples) == 10
     assert all(" - " in e.prompt for e in examples)
 
@@ -190,7 +190,7 @@ def test_limo_traces_with_field_mapping(tmp_path, shared_data):
         "sft.n=3",
         "sft.max_length=8192",
     )
-    examples, _ = read_sft_examples(recipe)
+    examples, _, _ = read_sft_examples(recipe)
     assert (
         len(examples) == 291
         and examples[0].id == "3"
@@ -205,13 +205,41 @@ def test_limo_traces_with_field_mapping(tmp_path, shared_data):
 
 
 def test_unreadable_files_are_clear_errors(tmp_path):
-    with pytest.raises(DataError, match="sft.source: file 'missing.jsonl' not found"):
+    with pytest.raises(DataError, match="sft.source: dataset file .missing.jsonl. not found"):
         read_sft_examples(recipe_for(tmp_path, "sft.source=missing.jsonl"), base_dir=tmp_path)
     broken = tmp_path / "broken.jsonl"
     broken.write_text(json.dumps(ROWS[0]) + "\n{not json\n")
-    with pytest.raises(DataError, match="line 2 is not valid JSON"):
+    with pytest.raises(DataError, match=r"line 2 is not a JSON object .*sft.on_bad_row=skip"):
         read_sft_examples(recipe_for(tmp_path, f"sft.source={broken}", *MAPPING))
     as_json = tmp_path / "rows.json"
     as_json.write_text(json.dumps(ROWS))
-    examples, _ = read_sft_examples(recipe_for(tmp_path, f"sft.source={as_json}", *MAPPING))
+    examples, _, _ = read_sft_examples(recipe_for(tmp_path, f"sft.source={as_json}", *MAPPING))
     assert [e.id for e in examples] == ["q1", "q2", "q3"]
+
+
+def test_on_bad_row_skip_drops_and_counts_bad_lines_and_rows(tmp_path):
+    data_file = tmp_path / "mixed.jsonl"
+    no_trace = {k: v for k, v in ROWS[1].items() if k != "trace"}
+    data_file.write_text(json.dumps(ROWS[0]) + "\n{not json\n" + json.dumps(no_trace) + "\n" + json.dumps(ROWS[2]) + "\n")
+    recipe = recipe_for(tmp_path, f"sft.source={data_file}", *MAPPING, "sft.on_bad_row=skip")
+    examples, _, skipped = read_sft_examples(recipe)
+    assert [e.id for e in examples] == ["q1", "q3"]
+    assert skipped == 2  # one line that is not JSON, one row without the response field
+    data = prepare_sft_data(recipe, build_tokenizer())
+    assert data.summary(recipe)["skipped_bad_rows"] == 2
+
+
+def test_hub_sources_pass_subset_and_split(monkeypatch, tmp_path):
+    import datasets
+
+    calls = []
+
+    def fake_load_dataset(name, subset, split):
+        calls.append((name, subset, split))
+        return [{"uid": "h1", "problem": "1 + 1?", "trace": "2", "level": 1, "kind": "qwq"}]
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    recipe = recipe_for(tmp_path, "sft.source=org/traces", "sft.subset=main", "sft.split=train", *MAPPING)
+    examples, where, _ = read_sft_examples(recipe)
+    assert calls == [("org/traces", "main", "train")] and where == "org/traces"
+    assert [e.id for e in examples] == ["h1"]

@@ -11,9 +11,9 @@ import torch
 from rlsp.cli import main
 from rlsp.config import load_recipe
 from rlsp.errors import ConfigError
-from rlsp.models import load_causal_lm
+from rlsp.modeling.loading import load_causal_lm
 from rlsp.sft.dataset import conversation
-from rlsp.sft.trainer import build_trainer, run_sft
+from rlsp.sft.warm_start import build_trainer, run_sft
 
 RECIPE = """\
 data:

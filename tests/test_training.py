@@ -10,7 +10,7 @@ import torch
 
 from rlsp.config import load_recipe
 from rlsp.errors import ConfigError, RewardError
-from rlsp.training.trainer import Trainer
+from rlsp.training.ppo_trainer import Trainer
 
 USER_REWARD = '''
 def chars(prompts, completions, references, **columns):
@@ -123,7 +123,7 @@ def test_lora_reference_is_the_base_without_a_copy(tmp_path, tiny_model_dir):
         ref = completion_logprobs(reference, seqs, 1.0)[0]
     with torch.no_grad():
         pol = completion_logprobs(trainer.models.policy, seqs, 1.0)[0]
-    from rlsp.models import load_causal_lm
+    from rlsp.modeling.loading import load_causal_lm
 
     base, _ = load_causal_lm(str(tiny_model_dir), device="cpu")
     with torch.no_grad():
@@ -277,7 +277,7 @@ def test_bad_reward_stops_before_the_optimizer_step(tmp_path, tiny_model_dir, fu
     ],
 )
 def test_bad_training_recipes_fail_before_loading_the_model(tmp_path, tiny_model_dir, overrides, message, monkeypatch):
-    import rlsp.training.trainer as trainer_module
+    import rlsp.training.ppo_trainer as trainer_module
 
     def no_model(*args, **kwargs):
         raise AssertionError("the model was loaded before the recipe was checked")
@@ -314,7 +314,7 @@ def test_user_reward_file_reaches_tensorboard_and_rollouts(tmp_path, tiny_model_
 @pytest.mark.parametrize("estimator", ["rloo", "gae"])
 def test_update_moves_log_probabilities_with_the_advantage(tmp_path, tiny_model_dir, estimator, monkeypatch):
     """After one update, samples with positive advantage became likelier, negative ones less likely."""
-    import rlsp.training.trainer as trainer_module
+    import rlsp.training.ppo_trainer as trainer_module
     from rlsp.training.forward import completion_logprobs
 
     seen = {}

@@ -8,11 +8,11 @@ import torch
 from test_training import make_recipe
 
 from rlsp.errors import ConfigError
-from rlsp.training.trainer import Trainer
+from rlsp.training.ppo_trainer import Trainer
 
 
 def test_critic_fit_logs_explained_variance_per_head():
-    from rlsp.training.trainer import critic_fit
+    from rlsp.training.ppo_trainer import critic_fit
 
     returns = torch.tensor([[1.0, 2.0, 3.0, 4.0, 9.0]])
     mask = torch.tensor([[1, 1, 1, 1, 0]])  # the 9 is padding and must not count
@@ -28,7 +28,7 @@ def test_critic_fit_logs_explained_variance_per_head():
 
 @pytest.mark.parametrize("mode", ["paper", "decoupled"])
 def test_trained_reward_is_the_gated_mix_the_advantages_saw(tmp_path, tiny_model_dir, mode):
-    from rlsp.training.advantages import ChannelNormalizers, compute_advantages
+    from rlsp.training.advantage_step import ChannelNormalizers, compute_advantages
 
     _, recipe = make_recipe(tmp_path, tiny_model_dir, f"train.reward.mode={mode}", "train.reward.gate_exploration=true",
                             "train.reward.normalize=false", "train.advantage_estimator=rloo",
@@ -49,7 +49,7 @@ def test_heldout_breakdown_follows_eval_group_by(tmp_path, tiny_model_dir, monke
     metrics = trainer.evaluate("held-out")
     assert metrics["eval/level=2/problems"] == 4.0  # the 4 held-out problems are all level 2
 
-    monkeypatch.setattr("rlsp.training.setup.load_causal_lm", lambda *a, **k: pytest.fail("model loaded"))
+    monkeypatch.setattr("rlsp.training.components.load_causal_lm", lambda *a, **k: pytest.fail("model loaded"))
     path, recipe = make_recipe(tmp_path, tiny_model_dir, "eval.group_by=[subject]", name="bad")
     with pytest.raises(ConfigError, match="eval.group_by: the data has no column 'subject'"):
         Trainer(recipe, path)
@@ -70,7 +70,7 @@ def test_trainer_generates_through_the_backend_factory_and_syncs_after_each_upda
             calls.append(("sync", policy is self.model))
             super().sync_weights(policy)
 
-    monkeypatch.setattr("rlsp.training.trainer.make_backend", lambda model, tok, cfg: RecordingBackend(model, tok))
+    monkeypatch.setattr("rlsp.training.ppo_trainer.make_backend", lambda model, tok, cfg: RecordingBackend(model, tok))
     path, recipe = make_recipe(tmp_path, tiny_model_dir, "train.advantage_estimator=rloo", "train.samples_per_prompt=2",
                                "train.kl.placement=loss", "train.minibatch_size=8")
     trainer = Trainer(recipe, path)

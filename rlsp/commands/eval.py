@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..benchmarks import BENCHMARKS
-from ..errors import ConfigError
+from rlsp.config.benchmark_presets import BENCHMARKS
+from rlsp.errors import ConfigError
 
 HELP = "Sample answers on a benchmark or dataset, verify them, report pass@k and maj@k; or compare two runs."
 
@@ -64,9 +64,8 @@ def run(args) -> int:
         raise ConfigError("--plot goes with --compare A B.")
     from accelerate import PartialState
 
-    from ..benchmarks import load_eval_recipe
-    from ..config import output_dir
-    from ..evaluate import run_eval
+    from rlsp.config import load_recipe, output_dir
+    from rlsp.eval.run import run_eval
 
     recipe_path, overrides = _split_positionals(args.args)
     flags = [f"{SHORTCUTS[dest]}={json.dumps(value)}" for dest, value in _given_shortcuts(args)]
@@ -74,7 +73,7 @@ def run(args) -> int:
         o.startswith(("eval.benchmark=", "data.source=")) for o in overrides
     ):
         raise ConfigError("give a recipe file (see recipes/) or a benchmark: rlsp eval --benchmark math500 ...")
-    recipe = load_eval_recipe(recipe_path, flags + overrides)
+    recipe = load_recipe(recipe_path, flags + overrides)
     name = recipe_path or f"eval_{recipe.eval.benchmark or 'data'}"
     out = output_dir(recipe, name)
     base_dir = Path(recipe_path).resolve().parent if recipe_path else Path.cwd()
@@ -100,7 +99,7 @@ def format_summary(summary, out: Path) -> str:
 
 
 def _compare(args) -> int:
-    from ..eval_compare import format_comparison, label_for, load_summary, plot_comparison
+    from rlsp.eval.compare import format_comparison, label_for, load_summary, plot_comparison
 
     stray = args.args or [f"--{dest.replace('_', '-')}" for dest, _ in _given_shortcuts(args)]
     if stray:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import add_recipe_arguments
+from rlsp.commands import add_recipe_arguments
 
 HELP = "Supervised warm-start on long chains of thought (loss on the assistant turn only)."
 
@@ -16,8 +16,8 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from accelerate import PartialState
 
-    from ..config import load_recipe, output_dir
-    from ..sft.trainer import run_sft
+    from rlsp.config import load_recipe, output_dir
+    from rlsp.sft.warm_start import run_sft
 
     recipe = load_recipe(args.recipe, args.overrides)
     out = output_dir(recipe, args.recipe)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import add_recipe_arguments
+from rlsp.commands import add_recipe_arguments
 
 HELP = "Train with PPO on separate verifier and exploration rewards (RLSP)."
 
@@ -13,8 +13,8 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from ..config import load_recipe
-    from ..training.trainer import Trainer
+    from rlsp.config import load_recipe
+    from rlsp.training.ppo_trainer import Trainer
 
     recipe = load_recipe(args.recipe, args.overrides)
     trainer = Trainer(recipe, args.recipe, resume=args.resume)

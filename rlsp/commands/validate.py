@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import add_recipe_arguments
+from rlsp.commands import add_recipe_arguments
 
 HELP = "Check a recipe (fields, values, data file, verifier) without running it."
 
@@ -17,18 +17,18 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     import yaml
 
-    from ..config import load_recipe
-    from ..config.explain import explain, recipe_as_dict
-    from ..data import check_source
-    from ..verification import build_verifier
+    from rlsp.config import load_recipe
+    from rlsp.config.explain import explain, recipe_as_dict
+    from rlsp.data import check_source
+    from rlsp.scoring.verifier import build_verifier
 
     recipe = load_recipe(args.recipe, args.overrides)
     base_dir = Path(args.recipe).resolve().parent
     check_source(recipe.data, base_dir)
     build_verifier(recipe.verifier, base_dir)
     if recipe.rewards:  # a training recipe: the checks `rlsp train` makes before loading a model
-        from ..reward_functions import build_reward_functions
-        from ..training.preflight import check_training_recipe
+        from rlsp.scoring.channels import build_reward_functions
+        from rlsp.training.preflight import check_training_recipe
 
         check_training_recipe(recipe)
         build_reward_functions(recipe.rewards, base_dir)

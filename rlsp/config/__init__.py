@@ -1,5 +1,5 @@
 """Recipes: YAML files loaded into frozen, validated dataclasses."""
 
-from .recipe import Recipe, load_recipe, output_dir
+from rlsp.config.recipe import Recipe, load_recipe, output_dir
 
 __all__ = ["Recipe", "load_recipe", "output_dir"]

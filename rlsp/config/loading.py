@@ -8,7 +8,6 @@ validated strictly and its errors carry their full path.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import re
 import types
 import typing
@@ -19,7 +18,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from ..errors import ConfigError
+from rlsp.errors import ConfigError, did_you_mean
 
 
 class RecipeLoader(yaml.SafeLoader):
@@ -117,10 +116,8 @@ def build_section(cls: type, data: Any, path: str, source: str) -> Any:
         if _join(path, str(key)) in MOVED_KEYS:
             raise ConfigError(f"{source}: {_join(path, str(key))}: {MOVED_KEYS[_join(path, str(key))]}")
         if key not in fields:
-            close = difflib.get_close_matches(str(key), list(fields), n=1, cutoff=0.6)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
             raise ConfigError(
-                f"{source}: {_join(path, str(key))}: unknown key.{hint} "
+                f"{source}: {_join(path, str(key))}: unknown key.{did_you_mean(str(key), list(fields))} "
                 f"Valid keys{' of ' + path if path else ''}: {', '.join(fields)}."
             )
         kwargs[key] = _build_value(fields[key].annotation, value, _join(path, key), source)

@@ -5,11 +5,19 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from .fields import option, section
-from .loading import apply_overrides, build_section, read_yaml_mapping
-from .schema import DataConfig, EvalConfig, GenerationConfig, ModelConfig, RunConfig, VerifierConfig
-from .sft_schema import SFTConfig
-from .train_schema import RewardSpec, TrainConfig
+from rlsp.config.benchmark_presets import with_benchmark_defaults
+from rlsp.config.fields import option, section
+from rlsp.config.loading import apply_overrides, build_section, read_yaml_mapping
+from rlsp.config.schema import (
+    DataConfig,
+    EvalConfig,
+    GenerationConfig,
+    ModelConfig,
+    RunConfig,
+    VerifierConfig,
+)
+from rlsp.config.sft_schema import SFTConfig
+from rlsp.config.train_schema import RewardSpec, TrainConfig
 
 
 @section
@@ -30,16 +38,20 @@ class Recipe:
     sft: SFTConfig = option(SFTConfig, help="SFT warm-start on long chains of thought (rlsp sft).")
 
 
-def load_recipe(path: str | Path, overrides: Iterable[str] = ()) -> Recipe:
-    """Load and validate a recipe file; ``overrides`` are ``section.key=value`` strings."""
-    path = Path(path)
-    data = apply_overrides(read_yaml_mapping(path), overrides)
-    from ..benchmarks import with_benchmark_defaults  # benchmarks imports this module
+def load_recipe(path: str | Path | None, overrides: Iterable[str] = ()) -> Recipe:
+    """Load and validate a recipe file; ``overrides`` are ``section.key=value`` strings.
 
-    # A recipe naming eval.benchmark gets that benchmark's data file, fields and verifier as
-    # defaults; anything the recipe or an override sets wins.
-    data = with_benchmark_defaults(data, path.resolve().parent)
-    return build_section(Recipe, data, "", str(path))
+    ``path`` None builds the recipe from its defaults and the overrides alone (``rlsp eval
+    --benchmark math500``). A recipe naming ``eval.benchmark`` gets that benchmark's data file,
+    fields and verifier as defaults; anything the recipe or an override sets wins.
+    """
+    if path is None:
+        data, source, base_dir = {}, "command line", Path.cwd()
+    else:
+        path = Path(path)
+        data, source, base_dir = read_yaml_mapping(path), str(path), path.resolve().parent
+    data = with_benchmark_defaults(apply_overrides(data, overrides), base_dir)
+    return build_section(Recipe, data, "", source)
 
 
 def output_dir(recipe: Recipe, recipe_path: str | Path) -> Path:

@@ -6,8 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from .fields import option, section
-from .train_schema import LoraConfig
+from rlsp.config.fields import option, section
+from rlsp.config.train_schema import LoraConfig
 
 
 @section

@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import field_validator
 from pydantic_core.core_schema import ValidationInfo
 
-from .fields import option, section
+from rlsp.config.fields import option, section
 
 
 @section
@@ -38,7 +38,15 @@ class SFTConfig:
         "file (relative paths resolve against the recipe's folder, then the working directory), or a "
         "datasets-hub name (needs a network).",
     )
+    subset: str | None = option(
+        None, help="Configuration name of a hub dataset that has several (as data.subset)."
+    )
     split: str = option("train", help="Split to read for hub datasets.")
+    on_bad_row: Literal["error", "skip"] = option(
+        "error",
+        help="Rows that are not JSON objects or lack a mapped field: 'error' stops with the row number; "
+        "'skip' drops them and counts them in sft_data_stats.json.",
+    )
     prompt_field: str = option(
         "question", help="Column holding the problem text (put into data.prompt_template)."
     )
@@ -111,7 +119,7 @@ class SFTConfig:
     merge_adapters: bool = option(
         True,
         help="With model.lora: save base + adapter merged into plain weights; false saves only the adapter "
-        "(rlsp.models.load_causal_lm merges it at load time).",
+        "(rlsp.modeling.loading.load_causal_lm merges it at load time).",
     )
     logging_steps: int = option(10, help="Log the loss every N optimizer steps.", ge=1)
     save_steps: int = option(

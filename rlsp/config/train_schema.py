@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from .fields import option, section
+from rlsp.config.fields import option, section
 
 
 @section

@@ -1,5 +1,5 @@
 """Prompt datasets and the built-in arithmetic task."""
 
-from .sources import Example, LoadedData, check_source, load_examples
+from rlsp.data.sources import Example, LoadedData, check_source, load_examples
 
 __all__ = ["Example", "LoadedData", "check_source", "load_examples"]

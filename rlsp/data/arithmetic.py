@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cache
 
-from ..errors import ConfigError
+from rlsp.errors import ConfigError
 
 HELDOUT_SHARE = 5  # one problem in five (by hash) is held out
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..config.schema import DataConfig
-from .sources import Example
+from rlsp.config.schema import DataConfig
+from rlsp.data.sources import Example
 
 
 def chat_messages(example: Example, cfg: DataConfig, system_prompt: str | None = None) -> list[dict]:

@@ -1,8 +1,8 @@
 """Sampling completions behind a small backend interface (transformers now, vLLM later)."""
 
-from .backend import GenerationBackend, Rollout, SamplingParams
-from .batching import Completion, generate_all
-from .hf import HFBackend
+from rlsp.generation.backend import GenerationBackend, Rollout, SamplingParams
+from rlsp.generation.batching import Completion, generate_all
+from rlsp.generation.hf import HFBackend
 
 
 def make_backend(model, tokenizer, generation_cfg=None) -> GenerationBackend:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from tqdm.auto import tqdm
 
-from .backend import FinishReason, GenerationBackend, SamplingParams
+from rlsp.generation.backend import FinishReason, GenerationBackend, SamplingParams
 
 
 @dataclass(frozen=True)

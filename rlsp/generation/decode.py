@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 from transformers import DynamicCache
 
-from .backend import SamplingParams
+from rlsp.generation.backend import SamplingParams
 
 
 def nucleus_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from .backend import Rollout, SamplingParams
-from .decode import decode
+from rlsp.generation.backend import Rollout, SamplingParams
+from rlsp.generation.decode import decode
 
 # End-of-turn tokens of common chat templates; generation stops at whichever the vocabulary has.
 CHAT_END_TOKENS = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<|endoftext|>", "<end_of_turn>")

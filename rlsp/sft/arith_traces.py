@@ -13,8 +13,8 @@ import random
 import re
 from typing import NamedTuple
 
-from ..data.arithmetic import arithmetic_problems
-from .example import SftExample
+from rlsp.data.arithmetic import arithmetic_problems
+from rlsp.sft.example import SftExample
 
 COLUMNS = ["Units", "Tens", "Hundreds", "Thousands"]
 QUESTION = re.compile(r"What is (\d+) ([-+*]) (\d+)\?")

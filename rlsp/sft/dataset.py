@@ -10,18 +10,17 @@ same function evaluation and RL use, so a warm-started model sees the prompts it
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config import Recipe
-from ..data import Example
-from ..data.prompts import chat_messages
-from ..data.sources import is_file_source
-from ..errors import DataError
-from .example import SftExample
-from .selection import length_stats, select_examples
+from rlsp.config import Recipe
+from rlsp.data import Example
+from rlsp.data.prompts import chat_messages
+from rlsp.data.rows import read_rows
+from rlsp.errors import DataError
+from rlsp.sft.example import SftExample
+from rlsp.sft.selection import length_stats, select_examples
 
 ARITH_TRACES = "builtin:arith_traces"
 
@@ -31,6 +30,7 @@ class SftData:
     examples: list[SftExample]  # the selected examples, tokens measured
     source: str  # file path, hub name or built-in name
     rows: int  # usable rows read (after sft.where)
+    skipped: int  # rows dropped under sft.on_bad_row=skip (not JSON objects, or a mapped field empty)
     too_long: int  # rows dropped for being longer than sft.max_length tokens
     pool_tokens: dict  # length_stats over every usable row, too-long ones included
     selected_tokens: dict  # length_stats over the selected examples
@@ -41,6 +41,7 @@ class SftData:
         return {
             "source": self.source,
             "rows": self.rows,
+            "skipped_bad_rows": self.skipped,
             "dropped_over_max_length": self.too_long,
             "max_length": cfg.max_length,
             "select": cfg.select,
@@ -53,29 +54,33 @@ class SftData:
 
 def read_sft_examples(
     recipe: Recipe, base_dir: Path | None = None
-) -> tuple[list[SftExample], str]:
-    """Every usable row of ``sft.source`` as an example (tokens not yet measured), and where it came from."""
+) -> tuple[list[SftExample], str, int]:
+    """Every usable row of ``sft.source`` as an example (tokens not yet measured), where it came
+    from, and how many rows ``sft.on_bad_row: skip`` dropped."""
     cfg = recipe.sft
     if cfg.source == ARITH_TRACES:
-        from .arith_traces import arith_traces
+        from rlsp.sft.arith_traces import arith_traces
 
         traces = arith_traces(
             cfg.arith.size, recipe.data.arith.levels, recipe.run.seed, cfg.arith.error_share
         )
-        return traces, cfg.source
+        return traces, cfg.source, 0
     if cfg.source.startswith("builtin:"):
         raise DataError(
             f"sft.source: unknown built-in dataset {cfg.source!r}; the built-in one is {ARITH_TRACES!r}."
         )
-    rows, where = _read_rows(cfg.source, cfg.split, base_dir)
-    rows = _filter_rows(rows, cfg.where, where)
-    return [_to_example(number, row, recipe, where) for number, row in rows], where
+    read = read_rows(cfg.source, split=cfg.split, subset=cfg.subset, on_bad_row=cfg.on_bad_row,
+                     base_dir=base_dir, field="sft.source")
+    rows = _filter_rows(read.rows, cfg.where, read.where)
+    examples = [_to_example(number, row, recipe, read.where) for number, row in rows]
+    kept = [e for e in examples if e is not None]
+    return kept, read.where, read.malformed + len(examples) - len(kept)
 
 
 def prepare_sft_data(recipe: Recipe, tokenizer, base_dir: Path | None = None) -> SftData:
     """Read, measure, drop the too long, select: everything but the training itself."""
     cfg = recipe.sft
-    examples, where = read_sft_examples(recipe, base_dir)
+    examples, where, skipped = read_sft_examples(recipe, base_dir)
     measured = [dataclasses.replace(e, tokens=count_tokens(tokenizer, e, recipe)) for e in examples]
     fitting = [e for e in measured if e.tokens <= cfg.max_length]
     too_long = len(measured) - len(fitting)
@@ -105,6 +110,7 @@ def prepare_sft_data(recipe: Recipe, tokenizer, base_dir: Path | None = None) ->
         examples=selected,
         source=where,
         rows=len(measured),
+        skipped=skipped,
         too_long=too_long,
         pool_tokens=length_stats([e.tokens for e in measured]),
         selected_tokens=length_stats([e.tokens for e in selected]),
@@ -128,66 +134,6 @@ def count_tokens(tokenizer, example: SftExample, recipe: Recipe) -> int:
     return len(encoded["input_ids"])
 
 
-def _read_rows(
-    source: str, split: str, base_dir: Path | None
-) -> tuple[list[tuple[int, dict]], str]:
-    """Rows as (row number, mapping) from a local file or the hub, and where they came from.
-
-    Row numbers are line numbers in a .jsonl file, positions (from 1) otherwise.
-    """
-    import datasets
-
-    if not is_file_source(source):
-        try:
-            table = datasets.load_dataset(source, split=split)
-        except Exception as e:  # noqa: BLE001 -- the hub client raises many types; all mean "cannot get it"
-            raise DataError(
-                f"sft.source: could not load dataset {source!r} split {split!r} from the hub: {e}"
-            ) from None
-        return [(i + 1, row) for i, row in enumerate(table)], source
-    candidates = [Path(source).expanduser()]
-    if base_dir is not None and not Path(source).is_absolute():
-        candidates.insert(0, base_dir / source)
-    path = next((c for c in candidates if c.is_file()), None)
-    if path is None:
-        looked = " and ".join(repr(str(c)) for c in candidates)
-        raise DataError(
-            f"sft.source: file {source!r} not found (looked at {looked}). Fix the path in the recipe."
-        )
-    if path.suffix == ".parquet":
-        return [
-            (i + 1, row) for i, row in enumerate(datasets.Dataset.from_parquet(str(path)))
-        ], str(path)
-    if path.suffix == ".json":
-        try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as e:
-            raise DataError(
-                f"{path}: not valid JSON (line {e.lineno}: {e.msg}); a .json file holds a list of objects."
-            ) from None
-        if not isinstance(data, list) or not all(isinstance(row, dict) for row in data):
-            raise DataError(
-                f"{path}: a .json dataset must be a list of objects; use .jsonl for one object per line."
-            )
-        return list(enumerate(data, start=1)), str(path)
-    rows = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(
-                f"{path}: line {number} is not valid JSON ({e.msg}); fix or remove the line."
-            ) from None
-        if not isinstance(row, dict):
-            raise DataError(
-                f"{path}: line {number} is not a JSON object; each line must hold one object."
-            )
-        rows.append((number, row))
-    return rows, str(path)
-
-
 def _filter_rows(
     rows: list[tuple[int, dict]], where_cfg: dict, where: str
 ) -> list[tuple[int, dict]]:
@@ -202,7 +148,17 @@ def _same(value: Any, wanted: Any) -> bool:
     return value == wanted or str(value) == str(wanted)
 
 
-def _to_example(number: int, row: dict, recipe: Recipe, where: str) -> SftExample:
+def _to_example(number: int, row: dict, recipe: Recipe, where: str) -> SftExample | None:
+    """The row as an example; None for a row lacking a mapped field under ``sft.on_bad_row: skip``."""
+    try:
+        return _row_to_example(number, row, recipe, where)
+    except DataError:
+        if recipe.sft.on_bad_row == "skip":
+            return None
+        raise
+
+
+def _row_to_example(number: int, row: dict, recipe: Recipe, where: str) -> SftExample:
     cfg = recipe.sft
     prompt = _text(row, cfg.prompt_field, number, where, "prompt_field")
     if cfg.response_template is not None:
@@ -236,6 +192,6 @@ def _text(row: dict, field: str, number: int, where: str, option: str) -> str:
     if value is None or (isinstance(value, str) and not value.strip()):
         raise DataError(
             f"{where}: row {number} has no value for field {field!r} (sft.{option}); its fields are "
-            f"{sorted(row)}. Set sft.{option} to the column that holds it."
+            f"{sorted(row)}. Set sft.{option} to the column that holds it, or sft.on_bad_row=skip to drop such rows."
         )
     return str(value)

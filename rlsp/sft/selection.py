@@ -8,8 +8,8 @@ import statistics
 from collections import Counter
 from collections.abc import Sequence
 
-from ..errors import DataError
-from .example import SftExample
+from rlsp.errors import DataError
+from rlsp.sft.example import SftExample
 
 
 def select_examples(

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..algorithms import entropy_from_logits
+from rlsp.algorithms import entropy_from_logits
 
 
 @dataclass

@@ -6,8 +6,8 @@ these are the ones that involve several fields at once.
 
 from __future__ import annotations
 
-from ..config import Recipe
-from ..errors import ConfigError
+from rlsp.config import Recipe
+from rlsp.errors import ConfigError
 
 
 def check_training_recipe(recipe: Recipe) -> None:

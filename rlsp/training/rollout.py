@@ -8,9 +8,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..data import Example
-from ..generation import GenerationBackend, Rollout, SamplingParams
-from .forward import Sequences
+from rlsp.data import Example
+from rlsp.generation import GenerationBackend, Rollout, SamplingParams
+from rlsp.training.forward import Sequences
 
 
 class PromptSampler:
@@ -114,7 +114,7 @@ class Scores:
 
 
 def score_step(reward_functions, generated: Generated) -> Scores:
-    from ..reward_functions import channel_totals, reward_columns, score_all
+    from rlsp.scoring.channels import channel_totals, reward_columns, score_all
 
     examples = generated.examples
     columns = reward_columns(examples, generated.lengths, generated.finish_reasons)

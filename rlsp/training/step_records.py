@@ -10,7 +10,7 @@ import math
 
 import torch
 
-from .rollout import Generated, Scores
+from rlsp.training.rollout import Generated, Scores
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:

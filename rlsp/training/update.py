@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import torch
 
-from ..algorithms import aggregate_loss, clipped_policy_loss, clipped_value_loss, kl_loss
-from ..config.train_schema import TrainConfig
-from .forward import Sequences, completion_logprobs, completion_values
+from rlsp.algorithms import aggregate_loss, clipped_policy_loss, clipped_value_loss, kl_loss
+from rlsp.config.train_schema import TrainConfig
+from rlsp.training.forward import Sequences, completion_logprobs, completion_values
 
 
 @dataclass

@@ -21,16 +21,16 @@ from pathlib import Path
 
 import torch
 
-from .config import Recipe
-from .config.schema import DataConfig
-from .data import Example, load_examples
-from .data.prompts import chat_messages
-from .errors import ConfigError
-from .generation import SamplingParams, generate_all, make_backend
-from .metrics import maj_at_k, pass_at_k
-from .models import load_causal_lm, pick_device
-from .precision import resolve_precision
-from .verification import build_verifier, is_boxed_answer
+from rlsp.config import Recipe
+from rlsp.config.schema import DataConfig
+from rlsp.data import Example, load_examples
+from rlsp.data.prompts import chat_messages
+from rlsp.errors import ConfigError
+from rlsp.eval.metrics import group_metrics, sample_metrics
+from rlsp.generation import SamplingParams, generate_all, make_backend
+from rlsp.modeling.loading import load_causal_lm, pick_device
+from rlsp.precision import resolve_precision
+from rlsp.scoring.verifier import build_verifier, is_boxed_answer
 
 
 @dataclass(frozen=True)
@@ -158,87 +158,6 @@ def _seeded(seed: int, model):
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
         yield
-
-
-def sample_metrics(records: Sequence[dict], k: Sequence[int] = (1,)) -> dict[str, float]:
-    """Metrics of ``evaluate_model`` records (all samples of each problem must be present).
-
-    Returns ``accuracy`` (fraction of samples correct), ``pass@k`` for each k (unbiased, averaged
-    over problems), ``maj@k`` for each k > 1 (majority vote over each problem's first k samples),
-    ``boxed_rate``, ``truncation_rate`` and ``mean_length`` (tokens).
-    """
-    problems: dict[int, list[dict]] = {}
-    for r in records:
-        problems.setdefault(r["problem_index"], []).append(r)
-    ordered = [sorted(rs, key=lambda r: r["sample_index"]) for rs in problems.values()]
-    correct = [[r["correct"] for r in rs] for rs in ordered]
-    answers = [[r["parsed"] for r in rs] for rs in ordered]
-    total = len(records)
-    metrics = {"accuracy": sum(r["correct"] for r in records) / total}
-    for kk in k:
-        metrics[f"pass@{kk}"] = sum(pass_at_k(len(c), sum(c), kk) for c in correct) / len(correct)
-    for kk in k:
-        if kk > 1:
-            metrics[f"maj@{kk}"] = sum(maj_at_k(a, c, kk) for a, c in zip(answers, correct)) / len(correct)
-    metrics["boxed_rate"] = sum(r["boxed"] for r in records) / total
-    metrics["truncation_rate"] = sum(r["finish_reason"] == "length" for r in records) / total
-    metrics["mean_length"] = sum(r["length"] for r in records) / total
-    return metrics
-
-
-def group_metrics(
-    records: Sequence[dict], group_by: Sequence[str], k: Sequence[int] = (1,)
-) -> dict[str, dict[str, dict[str, float]]]:
-    """``sample_metrics`` per value of each column in ``group_by``, plus the problem count.
-
-    Values are keyed as strings (JSON keys), numbers in numeric order; a record without the
-    column goes to the group "(none)".
-    """
-    groups: dict[str, dict[str, dict[str, float]]] = {}
-    for column in group_by:
-        by_value: dict[object, list[dict]] = {}
-        for r in records:
-            by_value.setdefault(r["columns"].get(column, "(none)"), []).append(r)
-        groups[column] = {
-            str(v): {"problems": len({r["problem_index"] for r in by_value[v]}), **sample_metrics(by_value[v], k)}
-            for v in sorted(by_value, key=_natural_order)
-        }
-    return groups
-
-
-def _natural_order(value) -> tuple:
-    """Numbers first, in numeric order, then everything else as text."""
-    is_number = isinstance(value, (int, float))
-    return (not is_number, value if is_number else str(value))
-
-
-def eval_metrics(
-    records: Sequence[dict], k: Sequence[int] = (1,), group_by: Sequence[str] = (), prefix: str = "eval/"
-) -> dict[str, float]:
-    """Flat scalar metrics of ``evaluate_model`` records, ready for TensorBoard or any logger.
-
-    Keys, with the default prefix:
-
-    - ``eval/accuracy``: fraction of samples the verifier passes (equals ``eval/pass@1``).
-    - ``eval/pass@{k}``: unbiased pass@k for each k in ``k`` (each k <= samples per problem).
-    - ``eval/maj@{k}``: majority-vote accuracy over the first k samples, for each k > 1.
-    - ``eval/boxed_rate``: fraction of samples with a non-empty ``\\boxed{}``.
-    - ``eval/truncation_rate``: fraction of samples that hit ``max_new_tokens``.
-    - ``eval/mean_length``: mean completion length in tokens.
-    - ``eval/{column}={value}/{metric}``: each of the above per group of ``group_by``, e.g.
-      ``eval/level=3/accuracy``, plus ``eval/{column}={value}/problems``.
-
-    Typical use in a training loop::
-
-        records = evaluate_model(model, tokenizer, recipe, heldout, verifier, "heldout",
-                                 samples_per_prompt=1, data_cfg=heldout_cfg)
-        logger.log(eval_metrics(records, k=[1], group_by=["level"]), step)
-    """
-    flat = {f"{prefix}{name}": value for name, value in sample_metrics(records, k).items()}
-    for column, values in group_metrics(records, group_by, k).items():
-        for value, metrics in values.items():
-            flat.update({f"{prefix}{column}={value}/{name}": float(m) for name, m in metrics.items()})
-    return flat
 
 
 def summarise(

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .errors import RlspError
+from rlsp.errors import RlspError
 
 SUMMARY_FILE = "eval_summary.json"
 # Per-group rows show the correctness metrics only (pass@1 is the same as accuracy).

@@ -14,15 +14,11 @@ mapping is the same.
 from __future__ import annotations
 
 import copy
-import difflib
 import os
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import Recipe
-from .config.loading import apply_overrides, build_section, read_yaml_mapping
-from .errors import ConfigError, DataError
+from rlsp.errors import ConfigError, DataError, did_you_mean
 
 COT_PROMPT = "{prompt}\nReason step by step and put the final answer in \\boxed{}."
 DATA_DIR_ENV = "RLSP_DATA_DIR"
@@ -90,24 +86,11 @@ BENCHMARKS: dict[str, Benchmark] = {
 
 def get_benchmark(name: str) -> Benchmark:
     if name not in BENCHMARKS:
-        close = difflib.get_close_matches(name, list(BENCHMARKS), n=1, cutoff=0.5)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
         raise ConfigError(
-            f"eval.benchmark: unknown benchmark {name!r}.{hint} Known benchmarks: {', '.join(BENCHMARKS)}; "
+            f"eval.benchmark: unknown benchmark {name!r}.{did_you_mean(name, list(BENCHMARKS))} Known benchmarks: {', '.join(BENCHMARKS)}; "
             f"for any other dataset leave eval.benchmark unset and map its columns in the data section."
         )
     return BENCHMARKS[name]
-
-
-def load_eval_recipe(recipe_path: str | Path | None, overrides: Iterable[str] = ()) -> Recipe:
-    """Load a recipe (only defaults when ``recipe_path`` is None) over its benchmark's defaults."""
-    if recipe_path is not None:
-        path = Path(recipe_path)
-        data, source, base_dir = read_yaml_mapping(path), str(path), path.resolve().parent
-    else:
-        data, source, base_dir = {}, "command line", Path.cwd()
-    data = with_benchmark_defaults(apply_overrides(data, overrides), base_dir)
-    return build_section(Recipe, data, "", source)
 
 
 def with_benchmark_defaults(data: dict, base_dir: Path | None = None) -> dict:
@@ -140,7 +123,7 @@ def find_benchmark_file(name: str, bench: Benchmark, data_dir: str | None, base_
     elif os.environ.get(DATA_DIR_ENV):
         folders = [Path(os.environ[DATA_DIR_ENV]).expanduser()]
     else:
-        repo = Path(__file__).resolve().parents[1]
+        repo = Path(__file__).resolve().parents[2]
         folders = [Path.cwd() / ".." / "shared" / "data", repo.parent / "shared" / "data"]
     candidates = list(dict.fromkeys(f.resolve() / bench.local_file for f in folders))
     for candidate in candidates:

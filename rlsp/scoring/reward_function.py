@@ -1,4 +1,4 @@
-"""Reward functions: the safe caller, and scoring a batch into the two channels.
+"""One reward function resolved from a recipe entry, and the safe caller around it.
 
 Built-ins and user code share one shape::
 
@@ -11,8 +11,8 @@ holds the dataset's other columns plus ``completion_lengths`` (tokens) and ``fin
 ("stop" | "length") from the trainer, one list entry per sample; a function must accept and
 ignore keyword arguments it does not use.
 
-Functions are found by ``reward_registry`` (names, ``package.module:function``,
-``path/to/file.py:function``); its public names are re-exported here.
+Functions are found by ``rlsp.scoring.registry`` (names, ``package.module:function``,
+``path/to/file.py:function``); ``rlsp.scoring.channels`` sums their scores into the two channels.
 """
 
 from __future__ import annotations
@@ -29,18 +29,9 @@ from typing import Any
 import torch
 from rlsp_verifiers.verdict import Verdict
 
-from .errors import ConfigError, RewardError, RlspError
-from .reward_registry import (  # noqa: F401  (some re-exported: users import them from here)
-    BUILTINS,
-    CHANNELS,
-    ON_ERROR,
-    TRAINER_COLUMNS,
-    did_you_mean,
-    load_reward_function,
-    qualified_name,
-    register_reward_function,
-    registered_names,
-)
+from rlsp.config.train_schema import RewardSpec
+from rlsp.errors import ConfigError, RewardError, did_you_mean
+from rlsp.scoring.registry import BUILTINS, TRAINER_COLUMNS, load_reward_function, qualified_name
 
 logger = logging.getLogger(__name__)
 
@@ -57,29 +48,21 @@ class RewardResult:
 
 
 class RewardFunction:
-    """A recipe's reward entry, resolved at load time and safe to call on a batch.
+    """A recipe's reward entry (``RewardSpec``), resolved at load time and safe to call on a batch.
 
-    ``spec`` is any object with the recipe fields ``function``, ``channel``, ``weight``,
-    ``kwargs``, ``on_error``, ``fallback_value`` and ``name``.
+    The recipe schema already checked the channel and on_error names; what is checked here
+    needs the function itself (it exists, its signature, its options).
     """
 
-    def __init__(self, spec: Any, base_dir: Path | None = None):
+    def __init__(self, spec: RewardSpec, base_dir: Path | None = None):
         self.ref: str = spec.function
-        self.name: str = getattr(spec, "name", None) or self.ref.rpartition(":")[2]
-        self.channel: str = getattr(spec, "channel", "verifier")
-        self.weight = float(getattr(spec, "weight", 1.0))
-        self.kwargs: dict = dict(getattr(spec, "kwargs", None) or {})
-        self.on_error: str = getattr(spec, "on_error", "raise")
-        self.fallback_value = float(getattr(spec, "fallback_value", 0.0))
+        self.name: str = spec.name or self.ref.rpartition(":")[2]
+        self.channel: str = spec.channel
+        self.weight = float(spec.weight)
+        self.kwargs: dict = dict(spec.kwargs)
+        self.on_error: str = spec.on_error
+        self.fallback_value = float(spec.fallback_value)
         where = f"reward function '{self.name}'"
-        if self.channel not in CHANNELS:
-            raise ConfigError(
-                f"{where}: channel must be 'verifier' or 'exploration', got {self.channel!r}"
-            )
-        if self.on_error not in ON_ERROR:
-            raise ConfigError(
-                f"{where}: on_error must be 'raise' or 'fallback', got {self.on_error!r}"
-            )
         for field in ("weight", "fallback_value"):
             if not math.isfinite(getattr(self, field)):
                 raise ConfigError(
@@ -211,7 +194,7 @@ def _check_signature(fn: Callable, kwargs: dict, where: str, strict: bool) -> No
     for key in kwargs:
         if key not in options:
             raise ConfigError(
-                f"{where}: unknown option '{key}'{did_you_mean(key, options)} "
+                f"{where}: unknown option '{key}'.{did_you_mean(key, options)} "
                 f"Its options: {', '.join(options) or 'none'}."
             )
     missing = [
@@ -242,71 +225,3 @@ def _as_float(value: Any) -> float | None:
 def _short_repr(value: Any, limit: int = 80) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def build_reward_functions(
-    specs: Sequence[Any], base_dir: Path | None = None
-) -> list[RewardFunction]:
-    """``RewardFunction`` for each recipe entry; fails at load time on duplicate log names.
-
-    Errors name the recipe entry (``rewards.1: ...``) so the user knows which one to fix.
-    """
-    functions = []
-    for i, spec in enumerate(specs):
-        try:
-            functions.append(RewardFunction(spec, base_dir))
-        except RlspError as e:
-            raise type(e)(f"rewards.{i} ({spec.function}): {e}") from None
-    _check_unique_names(functions)
-    return functions
-
-
-def _check_unique_names(reward_functions: Sequence[RewardFunction]) -> None:
-    seen: set[str] = set()
-    for fn in reward_functions:
-        if fn.name in seen:
-            raise ConfigError(
-                f"two reward functions are named '{fn.name}'; give one of them a distinct `name:`"
-            )
-        seen.add(fn.name)
-
-
-def reward_columns(examples: Sequence[Any], lengths: Sequence[int], finish_reasons: Sequence[str]) -> dict[str, list]:
-    """The keyword columns of a reward call: every dataset column (None where a row lacks it),
-    plus ``completion_lengths`` and ``finish_reasons`` (``TRAINER_COLUMNS``)."""
-    keys = {k for e in examples for k in e.columns}
-    columns = {key: [e.columns.get(key) for e in examples] for key in keys}
-    columns["completion_lengths"] = list(lengths)
-    columns["finish_reasons"] = list(finish_reasons)
-    return columns
-
-
-def score_all(
-    reward_functions: Sequence[RewardFunction],
-    prompts: Sequence[str],
-    completions: Sequence[str],
-    references: Sequence[Any],
-    columns: Mapping[str, Sequence] | None = None,
-) -> dict[str, RewardResult]:
-    """Every reward function's result on one batch, keyed by its log name."""
-    _check_unique_names(reward_functions)
-    return {fn.name: fn(prompts, completions, references, columns) for fn in reward_functions}
-
-
-def channel_totals(
-    reward_functions: Sequence[RewardFunction], results: Mapping[str, RewardResult]
-) -> dict[str, torch.Tensor]:
-    """Weighted sum of scores per channel: ``{"verifier": (B,), "exploration": (B,)}``.
-
-    A not-applicable sample contributes 0 to its channel; a channel with no functions is 0.
-    """
-    if not results:
-        raise RewardError(
-            "no reward function results to combine; the recipe needs at least one reward"
-        )
-    batch = len(next(iter(results.values())).scores)
-    totals = {channel: torch.zeros(batch, dtype=torch.float32) for channel in CHANNELS}
-    for fn in reward_functions:
-        result = results[fn.name]
-        totals[fn.channel] += fn.weight * torch.where(result.applicable, result.scores, 0.0)
-    return totals

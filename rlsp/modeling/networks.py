@@ -14,34 +14,10 @@ import copy
 
 from torch import nn
 
-from ..config.train_schema import LoraConfig
-from ..errors import ConfigError
-
 
 def backbone_of(causal_lm: nn.Module) -> nn.Module:
     """The transformer under the LM head (``model.model`` for Llama, Qwen, Mistral...)."""
     return getattr(causal_lm, causal_lm.base_model_prefix)
-
-
-def add_lora(model: nn.Module, cfg: LoraConfig) -> nn.Module:
-    """Wrap ``model`` with trainable LoRA adapters; fails clearly on unknown target modules."""
-    from peft import LoraConfig as PeftLoraConfig
-    from peft import get_peft_model
-
-    targets = "all-linear" if cfg.target_modules == ["all-linear"] else list(cfg.target_modules)
-    if targets != "all-linear":
-        names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
-        missing = [t for t in targets if t not in names]
-        if missing:
-            linear = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, nn.Linear)})
-            raise ConfigError(
-                f"model.lora.target_modules: {missing} not found in the model; its linear layers are {linear}."
-            )
-    peft_config = PeftLoraConfig(
-        r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=targets,
-        use_rslora=cfg.use_rslora, task_type="CAUSAL_LM",
-    )
-    return get_peft_model(model, peft_config)
 
 
 class Reference:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..algorithms import (
+from rlsp.algorithms import (
     AdvantageInputs,
     RewardNormalizer,
     combine_advantages,
@@ -22,7 +22,7 @@ from ..algorithms import (
     masked_whiten,
     scores_on_last_token,
 )
-from ..config.train_schema import TrainConfig
+from rlsp.config.train_schema import TrainConfig
 
 CRITIC_FREE = ("grpo", "rloo")  # estimators that see one score per sequence, no token rewards
 

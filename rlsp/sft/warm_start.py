@@ -23,12 +23,12 @@ from pathlib import Path
 
 import torch
 
-from ..config import Recipe
-from ..config.train_schema import LoraConfig
-from ..errors import ConfigError, ModelError
-from ..models import ALIASES, load_merged_adapter, load_tokenizer, resolve_model_path
-from ..precision import Precision, resolve_precision
-from .dataset import SftData, conversation, prepare_sft_data
+from rlsp.config import Recipe
+from rlsp.errors import ModelError
+from rlsp.modeling.loading import ALIASES, load_merged_adapter, load_tokenizer, resolve_model_path
+from rlsp.modeling.lora import check_lora_targets_of, peft_lora_config
+from rlsp.precision import Precision, resolve_precision
+from rlsp.sft.dataset import SftData, conversation, prepare_sft_data
 
 
 @dataclass(frozen=True)
@@ -78,9 +78,7 @@ def build_trainer(recipe: Recipe, recipe_dir: Path | None, out: Path, precision:
     precision = precision or sft_precision(recipe)
     # (1) cheap checks, before any weights are read
     try:
-        check_lora_targets(
-            model_path, recipe.model.lora
-        )  # before the ZeRO-3 set-up, which would shard the skeleton
+        check_lora_targets_of(model_path, recipe.model.lora)  # before the ZeRO-3 set-up, which would shard it
         tokenizer = load_tokenizer(recipe.model.name_or_path)
     except OSError as e:  # a hub id without a network, a directory without a model
         raise ModelError(
@@ -105,7 +103,7 @@ def build_trainer(recipe: Recipe, recipe_dir: Path | None, out: Path, precision:
         args=args,
         train_dataset=Dataset.from_list([conversation(e, recipe) for e in data.examples]),
         processing_class=tokenizer,
-        peft_config=peft_config(recipe.model.lora),
+        peft_config=peft_lora_config(recipe.model.lora),
     )
     return trainer, data
 
@@ -152,69 +150,6 @@ def training_arguments(recipe: Recipe, out: Path, use_cpu: bool, bf16: bool, fp1
         save_total_limit=cfg.save_total_limit,
         report_to=[] if cfg.report_to == "none" else [cfg.report_to],
     )
-
-
-def peft_config(lora: LoraConfig):
-    """PEFT's LoraConfig from ``model.lora``, or None for full fine-tuning."""
-    if not lora.enabled:
-        return None
-    from peft import LoraConfig as PeftLoraConfig
-
-    targets = "all-linear" if lora.target_modules == ["all-linear"] else list(lora.target_modules)
-    return PeftLoraConfig(
-        r=lora.r,
-        lora_alpha=lora.alpha,
-        lora_dropout=lora.dropout,
-        target_modules=targets,
-        use_rslora=lora.use_rslora,
-        task_type="CAUSAL_LM",
-    )
-
-
-def check_lora_targets(model_path: str, lora: LoraConfig) -> None:
-    """Every LoRA target names a module of the model; checked on an empty skeleton, no weights read."""
-    if not lora.enabled:
-        return
-    targets = list(lora.target_modules)
-    if "all-linear" in targets:
-        if len(targets) > 1:
-            raise ConfigError(
-                "model.lora.target_modules: 'all-linear' must stand alone, e.g. [all-linear]."
-            )
-        return
-    from accelerate import init_empty_weights
-    from transformers import AutoConfig, AutoModelForCausalLM
-
-    with init_empty_weights():
-        skeleton = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(model_path))
-    names = [name for name, _ in skeleton.named_modules() if name]
-    linear = sorted(
-        {
-            name.rsplit(".", 1)[-1]
-            for name, m in skeleton.named_modules()
-            if isinstance(m, torch.nn.Linear)
-        }
-    )
-    missing = [t for t in targets if not any(n == t or n.endswith("." + t) for n in names)]
-    if missing:
-        import difflib
-
-        hints = [
-            f"{t!r} -> {close[0]!r}"
-            for t in missing
-            if (close := difflib.get_close_matches(t, linear, n=1))
-        ]
-        hint = f" Did you mean {', '.join(hints)}?" if hints else ""
-        raise ConfigError(
-            f"model.lora.target_modules: {', '.join(map(repr, missing))} match no module of the model "
-            f"({type(skeleton).__name__}).{hint} Its linear layers are: {', '.join(linear)}; or use [all-linear]."
-        )
-    head = next(n for n, m in skeleton.named_modules() if m is skeleton.get_output_embeddings())
-    if any(head == t or head.endswith("." + t) for t in targets):
-        raise ConfigError(
-            f"model.lora.target_modules: {head!r} is the output head; TRL computes the loss from its weight "
-            f"directly, so an adapter there would never train. Remove it."
-        )
 
 
 def save(trainer, recipe: Recipe, out: Path, load_dtype: torch.dtype) -> str:
@@ -272,7 +207,9 @@ def describe_data(data: SftData, recipe: Recipe) -> str:
     cfg = recipe.sft
     stats = data.selected_tokens
     return (
-        f"sft data: {data.rows} rows from {data.source}; dropped {data.too_long} longer than "
+        f"sft data: {data.rows} rows from {data.source}"
+        + (f" ({data.skipped} bad rows skipped)" if data.skipped else "")
+        + f"; dropped {data.too_long} longer than "
         f"sft.max_length={cfg.max_length} tokens; selected {len(data.examples)} ({cfg.select}).\n"
         f"sft tokens (prompt + response) of the selected: min {stats['min']}, median {stats['median']}, "
         f"p90 {stats['p90']}, max {stats['max']}, mean {stats['mean']}."

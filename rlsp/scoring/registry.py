@@ -7,16 +7,16 @@ Each lookup failure says what was looked for and how to fix it.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import importlib
 import importlib.util
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, RewardError
+from rlsp.errors import ConfigError, RewardError, did_you_mean
+from rlsp.paths import describe_candidates, find_file
 
 # Built-ins are imported on first use, so a recipe without 'judge' never imports transformers.
 BUILTINS = {
@@ -73,13 +73,6 @@ def qualified_name(fn: Callable) -> str:
     return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
 
 
-def did_you_mean(name: str, options: Sequence[str]) -> str:
-    """ "; did you mean 'x'?" for close options (ignoring case), else "."."""
-    by_lower = {o.lower(): o for o in options}
-    close = difflib.get_close_matches(name.lower(), list(by_lower), n=3)
-    return f"; did you mean {' or '.join(repr(by_lower[c]) for c in close)}?" if close else "."
-
-
 def load_reward_function(ref: str, base_dir: Path | None = None) -> Callable:
     """Resolve ``ref`` to a callable.
 
@@ -103,7 +96,7 @@ def load_reward_function(ref: str, base_dir: Path | None = None) -> Callable:
             module_name, _, attr = ref.rpartition(".")
             hint = f" To import from a module, write '{module_name}:{attr}'."
         raise RewardError(
-            f"unknown reward function '{ref}'{did_you_mean(ref, registered_names())} "
+            f"unknown reward function '{ref}'.{did_you_mean(ref, registered_names())} "
             f"Registered names: {', '.join(registered_names())}. Use {_REF_FORMS}.{hint}"
         )
     target, _, attr = ref.rpartition(":")
@@ -122,7 +115,7 @@ def load_reward_function(ref: str, base_dir: Path | None = None) -> Callable:
             and getattr(v, "__module__", None) == module.__name__
         )
         raise RewardError(
-            f"{where} has no function '{attr}'{did_you_mean(attr, defined)} "
+            f"{where} has no function '{attr}'.{did_you_mean(attr, defined)} "
             f"Functions it defines: {', '.join(defined) or 'none'}."
         )
     fn = getattr(module, attr)
@@ -132,18 +125,14 @@ def load_reward_function(ref: str, base_dir: Path | None = None) -> Callable:
 
 
 def _load_file(path_text: str, base_dir: Path | None) -> tuple[Any, str]:
-    path = Path(path_text).expanduser()
-    if path.is_absolute():
-        candidates = [path]
-    else:
-        candidates = ([Path(base_dir) / path] if base_dir is not None else []) + [Path.cwd() / path]
-    found = next((c.resolve() for c in candidates if c.is_file()), None)
+    found = find_file(path_text, base_dir)
     if found is None:
         raise RewardError(
             f"reward function file '{path_text}' not found; looked for "
-            f"{' and '.join(str(c) for c in candidates)}. Relative paths are resolved against "
+            f"{describe_candidates(path_text, base_dir)}. Relative paths are resolved against "
             "the recipe's folder, then the working directory."
         )
+    found = found.resolve()
     # One module per file, loaded once: a second reward entry naming the same file reuses it.
     digest = hashlib.sha1(str(found).encode()).hexdigest()[:10]
     module_name = f"_rlsp_user_{found.stem}_{digest}"

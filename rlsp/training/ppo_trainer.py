@@ -24,31 +24,32 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from ..algorithms import (
+from rlsp.algorithms import (
     AdaptiveKLController,
     AlphaSchedule,
     FixedKLController,
     explained_variance,
     kl_estimate,
 )
-from ..config import Recipe, output_dir
-from ..data import load_examples
-from ..data.prompts import chat_messages
-from ..errors import ConfigError
-from ..evaluate import check_group_by, eval_metrics, evaluate_model
-from ..generation import SamplingParams, make_backend
-from ..precision import resolve_precision
-from ..reward_functions import build_reward_functions
-from ..verification import build_verifier
-from . import checkpoint as ckpt
-from .advantages import ChannelNormalizers, compute_advantages, value_heads
-from .forward import completion_logprobs, completion_values
-from .preflight import check_training_recipe
-from .rollout import PromptSampler, generate_step, score_step
-from .run_logs import RunLogs
-from .setup import build_models
-from .step_records import response_scalars, reward_scalars, rollout_records
-from .update import UpdateBatch, ppo_update, single_optimizer_step
+from rlsp.config import Recipe, output_dir
+from rlsp.data import load_examples
+from rlsp.data.prompts import chat_messages
+from rlsp.errors import ConfigError
+from rlsp.eval.metrics import eval_metrics
+from rlsp.eval.run import check_group_by, evaluate_model
+from rlsp.generation import SamplingParams, make_backend
+from rlsp.precision import resolve_precision
+from rlsp.scoring.channels import build_reward_functions
+from rlsp.scoring.verifier import build_verifier
+from rlsp.training import checkpoint as ckpt
+from rlsp.training.advantage_step import ChannelNormalizers, compute_advantages, value_heads
+from rlsp.training.components import build_models
+from rlsp.training.forward import completion_logprobs, completion_values
+from rlsp.training.preflight import check_training_recipe
+from rlsp.training.rollout import PromptSampler, generate_step, score_step
+from rlsp.training.run_logs import RunLogs
+from rlsp.training.step_records import response_scalars, reward_scalars, rollout_records
+from rlsp.training.update import UpdateBatch, ppo_update, single_optimizer_step
 
 
 class PhaseTimer:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import ModelError
+from rlsp.errors import ModelError, did_you_mean
 
 
 @dataclass(frozen=True)
@@ -58,12 +58,8 @@ def resolve_model_path(name_or_path: str) -> str:
             f"aliases: {', '.join(sorted(ALIASES))}."
         )
     if "/" not in name_or_path:
-        import difflib
-
-        close = difflib.get_close_matches(name_or_path, list(ALIASES), n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
         raise ModelError(
-            f"model.name_or_path: unknown model alias {name_or_path!r}.{hint} Known aliases: "
+            f"model.name_or_path: unknown model alias {name_or_path!r}.{did_you_mean(name_or_path, list(ALIASES))} Known aliases: "
             f"{', '.join(sorted(ALIASES))}; otherwise give a local directory or a hub id "
             f"'organisation/name'."
         )

@@ -1,42 +1,31 @@
 """The outcome verifier used for accuracy in ``rlsp eval`` and the trainer's held-out checks.
 
 It is a reward function like any other (so a user's own verifier plugs in the same way), called
-through the safe caller in ``reward_functions``; here its per-sample results are turned into
+through the safe caller in ``rlsp.scoring.reward_function``; here its per-sample results are turned into
 ``Verdict``s (score plus what it parsed) for the per-sample log.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from rlsp_verifiers.answer_extraction import last_boxed
 from rlsp_verifiers.verdict import Verdict
 
-from .config.schema import VerifierConfig
-from .data import Example
-from .errors import RlspError
-from .generation import Completion
-from .reward_functions import RewardFunction, reward_columns
-
-
-@dataclass(frozen=True)
-class _VerifierSpec:
-    """The fields ``RewardFunction`` reads from a recipe's reward entry."""
-
-    function: str
-    kwargs: dict
-    channel: str = "verifier"
-    weight: float = 1.0
-    on_error: str = "raise"
-    fallback_value: float = 0.0
-    name: str | None = "verifier"
+from rlsp.config.schema import VerifierConfig
+from rlsp.config.train_schema import RewardSpec
+from rlsp.data import Example
+from rlsp.errors import RlspError
+from rlsp.generation import Completion
+from rlsp.scoring.channels import reward_columns
+from rlsp.scoring.reward_function import RewardFunction
 
 
 class Verifier:
     def __init__(self, cfg: VerifierConfig, base_dir: Path | None):
         try:
-            self.function = RewardFunction(_VerifierSpec(cfg.function, dict(cfg.kwargs)), base_dir=base_dir)
+            spec = RewardSpec(function=cfg.function, channel="verifier", kwargs=dict(cfg.kwargs), name="verifier")
+            self.function = RewardFunction(spec, base_dir=base_dir)
         except RlspError as e:
             raise type(e)(f"verifier.function: {e}") from None
 

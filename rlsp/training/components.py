@@ -11,11 +11,12 @@ from transformers.optimization import (
     get_cosine_with_min_lr_schedule_with_warmup,
 )
 
-from ..config import Recipe
-from ..models import load_causal_lm
-from .checkpoint import trainable_state
-from .models import Critic, Reference, add_lora, trainable_parameters
-from .update import Optimisation
+from rlsp.config import Recipe
+from rlsp.modeling.loading import load_causal_lm
+from rlsp.modeling.lora import add_lora
+from rlsp.modeling.networks import Critic, Reference, trainable_parameters
+from rlsp.training.checkpoint import trainable_state
+from rlsp.training.update import Optimisation
 
 
 @dataclass

@@ -1,0 +1,110 @@
+"""Reading the rows of a dataset: a local .jsonl/.json/.parquet file or a datasets-hub name.
+
+The one reader behind RL prompts, evaluation and SFT (``data.source`` and ``sft.source``): a row
+is ``(number, mapping)``, the number being the line of a .jsonl file and the position (from 1)
+otherwise, so an error can point at it. Malformed lines stop the read or, with
+``on_bad_row='skip'``, are counted and dropped.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from rlsp.errors import DataError
+from rlsp.paths import describe_candidates, find_file
+
+FILE_SUFFIXES = (".jsonl", ".json", ".parquet")
+
+
+@dataclass(frozen=True)
+class Rows:
+    rows: list[tuple[int, dict]]  # (line or row number, the row)
+    malformed: int  # lines dropped under on_bad_row='skip' (not JSON objects)
+    where: str  # the file path or hub name, for messages and summaries
+
+
+def is_file_source(source: str) -> bool:
+    return source.endswith(FILE_SUFFIXES)
+
+
+def resolve_data_file(source: str, base_dir: Path | None, field: str = "data.source") -> Path:
+    """A local data file: relative to the recipe's folder first, then the working directory."""
+    found = find_file(source, base_dir)
+    if found is None:
+        raise DataError(
+            f"{field}: dataset file {source!r} not found (looked at {describe_candidates(source, base_dir)}). "
+            f"Fix the path in the recipe."
+        )
+    return found
+
+
+def read_rows(
+    source: str,
+    *,
+    split: str,
+    subset: str | None = None,
+    on_bad_row: str = "error",
+    base_dir: Path | None = None,
+    field: str = "data.source",
+) -> Rows:
+    """Every row of ``source``; ``field`` names the recipe field in messages (``sft.source``)."""
+    if not is_file_source(source):
+        return Rows(_read_hub(source, subset, split, field), 0, source)
+    path = resolve_data_file(source, base_dir, field)
+    if path.suffix == ".parquet":
+        return Rows(_read_parquet(path), 0, str(path))
+    if path.suffix == ".json":
+        return Rows(_read_json(path), 0, str(path))
+    rows, malformed = _read_jsonl(path, on_bad_row, field)
+    return Rows(rows, malformed, str(path))
+
+
+def _read_parquet(path: Path) -> list[tuple[int, dict]]:
+    import datasets
+
+    try:
+        table = datasets.Dataset.from_parquet(str(path))
+    except Exception as e:  # noqa: BLE001 -- pyarrow raises several types for a file that is not parquet
+        raise DataError(f"{path}: not a readable parquet file ({type(e).__name__}: {e}).") from None
+    return [(i + 1, row) for i, row in enumerate(table)]
+
+
+def _read_json(path: Path) -> list[tuple[int, dict]]:
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path}: not valid JSON (line {e.lineno}: {e.msg}). A .json file must hold a list of objects.") from None
+    if not isinstance(data, list) or not all(isinstance(row, dict) for row in data):
+        raise DataError(f"{path}: a .json dataset must be a list of objects; use .jsonl for one object per line.")
+    return list(enumerate(data, start=1))
+
+
+def _read_jsonl(path: Path, on_bad_row: str, field: str) -> tuple[list[tuple[int, dict]], int]:
+    rows, malformed = [], 0
+    option = field.rsplit(".", 1)[0] + ".on_bad_row"
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            if not isinstance(row, dict):
+                raise TypeError("not a JSON object")
+        except (ValueError, TypeError) as e:
+            if on_bad_row == "error":
+                raise DataError(f"{path}: line {number} is not a JSON object ({e}). Fix the line, or set {option}=skip.") from None
+            malformed += 1
+            continue
+        rows.append((number, row))
+    return rows, malformed
+
+
+def _read_hub(name: str, subset: str | None, split: str, field: str) -> list[tuple[int, dict]]:
+    import datasets
+
+    try:
+        table = datasets.load_dataset(name, subset, split=split)
+    except Exception as e:  # noqa: BLE001 -- the hub client raises many types; all mean "cannot get it"
+        raise DataError(f"{field}: could not load dataset {name!r} split {split!r} from the hub: {e}") from None
+    return [(i + 1, row) for i, row in enumerate(table)]

@@ -1,0 +1,1 @@
+"""The networks: finding and loading causal LMs, the LoRA builder, policy/reference/critic."""
