@@ -88,7 +88,8 @@ def test_one_step_changes_policy_and_critic(tmp_path, tiny_model_dir):
          "train.minibatch_size=8", "train.kl.estimator=k3"],
         ["train.advantage_estimator=rloo", "train.samples_per_prompt=2", "train.kl.placement=loss",
          "train.reward.mode=decoupled", "train.minibatch_size=8"],
-        ["train.advantage_estimator=reinforce++", "train.kl.adaptive=true", "train.entropy_coef=0.01"],
+        ["train.advantage_estimator=reinforce++", "train.kl.adaptive=true", "train.entropy_coef=0.01",
+         "train.dual_clip=3"],
         ["model.lora.enabled=true", "model.lora.r=1", "train.loss_aggregation=seq-mean-token-sum"],
         ["model.precision=bf16", "train.kl.placement=loss"],
     ],
@@ -108,6 +109,7 @@ def test_modes_and_estimators_train(tmp_path, tiny_model_dir, overrides):
     assert all(torch.equal(after[k], before[k]) for k in before if k not in trainable)
     assert torch.isfinite(torch.tensor(scalars["policy/loss"]))
     assert (trainer.models.critic is None) == (recipe.train.advantage_estimator != "gae")
+    assert ("policy/dual_clipfrac" in scalars) == (recipe.train.dual_clip is not None)
 
 
 def test_lora_reference_is_the_base_without_a_copy(tmp_path, tiny_model_dir):

@@ -12,9 +12,11 @@ from rlsp.algorithms.advantages import (
     register_advantage_estimator,
 )
 from rlsp.algorithms.combine import (
+    channel_sequence_rewards,
     combine_advantages,
     decoupled_token_rewards,
     gate_exploration,
+    mix_channels,
     scores_on_last_token,
     terminal_token_rewards,
 )
@@ -45,6 +47,7 @@ __all__ = [
     "RewardNormalizer",
     "RunningMeanStd",
     "aggregate_loss",
+    "channel_sequence_rewards",
     "clipped_policy_loss",
     "clipped_value_loss",
     "combine_advantages",
@@ -62,6 +65,7 @@ __all__ = [
     "masked_mean",
     "masked_var",
     "masked_whiten",
+    "mix_channels",
     "register_advantage_estimator",
     "scores_on_last_token",
     "terminal_token_rewards",

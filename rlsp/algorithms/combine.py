@@ -1,4 +1,4 @@
-"""Combining the verifier and exploration channels of RLSP into rewards or advantages.
+"""Combining the verifier and exploration channels of RLSP into sequence and token rewards.
 
 Two modes:
 
@@ -9,18 +9,79 @@ Two modes:
   head and GAE; the advantages are mixed with ``combine_advantages``. Normalising each channel
   separately (``RewardNormalizer``) keeps one channel's scale from drowning the other.
 
+``channel_sequence_rewards`` fixes the order of the steps before that, the same in both modes:
+gate the exploration score on the raw verifier score, then normalise, then mix.
+
 Responses are right-padded; ``mask`` (B, T) is 1 on real response tokens.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
+
+MODES = ("paper", "decoupled")
 
 
 def _check_alpha(alpha: float) -> None:
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+
+
+def mix_channels(verifier_scores: Tensor, exploration_scores: Tensor, alpha: float) -> Tensor:
+    """``alpha * ver + (1 - alpha) * exp`` (RLSP Eq. 1); (B,) each -> (B,)."""
+    _check_alpha(alpha)
+    return alpha * verifier_scores + (1.0 - alpha) * exploration_scores
+
+
+def gate_exploration(
+    exploration_scores: Tensor, verifier_scores: Tensor, threshold: float, fill_value: float | None = None
+) -> Tensor:
+    """Keep the exploration score only where the verifier passed (score >= threshold).
+
+    (B,) scores -> (B,). Failed responses get ``fill_value``; by default the lowest exploration
+    score in the batch, not 0: with a negative-valued reward such as the paper's ``-C / |o|``, 0
+    would be the *best* exploration score and would reward failing.
+    """
+    if fill_value is None:
+        fill_value = float(exploration_scores.min())
+    passed = verifier_scores >= threshold
+    return torch.where(passed, exploration_scores, torch.full_like(exploration_scores, fill_value))
+
+
+def channel_sequence_rewards(
+    verifier_scores: Tensor,
+    exploration_scores: Tensor,
+    alpha: float,
+    mode: str,
+    gate_threshold: float | None = None,
+    normalize: Callable[[str, Tensor], Tensor] | None = None,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The sequence rewards the advantages are computed from, in this order:
+
+    1. gate: with ``gate_threshold`` set, the exploration score counts only where the *raw*
+       verifier score reaches it (so the threshold is in the verifier's own units);
+    2. normalise: ``normalize(name, scores)`` with name ``"verifier"`` and ``"exploration"``
+       (decoupled mode: each channel on its own statistics) or ``"total"`` (paper mode: the mix);
+    3. mix: ``trained = alpha * ver + (1 - alpha) * exp``, of the normalised channels when
+       decoupled, the normalised mix itself in paper mode.
+
+    Returns ``(verifier, exploration, trained)``, each (B,): the channels as their advantages
+    see them (decoupled) or as scored (paper), and the reward the update is trained on.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if gate_threshold is not None:
+        exploration_scores = gate_exploration(exploration_scores, verifier_scores, gate_threshold)
+    if mode == "paper":
+        total = mix_channels(verifier_scores, exploration_scores, alpha)
+        return verifier_scores, exploration_scores, normalize("total", total) if normalize else total
+    if normalize is not None:
+        verifier_scores = normalize("verifier", verifier_scores)
+        exploration_scores = normalize("exploration", exploration_scores)
+    return verifier_scores, exploration_scores, mix_channels(verifier_scores, exploration_scores, alpha)
 
 
 def scores_on_last_token(scores: Tensor, mask: Tensor) -> Tensor:
@@ -45,19 +106,12 @@ def _kl_penalty(
 
 
 def terminal_token_rewards(
-    verifier_scores: Tensor,
-    exploration_scores: Tensor,
-    alpha: float,
-    kl_per_token: Tensor | None,
-    kl_coef: float,
-    mask: Tensor,
+    sequence_rewards: Tensor, kl_per_token: Tensor | None, kl_coef: float, mask: Tensor
 ) -> Tensor:
-    """Paper mode: ``r_t = R(q, o) * 1[t = last] - kl_coef * KL_t`` on real tokens.
+    """``r_t = R * 1[t = last] - kl_coef * KL_t`` on real tokens (paper mode's per-token reward).
 
     Args:
-        verifier_scores: (B,) verifier channel (e.g. 1 correct, 0 wrong, -0.5 no answer).
-        exploration_scores: (B,) exploration channel (e.g. ``-C / |o|`` or a judge's 0..1).
-        alpha: verifier weight in [0, 1] (paper: 0.8).
+        sequence_rewards: (B,) ``R``, e.g. ``mix_channels(ver, exp, alpha)``, normalised or not.
         kl_per_token: (B, T) KL estimate (paper: k1 of pi_old vs pi_sft), or None when the KL
             goes in the loss instead.
         kl_coef: beta (paper: 0.05).
@@ -66,15 +120,14 @@ def terminal_token_rewards(
     Returns:
         (B, T) per-token rewards, 0 on padding.
     """
-    _check_alpha(alpha)
-    scores = alpha * verifier_scores + (1.0 - alpha) * exploration_scores
-    kl_penalty = _kl_penalty(kl_per_token, kl_coef, mask, scores.dtype)
-    return scores_on_last_token(scores, mask) - kl_penalty
+    kl_penalty = _kl_penalty(kl_per_token, kl_coef, mask, sequence_rewards.dtype)
+    return scores_on_last_token(sequence_rewards, mask) - kl_penalty
 
 
 def decoupled_token_rewards(
     verifier_scores: Tensor,
     exploration_scores: Tensor,
+    alpha: float,
     kl_per_token: Tensor | None,
     kl_coef: float,
     mask: Tensor,
@@ -82,35 +135,20 @@ def decoupled_token_rewards(
     """Decoupled mode: per-token rewards for each channel, each score on its last real token.
 
     The KL penalty (if in the reward) goes to the verifier channel only, so it is counted once
-    and the exploration critic learns the exploration score alone. Since the advantages are then
-    mixed as ``alpha * A_ver + (1 - alpha) * A_exp``, the effective KL weight is
-    ``alpha * kl_coef``; pass ``kl_coef / alpha`` to match the paper mode's penalty.
-
-    Args: as ``terminal_token_rewards`` without ``alpha``.
+    and the exploration critic learns the exploration score alone. It is scaled by
+    ``kl_coef / alpha``: the advantages are mixed as ``alpha * A_ver + (1 - alpha) * A_exp``, so
+    the KL then weighs ``kl_coef`` exactly as in paper mode. ``alpha`` 0 (exploration only)
+    leaves the KL out; ``rlsp train`` refuses a KL reward with alpha 0 before it starts.
 
     Returns:
         (verifier rewards (B, T), exploration rewards (B, T)), 0 on padding.
     """
-    rewards_ver = scores_on_last_token(verifier_scores, mask)
-    rewards_ver = rewards_ver - _kl_penalty(kl_per_token, kl_coef, mask, rewards_ver.dtype)
-    return rewards_ver, scores_on_last_token(exploration_scores, mask)
+    _check_alpha(alpha)
+    kl_scale = kl_coef / alpha if alpha > 0 else 0.0
+    rewards_ver = terminal_token_rewards(verifier_scores, kl_per_token, kl_scale, mask)
+    return rewards_ver, terminal_token_rewards(exploration_scores, None, 0.0, mask)
 
 
 def combine_advantages(adv_ver: Tensor, adv_exp: Tensor, alpha: float) -> Tensor:
     """``alpha * A_ver + (1 - alpha) * A_exp``; (B, T) advantages of each channel -> (B, T)."""
-    _check_alpha(alpha)
-    return alpha * adv_ver + (1.0 - alpha) * adv_exp
-
-
-def gate_exploration(
-    exploration_scores: Tensor, verifier_scores: Tensor, threshold: float, fill_value: float = 0.0
-) -> Tensor:
-    """Keep the exploration score only where the verifier passed (score >= threshold).
-
-    (B,) scores -> (B,); failed responses get ``fill_value``. Caution: with a negative-valued
-    exploration reward such as the paper's ``-C / |o|``, the default 0 would be the *best*
-    exploration score, rewarding failure; set ``fill_value`` to the worst possible score (e.g.
-    ``-C``) or gate a non-negative reward.
-    """
-    passed = verifier_scores >= threshold
-    return torch.where(passed, exploration_scores, torch.full_like(exploration_scores, fill_value))
+    return mix_channels(adv_ver, adv_exp, alpha)

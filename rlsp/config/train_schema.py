@@ -100,6 +100,12 @@ class TrainConfig:
     gamma: float = option(1.0, help="Discount (paper: 1).", ge=0.0, le=1.0)
     lam: float = option(0.95, help="GAE lambda (paper: 0.95).", ge=0.0, le=1.0)
     clip_eps: float = option(0.2, help="PPO policy ratio clip (paper: 0.2).", gt=0.0)
+    dual_clip: float | None = option(
+        None,
+        help="Dual-clip PPO (Ye et al. 2020): for negative advantages cap the loss at -A x dual_clip, so "
+        "a huge ratio cannot blow up the update; > 1, e.g. 3. null: plain PPO clipping (the paper).",
+        gt=1.0,
+    )
     value_clip_eps: float | None = option(0.2, help="Value clip (paper: 0.2); null disables it.", gt=0.0)
     entropy_coef: float = option(0.0, help="Entropy bonus coefficient.", ge=0.0)
     loss_aggregation: Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum"] = option(

@@ -15,12 +15,12 @@ import torch
 from rlsp.algorithms import (
     AdvantageInputs,
     RewardNormalizer,
+    channel_sequence_rewards,
     combine_advantages,
     decoupled_token_rewards,
-    gate_exploration,
     get_advantage_estimator,
     masked_whiten,
-    scores_on_last_token,
+    terminal_token_rewards,
 )
 from rlsp.config.train_schema import TrainConfig
 
@@ -38,6 +38,10 @@ class ChannelNormalizers:
     @classmethod
     def create(cls, clip: float) -> ChannelNormalizers:
         return cls(RewardNormalizer(clip), RewardNormalizer(clip), RewardNormalizer(clip))
+
+    def normalize(self, name: str, scores: torch.Tensor) -> torch.Tensor:
+        """Normalise ``scores`` with the running statistics ``name`` (updating them)."""
+        return getattr(self, name)(scores)
 
     def state_dict(self) -> dict:
         return {k: getattr(self, k).state_dict() for k in ("verifier", "exploration", "total")}
@@ -78,50 +82,36 @@ def compute_advantages(
     normalizers: ChannelNormalizers,
 ) -> AdvantageResult:
     """Shapes: verifier, exploration, group_ids (B,); kl (B, T) or None when the KL is in the
-    loss; values (B, T, n_heads) or None; mask (B, T)."""
+    loss; values (B, T, n_heads) or None; mask (B, T). The order of gating, normalising and
+    mixing is ``channel_sequence_rewards``'s."""
     mix = cfg.reward
     mask_f = mask.float()
-    if mix.gate_exploration:
-        # Failed samples get the batch's lowest exploration score rather than 0: for a negative
-        # reward such as -C/|o|, 0 would be the best score there is.
-        exploration = gate_exploration(exploration, verifier, mix.gate_threshold, fill_value=float(exploration.min()))
-    kl_tokens = kl * mask_f if kl is not None else torch.zeros_like(mask_f)
-    stats: dict[str, float] = {}
     estimator = get_advantage_estimator(cfg.advantage_estimator)
     hparams = _estimator_hparams(cfg)
-
+    verifier, exploration, trained = channel_sequence_rewards(
+        verifier, exploration, alpha, mix.mode, gate_threshold=mix.gate_threshold if mix.gate_exploration else None,
+        normalize=normalizers.normalize if mix.normalize else None,
+    )
     if mix.mode == "paper":
-        total = alpha * verifier + (1 - alpha) * exploration
-        if mix.normalize:
-            total = normalizers.total(total)
-        stats["reward/total_normalized/mean"] = total.mean().item()
-        token_rewards = scores_on_last_token(total, mask_f) - kl_coef * kl_tokens
-        advantages, returns = estimator(
-            _inputs(cfg, mask_f, token_rewards, total, values, 0, group_ids), **hparams
-        )
+        stats = {"reward/total_normalized/mean": trained.mean().item()}
+        token_rewards = terminal_token_rewards(trained, kl, kl_coef, mask_f)
+        advantages, returns = estimator(_inputs(mask_f, token_rewards, trained, values, 0, group_ids), **hparams)
         returns = returns.unsqueeze(-1) if values is not None else None
-        trained = total
     else:
-        if mix.normalize:
-            verifier, exploration = normalizers.verifier(verifier), normalizers.exploration(exploration)
-        stats["reward/verifier_normalized/mean"] = verifier.mean().item()
-        stats["reward/exploration_normalized/mean"] = exploration.mean().item()
-        # The KL rides on the verifier channel, scaled by 1/alpha so that after the alpha mix it
-        # weighs kl_coef, as in paper mode (the recipe check requires alpha > 0 for this).
-        kl_scale = kl_coef / alpha if kl is not None and alpha > 0 else 0.0
-        rewards_ver, rewards_exp = decoupled_token_rewards(verifier, exploration, kl_tokens, kl_scale, mask_f)
-        adv_ver, ret_ver = estimator(_inputs(cfg, mask_f, rewards_ver, verifier, values, 0, group_ids), **hparams)
-        adv_exp, ret_exp = estimator(_inputs(cfg, mask_f, rewards_exp, exploration, values, 1, group_ids), **hparams)
+        stats = {"reward/verifier_normalized/mean": verifier.mean().item(),
+                 "reward/exploration_normalized/mean": exploration.mean().item()}
+        rewards_ver, rewards_exp = decoupled_token_rewards(verifier, exploration, alpha, kl, kl_coef, mask_f)
+        adv_ver, ret_ver = estimator(_inputs(mask_f, rewards_ver, verifier, values, 0, group_ids), **hparams)
+        adv_exp, ret_exp = estimator(_inputs(mask_f, rewards_exp, exploration, values, 1, group_ids), **hparams)
         advantages = combine_advantages(adv_ver, adv_exp, alpha)
         returns = torch.stack([ret_ver, ret_exp], dim=-1) if values is not None else None
-        trained = alpha * verifier + (1 - alpha) * exploration
 
     if cfg.whiten_advantages:
         advantages = masked_whiten(advantages, mask_f)
     return AdvantageResult(advantages * mask_f, returns, stats, trained)
 
 
-def _inputs(cfg, mask, token_rewards, scores, values, head, group_ids) -> AdvantageInputs:
+def _inputs(mask, token_rewards, scores, values, head, group_ids) -> AdvantageInputs:
     return AdvantageInputs(
         mask=mask,
         rewards=token_rewards,

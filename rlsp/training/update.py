@@ -142,10 +142,13 @@ def _actor_loss(model, micro: UpdateBatch, mask, cfg: TrainConfig, temperature, 
     logp, entropy = completion_logprobs(model, micro.seqs, temperature, with_entropy=True,
                                         entropy_grad=cfg.entropy_coef > 0)
     old = logp.detach() if micro.old_logprobs is None else micro.old_logprobs
-    loss, pg = clipped_policy_loss(logp, old, micro.advantages, mask, cfg.clip_eps, cfg.loss_aggregation)
+    loss, pg = clipped_policy_loss(logp, old, micro.advantages, mask, cfg.clip_eps, cfg.loss_aggregation,
+                                   dual_clip=cfg.dual_clip)
     mean_entropy = aggregate_loss(entropy, mask, cfg.loss_aggregation)
     stats = {"policy/loss": loss.item(), "policy/clipfrac": float(pg["clipfrac"]),
              "policy/approx_kl": float(pg["approx_kl"]), "policy/entropy": mean_entropy.item()}
+    if "dual_clipfrac" in pg:
+        stats["policy/dual_clipfrac"] = float(pg["dual_clipfrac"])
     if cfg.entropy_coef > 0:
         loss = loss - cfg.entropy_coef * mean_entropy
     if kl_coef_in_loss > 0 and micro.ref_logprobs is not None:
