@@ -12,6 +12,6 @@ trainer = Trainer(load_recipe(recipe_path, [f"run.output_dir={output}"]), recipe
 for step in (1, 2):
     trainer.step = step
     trainer.train_step()
-policy = trainer.models.accelerator.unwrap_model(trainer.models.policy)
+policy = trainer.models.dist.unwrap(trainer.models.policy)
 flat = torch.cat([p.detach().double().flatten() for p in policy.parameters()])
-print(f"rank {trainer.models.accelerator.process_index} sums {flat.sum().item():.12e} {flat.square().sum().item():.12e}")
+print(f"rank {trainer.models.dist.process_index} sums {flat.sum().item():.12e} {flat.square().sum().item():.12e}")

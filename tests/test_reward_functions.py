@@ -144,7 +144,7 @@ def test_user_file_errors(tmp_path):
     with pytest.raises(
         RewardError,
         match=r"has no function 'polite'\. Did you mean 'politeness'\? "
-        "Functions it defines: helper_not_a_reward, politeness",
+        "It defines: helper_not_a_reward, politeness",
     ):
         load_reward_function("polite.py:polite", base_dir=tmp_path)
     (tmp_path / "broken.py").write_text("import no_such_module_here\n")

@@ -322,8 +322,8 @@ def test_update_moves_log_probabilities_with_the_advantage(tmp_path, tiny_model_
     seen = {}
     original = trainer_module.ppo_update
 
-    def spy(batch, actor, critic, cfg, temperature, kl_coef, accelerator):
-        stats, old_logprobs = original(batch, actor, critic, cfg, temperature, kl_coef, accelerator)
+    def spy(batch, actor, critic, cfg, temperature, kl_coef, dist, hooks):
+        stats, old_logprobs = original(batch, actor, critic, cfg, temperature, kl_coef, dist, hooks)
         with torch.no_grad():
             seen["after"] = completion_logprobs(actor.model, batch.seqs, temperature)[0]
         seen["batch"], seen["old"] = batch, old_logprobs

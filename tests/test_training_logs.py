@@ -55,8 +55,8 @@ def test_heldout_breakdown_follows_eval_group_by(tmp_path, tiny_model_dir, monke
         Trainer(recipe, path)
 
 
-def test_trainer_generates_through_the_backend_factory_and_syncs_after_each_update(tmp_path, tiny_model_dir,
-                                                                                   monkeypatch):
+def test_trainer_generates_through_the_backend_factory_and_syncs_before_each_generation(tmp_path, tiny_model_dir,
+                                                                                        monkeypatch):
     from rlsp.generation import HFBackend
 
     calls = []
@@ -77,5 +77,6 @@ def test_trainer_generates_through_the_backend_factory_and_syncs_after_each_upda
     for step in (1, 2):
         trainer.step = step
         trainer.train_step()
-    # generation.batch_size 8 holds all 4 prompts x 2 samples: one call per step, then one sync.
-    assert calls == [("generate", 4, 2), ("sync", True)] * 2
+    # The policy's weights reach the backend before every step's generation (so after every
+    # update); generation.batch_size 8 holds all 4 prompts x 2 samples: one call per step.
+    assert calls == [("sync", True), ("generate", 4, 2)] * 2

@@ -19,7 +19,7 @@ def run(args) -> int:
     recipe = load_recipe(args.recipe, args.overrides)
     trainer = Trainer(recipe, args.recipe, resume=args.resume)
     summary = trainer.fit()
-    if not trainer.models.accelerator.is_main_process:
+    if not trainer.models.dist.is_main_process:
         return 0
     print(
         f"held-out accuracy {summary['heldout_accuracy_before']:.3f} -> {summary['heldout_accuracy_after']:.3f} "

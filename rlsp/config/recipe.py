@@ -12,6 +12,7 @@ from rlsp.config.schema import (
     DataConfig,
     EvalConfig,
     GenerationConfig,
+    HookSpec,
     ModelConfig,
     RunConfig,
     VerifierConfig,
@@ -36,6 +37,9 @@ class Recipe:
     rewards: list[RewardSpec] = option(list, help="Reward functions, each feeding the verifier or exploration channel.")
     train: TrainConfig = option(TrainConfig, help="PPO training settings.")
     sft: SFTConfig = option(SFTConfig, help="SFT warm-start on long chains of thought (rlsp sft).")
+    hooks: list[HookSpec] = option(
+        list, help="Trainer hooks run at events of rlsp train and rlsp sft (see rlsp/hooks/events.py)."
+    )
 
 
 def load_recipe(path: str | Path | None, overrides: Iterable[str] = ()) -> Recipe:

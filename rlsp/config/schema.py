@@ -127,3 +127,11 @@ class EvalConfig:
         "of its held-out set)."
     )
     write_samples: bool = option(True, help="Write one JSON line per sample to <output_dir>/eval_samples.jsonl.")
+
+
+@section
+class HookSpec:
+    hook: str = option(
+        ..., help="'package.module:Class' or 'path/to/file.py:Class': a subclass of rlsp.hooks.Hook."
+    )
+    kwargs: dict = option(dict, help="Keyword arguments the hook is constructed with.")

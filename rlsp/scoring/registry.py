@@ -7,16 +7,12 @@ Each lookup failure says what was looked for and how to fix it.
 
 from __future__ import annotations
 
-import hashlib
 import importlib
-import importlib.util
-import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from rlsp.errors import ConfigError, RewardError, did_you_mean
-from rlsp.paths import describe_candidates, find_file
+from rlsp.plugins import load_attribute
 
 # Built-ins are imported on first use, so a recipe without 'judge' never imports transformers.
 BUILTINS = {
@@ -99,68 +95,7 @@ def load_reward_function(ref: str, base_dir: Path | None = None) -> Callable:
             f"unknown reward function '{ref}'.{did_you_mean(ref, registered_names())} "
             f"Registered names: {', '.join(registered_names())}. Use {_REF_FORMS}.{hint}"
         )
-    target, _, attr = ref.rpartition(":")
-    if not target or not attr:
-        raise RewardError(f"reward function '{ref}' is malformed; use {_REF_FORMS}")
-    if target.endswith(".py") or "/" in target or "\\" in target:
-        module, where = _load_file(target, base_dir)
-    else:
-        module, where = _import_module(target), f"module '{target}'"
-    if not hasattr(module, attr):
-        defined = sorted(
-            n
-            for n, v in vars(module).items()
-            if callable(v)
-            and not n.startswith("_")
-            and getattr(v, "__module__", None) == module.__name__
-        )
-        raise RewardError(
-            f"{where} has no function '{attr}'.{did_you_mean(attr, defined)} "
-            f"Functions it defines: {', '.join(defined) or 'none'}."
-        )
-    fn = getattr(module, attr)
+    fn = load_attribute(ref, base_dir, "reward function", "function", RewardError)
     if not callable(fn):
-        raise RewardError(f"'{attr}' in {where} is a {type(fn).__name__}, not a function")
+        raise RewardError(f"'{ref}' is a {type(fn).__name__}, not a function")
     return fn
-
-
-def _load_file(path_text: str, base_dir: Path | None) -> tuple[Any, str]:
-    found = find_file(path_text, base_dir)
-    if found is None:
-        raise RewardError(
-            f"reward function file '{path_text}' not found; looked for "
-            f"{describe_candidates(path_text, base_dir)}. Relative paths are resolved against "
-            "the recipe's folder, then the working directory."
-        )
-    found = found.resolve()
-    # One module per file, loaded once: a second reward entry naming the same file reuses it.
-    digest = hashlib.sha1(str(found).encode()).hexdigest()[:10]
-    module_name = f"_rlsp_user_{found.stem}_{digest}"
-    if module_name in sys.modules:
-        return sys.modules[module_name], f"file {found}"
-    spec = importlib.util.spec_from_file_location(module_name, found)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module  # before exec, so dataclasses and pickling can find it
-    try:
-        spec.loader.exec_module(module)
-    except Exception as e:
-        del sys.modules[module_name]
-        raise RewardError(
-            f"importing reward function file {found} failed: {type(e).__name__}: {e}"
-        ) from e
-    return module, f"file {found}"
-
-
-def _import_module(name: str) -> Any:
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as e:
-        if e.name and (name == e.name or name.startswith(e.name + ".")):
-            raise RewardError(
-                f"no module named '{e.name}' (looking for reward function module '{name}'): "
-                "install its package in this environment, or refer to a file as "
-                "'path/to/file.py:function'"
-            ) from e
-        raise RewardError(f"importing module '{name}' failed: {e}") from e
-    except Exception as e:
-        raise RewardError(f"importing module '{name}' failed: {type(e).__name__}: {e}") from e

@@ -25,10 +25,12 @@ import torch
 
 from rlsp.config import Recipe
 from rlsp.errors import ModelError
+from rlsp.hooks import build_hooks
 from rlsp.modeling.loading import ALIASES, load_merged_adapter, load_tokenizer, resolve_model_path
 from rlsp.modeling.lora import check_lora_targets_of, peft_lora_config
 from rlsp.precision import Precision, resolve_precision
 from rlsp.sft.dataset import SftData, conversation, prepare_sft_data
+from rlsp.sft.hooked_trainer import hooked_sft_trainer
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,7 @@ def build_trainer(recipe: Recipe, recipe_dir: Path | None, out: Path, precision:
     use_cpu = uses_cpu(recipe)
     precision = precision or sft_precision(recipe)
     # (1) cheap checks, before any weights are read
+    hooks = build_hooks(recipe.hooks, recipe_dir)
     try:
         check_lora_targets_of(model_path, recipe.model.lora)  # before the ZeRO-3 set-up, which would shard it
         tokenizer = load_tokenizer(recipe.model.name_or_path)
@@ -95,10 +98,10 @@ def build_trainer(recipe: Recipe, recipe_dir: Path | None, out: Path, precision:
     # (2) model and trainer
     from datasets import Dataset
     from transformers import AutoModelForCausalLM
-    from trl import SFTTrainer
 
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=precision.weights)
-    trainer = SFTTrainer(
+    trainer = hooked_sft_trainer(
+        hooks,
         model=model,
         args=args,
         train_dataset=Dataset.from_list([conversation(e, recipe) for e in data.examples]),

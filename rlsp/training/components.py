@@ -16,6 +16,7 @@ from rlsp.modeling.loading import load_causal_lm
 from rlsp.modeling.lora import add_lora
 from rlsp.modeling.networks import Critic, Reference, trainable_parameters
 from rlsp.training.checkpoint import trainable_state
+from rlsp.training.distributed import Distributed
 from rlsp.training.update import Optimisation
 
 
@@ -27,23 +28,23 @@ class TrainingModels:
     critic: Critic | None
     actor: Optimisation
     critic_opt: Optimisation | None
-    accelerator: object
+    dist: Distributed
     uses_lora: bool
 
     def state_dict(self) -> dict:
         state = {
-            "policy": trainable_state(self.accelerator.unwrap_model(self.policy)),
+            "policy": trainable_state(self.dist.unwrap(self.policy)),
             "actor_optimizer": self.actor.optimizer.state_dict(),
             "actor_scheduler": self.actor.scheduler.state_dict(),
         }
         if self.critic is not None:
-            state["critic"] = {k: v.detach().cpu() for k, v in self.accelerator.unwrap_model(self.critic).state_dict().items()}
+            state["critic"] = {k: v.detach().cpu() for k, v in self.dist.unwrap(self.critic).state_dict().items()}
             state["critic_optimizer"] = self.critic_opt.optimizer.state_dict()
             state["critic_scheduler"] = self.critic_opt.scheduler.state_dict()
         return state
 
     def load_state_dict(self, state: dict) -> None:
-        policy = self.accelerator.unwrap_model(self.policy)
+        policy = self.dist.unwrap(self.policy)
         missing = set(state["policy"]) - set(policy.state_dict())
         if missing:
             raise RuntimeError(f"checkpoint does not match the model: unknown weights {sorted(missing)[:3]}")
@@ -51,15 +52,15 @@ class TrainingModels:
         self.actor.optimizer.load_state_dict(state["actor_optimizer"])
         self.actor.scheduler.load_state_dict(state["actor_scheduler"])
         if self.critic is not None:
-            self.accelerator.unwrap_model(self.critic).load_state_dict(state["critic"])
+            self.dist.unwrap(self.critic).load_state_dict(state["critic"])
             self.critic_opt.optimizer.load_state_dict(state["critic_optimizer"])
             self.critic_opt.scheduler.load_state_dict(state["critic_scheduler"])
 
     def save_final(self, directory: Path) -> None:
         """A directory that loads as ``model.name_or_path`` (LoRA adapters merged in)."""
-        if not self.accelerator.is_main_process:
+        if not self.dist.is_main_process:
             return
-        policy = self.accelerator.unwrap_model(self.policy)
+        policy = self.dist.unwrap(self.policy)
         if self.uses_lora:
             policy = policy.merge_and_unload()
         policy.save_pretrained(directory, safe_serialization=True)
@@ -68,11 +69,9 @@ class TrainingModels:
 
 def build_models(recipe: Recipe, n_value_heads: int, total_optimizer_steps: int,
                  weights_dtype: torch.dtype = torch.float32) -> TrainingModels:
-    from accelerate import Accelerator
-
-    accelerator = Accelerator(cpu=recipe.model.device == "cpu")
+    dist = Distributed(cpu=recipe.model.device == "cpu")
     cfg = recipe.train
-    model, tokenizer = load_causal_lm(recipe.model.name_or_path, weights_dtype, str(accelerator.device))
+    model, tokenizer = load_causal_lm(recipe.model.name_or_path, weights_dtype, str(dist.device))
     critic = Critic(model, n_value_heads) if n_value_heads else None
     uses_lora = recipe.model.lora.enabled
     policy = add_lora(model, recipe.model.lora) if uses_lora else model
@@ -86,13 +85,13 @@ def build_models(recipe: Recipe, n_value_heads: int, total_optimizer_steps: int,
     actor = _optimisation(policy, cfg.actor_lr, cfg, total_optimizer_steps)
     critic_opt = _optimisation(critic, cfg.critic_lr, cfg, total_optimizer_steps) if critic is not None else None
     if critic_opt is not None:
-        actor.model, actor.optimizer, critic_opt.model, critic_opt.optimizer = accelerator.prepare(
+        actor.model, actor.optimizer, critic_opt.model, critic_opt.optimizer = dist.prepare(
             actor.model, actor.optimizer, critic_opt.model, critic_opt.optimizer
         )
         critic = critic_opt.model
     else:
-        actor.model, actor.optimizer = accelerator.prepare(actor.model, actor.optimizer)
-    return TrainingModels(actor.model, tokenizer, reference, critic, actor, critic_opt, accelerator, uses_lora)
+        actor.model, actor.optimizer = dist.prepare(actor.model, actor.optimizer)
+    return TrainingModels(actor.model, tokenizer, reference, critic, actor, critic_opt, dist, uses_lora)
 
 
 def _optimisation(model: torch.nn.Module, lr: float, cfg, total_steps: int) -> Optimisation:

@@ -38,6 +38,9 @@ from rlsp.errors import ConfigError
 from rlsp.eval.metrics import eval_metrics
 from rlsp.eval.run import check_group_by, evaluate_model
 from rlsp.generation import SamplingParams, make_backend
+from rlsp.hooks import HookRunner, build_hooks
+from rlsp.modeling.loading import resolve_model_path
+from rlsp.modeling.lora import check_lora_targets_of
 from rlsp.precision import resolve_precision
 from rlsp.scoring.channels import build_reward_functions
 from rlsp.scoring.verifier import build_verifier
@@ -78,6 +81,8 @@ class Trainer:
         check_group_by(recipe.eval.group_by, self.heldout)
         self.reward_functions = build_reward_functions(recipe.rewards, base_dir)
         self.verifier = build_verifier(recipe.verifier, base_dir)
+        hooks = build_hooks(recipe.hooks, base_dir)
+        check_lora_targets_of(resolve_model_path(recipe.model.name_or_path), recipe.model.lora)
         a = self.cfg.reward.alpha
         self.alpha = AlphaSchedule(a.schedule, a.start, a.end, self.cfg.steps, a.warmup_steps)
 
@@ -86,10 +91,11 @@ class Trainer:
 
         torch.manual_seed(recipe.run.seed)
         self.models = build_models(recipe, value_heads(self.cfg), self._total_optimizer_steps(), self.precision.weights)
-        if self.models.accelerator.is_main_process:
+        dist = self.models.dist
+        if dist.is_main_process:
             print(self.precision.describe())
-        self.backend = make_backend(self.models.accelerator.unwrap_model(self.models.policy), self.models.tokenizer,
-                                    recipe.generation)
+        self.hooks = HookRunner(hooks, "rl", lambda: dist.unwrap(self.models.policy))
+        self.backend = make_backend(dist.unwrap(self.models.policy), self.models.tokenizer, recipe.generation)
         self.sampler = PromptSampler(len(self.train_data), recipe.run.seed)
         kl = self.cfg.kl
         self.kl_ctl = AdaptiveKLController(kl.coef, kl.target, kl.horizon) if kl.adaptive else FixedKLController(kl.coef)
@@ -101,7 +107,7 @@ class Trainer:
             self._load(self.resume_from)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.logs = RunLogs(self.run_dir, self.step if self.resume_from is not None else None,
-                            enabled=self.models.accelerator.is_main_process)
+                            enabled=dist.is_main_process)
 
     # -- the loop ---------------------------------------------------------------------------
     def fit(self) -> dict:
@@ -109,13 +115,18 @@ class Trainer:
             self.eval_before = self.evaluate("eval before")
             self.logs.scalars(0, self.eval_before)
         bar = tqdm(total=self.cfg.steps, initial=self.step, desc="rlsp train", unit="step")
-        while self.step < self.cfg.steps:
-            self.step += 1
-            scalars = self.train_step()
-            bar.update(1)
-            bar.set_postfix(acc=f"{scalars['verifier/accuracy']:.2f}", kl=f"{scalars['kl/mean']:.3f}",
-                            len=f"{scalars['response/length_mean']:.0f}")
-        bar.close()
+        self.hooks.step = self.step
+        self.hooks.fire("train_start")
+        try:
+            while self.step < self.cfg.steps:
+                self.step += 1
+                scalars = self.train_step()
+                bar.update(1)
+                bar.set_postfix(acc=f"{scalars['verifier/accuracy']:.2f}", kl=f"{scalars['kl/mean']:.3f}",
+                                len=f"{scalars['response/length_mean']:.0f}")
+        finally:
+            self.hooks.end()  # hooks detach before the final evaluation, and after any error
+            bar.close()
         after = self.evaluate("eval after")
         self.logs.scalars(self.step, after)
         self.logs.close()
@@ -130,24 +141,27 @@ class Trainer:
             "wall_seconds": round(time.time() - self.start_time, 1),
             "precision": self.precision.summary(),
         }
-        if self.models.accelerator.is_main_process:
+        if self.models.dist.is_main_process:
             (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         return summary
 
     def train_step(self) -> dict[str, float]:
-        cfg, models, timer = self.cfg, self.models, PhaseTimer()
+        cfg, models, timer, hooks = self.cfg, self.models, PhaseTimer(), self.hooks
+        dist = models.dist
+        hooks.step = self.step
         alpha = self.alpha.alpha_at(self.step - 1)
         # Each process takes its own slice of the prompt stream (prompts_per_step is per process).
-        accelerator = models.accelerator
-        start = self.position + accelerator.process_index * cfg.prompts_per_step
+        start = self.position + dist.process_index * cfg.prompts_per_step
         examples = [self.train_data[i] for i in self.sampler.indices(start, cfg.prompts_per_step)]
-        self.position += cfg.prompts_per_step * accelerator.num_processes
+        self.position += cfg.prompts_per_step * dist.num_processes
 
         autocast = self._autocast
-        with timer("1_generate"), autocast():
+        with timer("1_generate"), autocast(), dist.policy_for_generation(models.policy) as policy:
+            self.backend.sync_weights(policy)
             conversations = [chat_messages(e, self.recipe.data) for e in examples]
-            generated = generate_step(self.backend, examples, conversations, cfg.samples_per_prompt,
-                                      self._sampling(), self.recipe.generation.batch_size)
+            with hooks.around("generation"):
+                generated = generate_step(self.backend, examples, conversations, cfg.samples_per_prompt,
+                                          self._sampling(), self.recipe.generation.batch_size)
         with timer("2_score"):
             scores = score_step(self.reward_functions, generated)
         seqs, mask = generated.seqs, generated.seqs.completion_mask
@@ -159,10 +173,12 @@ class Trainer:
         with timer("3_logprobs"), torch.no_grad(), autocast():
             old_logp = None
             if not reuse_update_logprobs:
-                old_logp = self._batched(lambda s: completion_logprobs(models.policy, s, self._temperature())[0], seqs)
+                with hooks.around("forward", role="policy", grad=False):
+                    old_logp = self._batched(lambda s: completion_logprobs(models.policy, s, self._temperature())[0],
+                                             seqs)
             ref_logp = None
             if self.kl_ctl.value > 0:
-                with models.reference.model() as reference:
+                with models.reference.model() as reference, hooks.around("forward", role="reference", grad=False):
                     ref_logp = self._batched(lambda s: completion_logprobs(reference, s, self._temperature())[0], seqs)
             values = self._batched(lambda s: completion_values(models.critic, s), seqs) if models.critic is not None else None
         with timer("4_advantages"):
@@ -176,8 +192,7 @@ class Trainer:
             batch = UpdateBatch(seqs, old_logp, ref_logp, adv.advantages, values, adv.returns)
             actor = models.actor if self.step > cfg.critic_warmup_steps else None
             update_stats, old_logp = ppo_update(batch, actor, models.critic_opt, cfg, self._temperature(),
-                                                0.0 if in_reward else self.kl_ctl.value, models.accelerator)
-            self.backend.sync_weights(models.accelerator.unwrap_model(models.policy))
+                                                0.0 if in_reward else self.kl_ctl.value, dist, hooks)
         if ref_logp is not None and kl is None:  # KL in the loss: measured on the pre-update policy
             kl = kl_estimate(old_logp, ref_logp, cfg.kl.estimator) * mask
         kl_per_sequence = (kl.sum(1).mean().item() if kl is not None else 0.0)
@@ -193,12 +208,10 @@ class Trainer:
                 "throughput/tokens_per_s": float(mask.sum()) / max(timer.seconds["1_generate"], 1e-9),
                 **critic_fit(values, adv.returns, mask),
             }
+            hooks.fire("step_end", scalars=scalars)
+            scalars.update(hooks.pop_scalars())
             records = rollout_records(self.step, generated, scores, self.reward_functions, adv.trained_rewards)
-            if accelerator.num_processes > 1:
-                from accelerate.utils import gather_object
-
-                records = gather_object(records)
-            self.logs.rollouts(records)
+            self.logs.rollouts(dist.gather_objects(records))
         with timer("7_checkpoint"):
             if self.step == cfg.steps or (cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0):
                 self._save()
@@ -214,14 +227,14 @@ class Trainer:
         """Greedy held-out metrics of the current policy (accuracy, boxed rate, lengths, per level)."""
         greedy = dataclasses.replace(self.recipe, generation=dataclasses.replace(self.recipe.generation, temperature=0.0))
         with self._autocast():
-            records = evaluate_model(self.models.accelerator.unwrap_model(self.models.policy), self.models.tokenizer,
+            records = evaluate_model(self.models.dist.unwrap(self.models.policy), self.models.tokenizer,
                                      greedy, self.heldout, self.verifier, desc=desc, samples_per_prompt=1,
                                      data_cfg=self.heldout_cfg)
         return eval_metrics(records, k=[1], group_by=self.recipe.eval.group_by)
 
     def _autocast(self):
         """Autocast to the compute dtype over fp32 weights (model.precision), else a no-op."""
-        return self.precision.autocast(self.models.accelerator.device.type)
+        return self.precision.autocast(self.models.dist.device.type)
 
     def _sampling(self) -> SamplingParams:
         g = self.recipe.generation
@@ -255,7 +268,7 @@ class Trainer:
         return None
 
     def _save(self) -> None:
-        if not self.models.accelerator.is_main_process:
+        if not self.models.dist.is_main_process:
             return
         state = {
             "step": self.step, "position": self.position, "eval_before": self.eval_before,

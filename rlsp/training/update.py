@@ -7,7 +7,6 @@ minibatch: batch 4 x accumulation 1 equals batch 1 x accumulation 4.
 
 from __future__ import annotations
 
-import contextlib
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -15,6 +14,8 @@ import torch
 
 from rlsp.algorithms import aggregate_loss, clipped_policy_loss, clipped_value_loss, kl_loss
 from rlsp.config.train_schema import TrainConfig
+from rlsp.hooks import HookRunner
+from rlsp.training.distributed import Distributed
 from rlsp.training.forward import Sequences, completion_logprobs, completion_values
 
 
@@ -58,9 +59,12 @@ def ppo_update(
     cfg: TrainConfig,
     temperature: float,
     kl_coef_in_loss: float,
-    accelerator,
+    dist: Distributed,
+    hooks: HookRunner | None = None,
 ) -> tuple[dict[str, float], torch.Tensor | None]:
     """Run ``cfg.ppo_epochs`` passes; ``actor`` None trains the critic only (warm-up).
+
+    ``hooks`` get the policy's forward (grad=True), backward and optimizer-step events.
 
     Returns the mean statistics and the (B, T) old log-probs: ``batch.old_logprobs``, or the
     ones the single optimizer step computed when the batch came without them.
@@ -71,6 +75,7 @@ def ppo_update(
         if not single_optimizer_step(cfg, len(batch)) or actor is None:
             raise ValueError("old_logprobs may be left out only for one actor optimizer step over the whole batch")
         old_logprobs = torch.zeros_like(batch.advantages)
+    hooks = hooks or HookRunner([], "rl", lambda: None)
     sums: dict[str, float] = defaultdict(float)
     counts: dict[str, int] = defaultdict(int)
     for _ in range(cfg.ppo_epochs):
@@ -81,8 +86,7 @@ def ppo_update(
             # gradient does not depend on how the minibatch is split.
             rows = rows[batch.seqs.completion_mask[rows].sum(1).argsort()]
             minibatch = batch.rows(rows)
-            stats, seen_logprobs = _minibatch_step(minibatch, actor, critic, cfg, temperature, kl_coef_in_loss,
-                                                   accelerator)
+            stats, seen_logprobs = _minibatch_step(minibatch, actor, critic, cfg, temperature, kl_coef_in_loss, dist, hooks)
             if fill_old:
                 old_logprobs[rows] = seen_logprobs
             for k, v in stats.items():
@@ -102,7 +106,8 @@ def _share(mask: torch.Tensor, total_mask: torch.Tensor, aggregation: str) -> fl
     return mask.shape[0] / total_mask.shape[0]
 
 
-def _minibatch_step(mb: UpdateBatch, actor, critic, cfg, temperature, kl_coef_in_loss, accelerator):
+def _minibatch_step(mb: UpdateBatch, actor, critic, cfg, temperature, kl_coef_in_loss, dist: Distributed,
+                    hooks: HookRunner):
     """One optimizer step; returns its statistics and, when ``mb.old_logprobs`` is None, the
     detached log-probs the actor computed (used as the old ones)."""
     stats: dict[str, float] = defaultdict(float)
@@ -115,26 +120,32 @@ def _minibatch_step(mb: UpdateBatch, actor, critic, cfg, temperature, kl_coef_in
         share = _share(mask, mb.seqs.completion_mask.float(), cfg.loss_aggregation)
         last = i == len(micro_starts) - 1
         if actor is not None:
-            with _no_sync_unless(last, actor.model, accelerator):
-                loss, actor_stats, logp = _actor_loss(actor.model, micro, mask, cfg, temperature, kl_coef_in_loss)
-                accelerator.backward(loss * share)
+            with dist.no_sync_unless(last, actor.model):
+                with hooks.around("forward", role="policy", grad=True):
+                    loss, actor_stats, logp = _actor_loss(actor.model, micro, mask, cfg, temperature, kl_coef_in_loss)
+                dist.backward(loss * share)
+                hooks.fire("backward_end")
             seen_logprobs.append(logp.detach())
             for k, v in actor_stats.items():
                 stats[k] += v * share
         if critic is not None:
-            with _no_sync_unless(last, critic.model, accelerator):
+            with dist.no_sync_unless(last, critic.model):
                 loss, critic_stats = _critic_loss(critic.model, micro, mask, cfg)
-                accelerator.backward(loss * share)
+                dist.backward(loss * share)
             for k, v in critic_stats.items():
                 stats[k] += v * share
     for name, opt in (("actor", actor), ("critic", critic)):
         if opt is None:
             continue
-        stats[f"{name}/grad_norm"] = float(accelerator.clip_grad_norm_(opt.model.parameters(), cfg.max_grad_norm))
+        stats[f"{name}/grad_norm"] = dist.clip_grad_norm_(opt.model.parameters(), cfg.max_grad_norm)
+        if name == "actor":
+            hooks.fire("optimizer_step_start")
         opt.optimizer.step()
         opt.scheduler.step()
         opt.optimizer.zero_grad(set_to_none=True)
         stats[f"{name}/lr"] = opt.scheduler.get_last_lr()[0]
+        if name == "actor":
+            hooks.fire("optimizer_step_end")
     return stats, (torch.cat(seen_logprobs) if seen_logprobs else None)
 
 
@@ -168,8 +179,3 @@ def _critic_loss(critic, micro: UpdateBatch, mask, cfg: TrainConfig):
         total = total + loss
         clipfrac += float(vs["value_clipfrac"]) / heads
     return total, {"value/loss": total.item(), "value/clipfrac": clipfrac}
-
-
-def _no_sync_unless(last: bool, model, accelerator):
-    """Skip DDP's gradient all-reduce on every micro-batch but the minibatch's last."""
-    return contextlib.nullcontext() if last else accelerator.no_sync(model)
