@@ -33,7 +33,7 @@ def recipe(tmp_path: Path, text: str) -> Path:
         ("generation: {max_new_tokens: lots}\n", [], "generation.max_new_tokens: Input should be a valid integer"),
         ("generation: {top_p: 2}\n", [], "generation.top_p: Input should be less than or equal to 1"),
         ("data: {source: missing.jsonl}\n", [], "dataset file 'missing.jsonl' not found"),
-        ("verifier: {function: mathh}\n", [], "verifier.function: unknown reward function 'mathh'. Did you mean 'math'?"),
+        ("verifier: {function: mathh}\ndata: {split: heldout}\n", [], "verifier.function: unknown reward function 'mathh'. Did you mean 'math'?"),
     ],
 )
 def test_validate_errors(tmp_path, capsys, text, overrides, expected):
@@ -92,3 +92,38 @@ def test_validate_runs_the_training_checks(tmp_path, capsys):
     assert code == 2 and "must be a multiple of train.micro_batch_size" in output
     code, output = run_cli(capsys, "validate", recipes / "demo_rlsp.yaml", "rewards.1.function=backtrackin")
     assert code == 2 and "rewards.1 (backtrackin): unknown reward function" in output
+
+
+SHIPPED = sorted((Path(__file__).parents[1] / "recipes").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
+def test_every_shipped_recipe_passes_validate(path, capsys, shared_data):
+    expected = "train" if path.stem.startswith("demo_rlsp") else "sft" if path.stem.startswith("sft_") else "eval"
+    code, output = run_cli(capsys, "validate", path)
+    assert code == 0 and f"is a valid recipe for rlsp {expected}." in output, output
+
+
+@pytest.mark.parametrize(
+    "text, args, expected",
+    [
+        # eval: checks that need two fields at once
+        ("eval: {k: [1, 4]}\ndata: {split: heldout}\n", [], "eval.k: k=4 is larger than eval.samples_per_prompt=1"),
+        ("eval: {samples_per_prompt: 2, k: [2]}\ndata: {split: heldout}\n", [],
+         "eval.samples_per_prompt=2 with generation.temperature=0"),
+        ("data: {split: test}\n", [], "data.split: the arithmetic task has splits 'train' and 'heldout', not 'test'"),
+        # sft: its own data source, and hooks
+        ("sft: {source: missing.jsonl}\n", [], "sft.source: dataset file 'missing.jsonl' not found"),
+        ("sft: {source: builtin:arith}\n", [], "sft.source: unknown built-in dataset 'builtin:arith'"),
+        ("sft: {}\nhooks: [{hook: nowhere.py:Steer}]\n", [], "hooks.0 (nowhere.py:Steer): hook file 'nowhere.py' not found"),
+        # train: the held-out file, when the data is not the built-in task
+        ("rewards: [{function: math, channel: verifier}]\ndata: {source: train.jsonl, split: train}\n"
+         "heldout: {source: missing.jsonl}\n", [], "data.source: dataset file 'missing.jsonl' not found"),
+        # --for picks the command's checks
+        ("data: {split: heldout}\n", ["--for", "train"], "rewards: no reward functions"),
+    ],
+)
+def test_validate_runs_each_commands_cross_field_checks(tmp_path, capsys, text, args, expected):
+    (tmp_path / "train.jsonl").write_text('{"question": "1 + 1?", "answer": "2"}\n')
+    code, output = run_cli(capsys, "validate", recipe(tmp_path, text), *args)
+    assert code == 2 and expected in output, output

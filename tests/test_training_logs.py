@@ -12,7 +12,7 @@ from rlsp.training.ppo_trainer import Trainer
 
 
 def test_critic_fit_logs_explained_variance_per_head():
-    from rlsp.training.ppo_trainer import critic_fit
+    from rlsp.training.step_records import critic_fit
 
     returns = torch.tensor([[1.0, 2.0, 3.0, 4.0, 9.0]])
     mask = torch.tensor([[1, 1, 1, 1, 0]])  # the 9 is padding and must not count

@@ -15,7 +15,7 @@ from typing import Any
 from rlsp.config.schema import DataConfig
 from rlsp.data.references import reference_answer
 from rlsp.data.rows import is_file_source, read_rows, resolve_data_file
-from rlsp.errors import DataError
+from rlsp.errors import ConfigError, DataError
 
 BUILTIN_PREFIX = "builtin:"
 
@@ -39,6 +39,10 @@ def check_source(cfg: DataConfig, base_dir: Path | None) -> None:
     if cfg.source.startswith(BUILTIN_PREFIX):
         if cfg.source != "builtin:arith":
             raise DataError(f"data.source: unknown built-in dataset {cfg.source!r}; the built-in task is 'builtin:arith'.")
+        if cfg.split not in ("train", "heldout"):
+            raise ConfigError(
+                f"data.split: the arithmetic task has splits 'train' and 'heldout', not {cfg.split!r}."
+            )
     elif is_file_source(cfg.source):
         resolve_data_file(cfg.source, base_dir)
 

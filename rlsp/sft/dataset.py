@@ -17,7 +17,7 @@ from typing import Any
 from rlsp.config import Recipe
 from rlsp.data import Example
 from rlsp.data.prompts import chat_messages
-from rlsp.data.rows import read_rows
+from rlsp.data.rows import is_file_source, read_rows, resolve_data_file
 from rlsp.errors import DataError
 from rlsp.sft.example import SftExample
 from rlsp.sft.selection import length_stats, select_examples
@@ -52,6 +52,15 @@ class SftData:
         }
 
 
+def check_sft_source(recipe: Recipe, base_dir: Path | None) -> None:
+    """Cheap checks that need no reading: the built-in name is known, the file exists."""
+    source = recipe.sft.source
+    if source.startswith("builtin:") and source != ARITH_TRACES:
+        raise DataError(f"sft.source: unknown built-in dataset {source!r}; the built-in one is {ARITH_TRACES!r}.")
+    if is_file_source(source):
+        resolve_data_file(source, base_dir, "sft.source")
+
+
 def read_sft_examples(
     recipe: Recipe, base_dir: Path | None = None
 ) -> tuple[list[SftExample], str, int]:
@@ -65,10 +74,7 @@ def read_sft_examples(
             cfg.arith.size, recipe.data.arith.levels, recipe.run.seed, cfg.arith.error_share
         )
         return traces, cfg.source, 0
-    if cfg.source.startswith("builtin:"):
-        raise DataError(
-            f"sft.source: unknown built-in dataset {cfg.source!r}; the built-in one is {ARITH_TRACES!r}."
-        )
+    check_sft_source(recipe, base_dir)
     read = read_rows(cfg.source, split=cfg.split, subset=cfg.subset, on_bad_row=cfg.on_bad_row,
                      base_dir=base_dir, field="sft.source")
     rows = _filter_rows(read.rows, cfg.where, read.where)

@@ -9,9 +9,12 @@ single process; DeepSpeed ZeRO (the scale-out issue) changes this file, not the 
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 
 import torch
+
+from rlsp.config import Recipe
 
 
 class Distributed:
@@ -73,3 +76,13 @@ class Distributed:
         from accelerate.utils import gather_object
 
         return gather_object(items)
+
+
+def training_device(recipe: Recipe) -> torch.device:
+    """The device this process will train on, known before accelerate is set up (as Accelerator
+    picks it: the local rank's GPU if there is one)."""
+    if recipe.model.device != "auto":
+        return torch.device(recipe.model.device)
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return torch.device("cpu")

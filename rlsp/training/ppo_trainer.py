@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,15 +27,15 @@ from rlsp.algorithms import (
     AdaptiveKLController,
     AlphaSchedule,
     FixedKLController,
-    explained_variance,
     kl_estimate,
 )
 from rlsp.config import Recipe, output_dir
 from rlsp.data import load_examples
 from rlsp.data.prompts import chat_messages
 from rlsp.errors import ConfigError
+from rlsp.eval.checks import check_group_by
 from rlsp.eval.metrics import eval_metrics
-from rlsp.eval.run import check_group_by, evaluate_model
+from rlsp.eval.run import evaluate_model
 from rlsp.generation import SamplingParams, make_backend
 from rlsp.hooks import HookRunner, build_hooks
 from rlsp.modeling.loading import resolve_model_path
@@ -47,11 +46,12 @@ from rlsp.scoring.verifier import build_verifier
 from rlsp.training import checkpoint as ckpt
 from rlsp.training.advantage_step import ChannelNormalizers, compute_advantages, value_heads
 from rlsp.training.components import build_models
+from rlsp.training.distributed import training_device
 from rlsp.training.forward import completion_logprobs, completion_values
-from rlsp.training.preflight import check_training_recipe
+from rlsp.training.preflight import check_training_recipe, heldout_config
 from rlsp.training.rollout import PromptSampler, generate_step, score_step
 from rlsp.training.run_logs import RunLogs
-from rlsp.training.step_records import response_scalars, reward_scalars, rollout_records
+from rlsp.training.step_records import critic_fit, response_scalars, reward_scalars, rollout_records
 from rlsp.training.update import UpdateBatch, ppo_update, single_optimizer_step
 
 
@@ -284,32 +284,3 @@ class Trainer:
         self.step, self.position, self.eval_before = state["step"], state["position"], state["eval_before"]
         self.kl_ctl.load_state_dict(state["kl_controller"])
         self.normalizers.load_state_dict(state["normalizers"])
-
-
-def critic_fit(values: torch.Tensor | None, returns: torch.Tensor | None, mask: torch.Tensor) -> dict[str, float]:
-    """Explained variance of the critic's pre-update values against this step's returns, per head
-    (``value/explained_variance`` for one head; ``.../verifier`` and ``.../exploration`` when decoupled)."""
-    if values is None or returns is None:
-        return {}
-    heads = [""] if values.shape[-1] == 1 else ["/verifier", "/exploration"]
-    return {f"value/explained_variance{name}": explained_variance(values[..., h], returns[..., h], mask).item()
-            for h, name in enumerate(heads)}
-
-
-def training_device(recipe: Recipe) -> torch.device:
-    """The device this process will train on, known before accelerate is set up (as Accelerator
-    picks it: the local rank's GPU if there is one)."""
-    if recipe.model.device != "auto":
-        return torch.device(recipe.model.device)
-    if torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-    return torch.device("cpu")
-
-
-def heldout_config(recipe: Recipe):
-    """The held-out prompts: ``recipe.heldout``, or the arithmetic task's held-out split."""
-    if recipe.heldout is not None:
-        return recipe.heldout
-    if recipe.data.source == "builtin:arith":
-        return dataclasses.replace(recipe.data, split="heldout", limit=None, shuffle=False)
-    raise ConfigError("heldout: set a held-out dataset (same fields as data:) to evaluate before and after training.")

@@ -6,6 +6,8 @@ these are the ones that involve several fields at once.
 
 from __future__ import annotations
 
+import dataclasses
+
 from rlsp.config import Recipe
 from rlsp.errors import ConfigError
 
@@ -50,3 +52,12 @@ def check_training_recipe(recipe: Recipe) -> None:
                         "use 'auto' or 'bf16'.")
     if problems:
         raise ConfigError("\n".join(problems))
+
+
+def heldout_config(recipe: Recipe):
+    """The held-out prompts: ``recipe.heldout``, or the arithmetic task's held-out split."""
+    if recipe.heldout is not None:
+        return recipe.heldout
+    if recipe.data.source == "builtin:arith":
+        return dataclasses.replace(recipe.data, split="heldout", limit=None, shuffle=False)
+    raise ConfigError("heldout: set a held-out dataset (same fields as data:) to evaluate before and after training.")

@@ -10,6 +10,7 @@ import math
 
 import torch
 
+from rlsp.algorithms import explained_variance
 from rlsp.training.rollout import Generated, Scores
 
 
@@ -71,3 +72,13 @@ def rollout_records(step: int, generated: Generated, scores: Scores, reward_func
             }
         )
     return records
+
+
+def critic_fit(values: torch.Tensor | None, returns: torch.Tensor | None, mask: torch.Tensor) -> dict[str, float]:
+    """Explained variance of the critic's pre-update values against this step's returns, per head
+    (``value/explained_variance`` for one head; ``.../verifier`` and ``.../exploration`` when decoupled)."""
+    if values is None or returns is None:
+        return {}
+    heads = [""] if values.shape[-1] == 1 else ["/verifier", "/exploration"]
+    return {f"value/explained_variance{name}": explained_variance(values[..., h], returns[..., h], mask).item()
+            for h, name in enumerate(heads)}

@@ -1,0 +1,36 @@
+"""Evaluation settings that are valid one by one but not together, checked before any loading."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rlsp.config import Recipe
+from rlsp.data import Example
+from rlsp.errors import ConfigError
+
+
+def check_eval_settings(recipe: Recipe) -> None:
+    """Settings that are valid one by one but not together; raised before any loading."""
+    n, ks = recipe.eval.samples_per_prompt, recipe.eval.k
+    too_large = [k for k in ks if k > n]
+    if too_large:
+        raise ConfigError(
+            f"eval.k: k={too_large[0]} is larger than eval.samples_per_prompt={n}; pass@k and maj@k "
+            f"need at least k samples per problem. Set eval.samples_per_prompt={max(ks)} or drop that k."
+        )
+    if n > 1 and recipe.generation.temperature == 0:
+        raise ConfigError(
+            f"eval.samples_per_prompt={n} with generation.temperature=0 gives {n} identical greedy "
+            f"answers per problem. Set generation.temperature (the RLSP paper evaluates at 0.7), or "
+            f"eval.samples_per_prompt=1."
+        )
+
+
+def check_group_by(group_by: Sequence[str], examples: Sequence[Example]) -> None:
+    columns = {key for e in examples for key in e.columns}
+    missing = [c for c in group_by if c not in columns]
+    if missing:
+        raise ConfigError(
+            f"eval.group_by: the data has no column {missing[0]!r}; its other columns are "
+            f"{sorted(columns) or 'none'}. Fix eval.group_by."
+        )
