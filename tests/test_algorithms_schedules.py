@@ -32,7 +32,8 @@ def test_cosine():
 def test_increasing_schedule_and_bounds():
     schedule = AlphaSchedule("linear", alpha_start=0.0, alpha_end=1.0, total_steps=4)
     assert schedule.alpha_at(1) == pytest.approx(0.25)
-    assert all(0.0 <= schedule.alpha_at(s) <= 1.0 for s in range(10))
+    # past the last step it holds the end value
+    assert [schedule.alpha_at(s) for s in range(7)] == pytest.approx([0.0, 0.25, 0.5, 0.75, 1.0, 1.0, 1.0])
 
 
 def test_errors():
@@ -42,5 +43,5 @@ def test_errors():
         AlphaSchedule("linear", alpha_end=1.5, total_steps=10)
     with pytest.raises(ConfigError, match="total_steps > warmup_steps"):
         AlphaSchedule("cosine", alpha_end=0.5, total_steps=5, warmup_steps=5)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="step must be >= 0, got -1"):
         AlphaSchedule().alpha_at(-1)

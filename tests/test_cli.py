@@ -117,8 +117,8 @@ def test_every_shipped_recipe_passes_validate(path, capsys, shared_data):
         ("sft: {source: builtin:arith}\n", [], "sft.source: unknown built-in dataset 'builtin:arith'"),
         ("sft: {}\nhooks: [{hook: nowhere.py:Steer}]\n", [], "hooks.0 (nowhere.py:Steer): hook file 'nowhere.py' not found"),
         # train: the held-out file, when the data is not the built-in task
-        ("rewards: [{function: math, channel: verifier}]\ndata: {source: train.jsonl, split: train}\n"
-         "heldout: {source: missing.jsonl}\n", [], "data.source: dataset file 'missing.jsonl' not found"),
+        (("rewards: [{function: math, channel: verifier}]\ndata: {source: train.jsonl, split: train}\n"
+          "heldout: {source: missing.jsonl}\n"), [], "data.source: dataset file 'missing.jsonl' not found"),
         # --for picks the command's checks
         ("data: {split: heldout}\n", ["--for", "train"], "rewards: no reward functions"),
     ],

@@ -21,14 +21,40 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
+def written_values(data: dict, prefix: str = "") -> dict:
+    """Dotted key -> value for every leaf a recipe file writes (lists of sections expanded)."""
+    flat = {}
+    for key, value in data.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and value and key != "kwargs":
+            flat.update(written_values(value, path + "."))
+        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            for i, item in enumerate(value):
+                flat.update(written_values(item, f"{path}.{i}."))
+        else:
+            flat[path] = value
+    return flat
+
+
+def value_at(recipe, dotted: str):
+    node = dataclasses.asdict(recipe)
+    for part in dotted.split("."):
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    return node
+
+
 @pytest.mark.parametrize("path", RECIPES, ids=[p.name for p in RECIPES])
-def test_every_shipped_recipe_loads(path):
+def test_every_shipped_recipe_loads_with_the_values_it_writes(path):
+    from rlsp.config.loading import read_yaml_mapping
+
     recipe = load_recipe(path)
-    assert isinstance(recipe, Recipe)
+    written = written_values(read_yaml_mapping(path))
+    assert written, f"{path} sets nothing"
+    assert {key: value_at(recipe, key) for key in written} == written
 
 
-def test_there_are_recipes():
-    assert len(RECIPES) >= 1
+def test_the_recipes_the_readme_runs_are_shipped():
+    assert {"demo_rlsp.yaml", "demo_eval.yaml", "sft_demo.yaml"} <= {p.name for p in RECIPES}
 
 
 def test_defaults_and_values(tmp_path):
@@ -76,7 +102,9 @@ def test_bad_values_name_the_field(tmp_path, text, overrides, expected):
     with pytest.raises(ConfigError) as info:
         load_recipe(write(tmp_path, text), overrides)
     assert expected in str(info.value)
-    assert "recipe.yaml" in str(info.value) or "override" in str(info.value)
+    # A malformed override is named as such; any other problem names the recipe file first.
+    where = "override " if "not of the form" in expected else f"{tmp_path / 'recipe.yaml'}: "
+    assert str(info.value).startswith(where), str(info.value)
 
 
 def test_missing_recipe_file(tmp_path):

@@ -35,9 +35,13 @@ def test_pass_at_k_matches_binomials_and_stays_finite_for_large_n():
     assert 0.0 < pass_at_k(2000, 1, 1000) == pytest.approx(0.5)
 
 
-@pytest.mark.parametrize("n, c, k", [(3, 4, 1), (3, -1, 1), (3, 1, 0), (3, 1, 4)])
-def test_pass_at_k_rejects_impossible_counts(n, c, k):
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize(
+    "n, c, k, message",
+    [(3, 4, 1, "0 <= c <= n, got n=3, c=4"), (3, -1, 1, "0 <= c <= n, got n=3, c=-1"),
+     (3, 1, 0, "1 <= k <= n, got n=3, k=0"), (3, 1, 4, "1 <= k <= n, got n=3, k=4")],
+)
+def test_pass_at_k_rejects_impossible_counts(n, c, k, message):
+    with pytest.raises(ValueError, match=message):
         pass_at_k(n, c, k)
 
 
@@ -76,7 +80,7 @@ def test_maj_at_k_uses_the_first_k_samples_and_the_winner_verdict():
     assert maj_at_k(answers, correct, 4) is True  # 2-2 tie: "7" appeared first
     assert maj_at_k(answers, correct, 5) is True  # "7" x3
     assert maj_at_k([None, None], [False, False], 2) is False
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="need 1 <= k <= 5 samples, got k=6"):
         maj_at_k(answers, correct, 6)
 
 
