@@ -19,7 +19,7 @@ import time
 
 import torch
 
-from rlsp.modeling.loading import load_causal_lm
+from rlsp.modeling.causal_lm import load_causal_lm
 from rlsp.precision import cpu_description, probe_cpu_bf16, resolve_precision
 
 

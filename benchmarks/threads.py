@@ -36,7 +36,7 @@ def worker(model_name: str) -> None:
 
     from rlsp.generation.backend import SamplingParams
     from rlsp.generation.decode import decode
-    from rlsp.modeling.loading import load_causal_lm
+    from rlsp.modeling.causal_lm import load_causal_lm
 
     model, tokenizer = load_causal_lm(model_name, dtype=torch.float32, device="cpu")
     ids = torch.randint(100, len(tokenizer) - 100, (8, 136), generator=torch.Generator().manual_seed(0))

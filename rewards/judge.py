@@ -100,7 +100,7 @@ def _model_and_tokenizer(model: Any, dtype: str, device: str) -> tuple[Any, Any]
     key = (model, dtype, device)
     with _load_lock:  # loaded once per name, shared by every call and thread
         if key not in _loaded:
-            from rlsp.modeling.loading import load_causal_lm
+            from rlsp.modeling.causal_lm import load_causal_lm
 
             _loaded[key] = load_causal_lm(model, dtype=dtype, device=device)
         return _loaded[key]
@@ -153,7 +153,7 @@ def judge(
     """Thinking-effort grade in [0, 1] for each completion, from a local judge LM.
 
     Args:
-        model: a model name or path (loaded once with ``rlsp.modeling.loading.load_causal_lm`` and cached)
+        model: a model name or path (loaded once with ``rlsp.modeling.causal_lm.load_causal_lm`` and cached)
             or a ``(model, tokenizer)`` pair.
         scale: the top of the grading scale the template asks for ("Score: N/10").
         fallback: the score of a reply that holds no grade (paper: 0.5).

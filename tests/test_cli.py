@@ -61,7 +61,7 @@ def test_missing_alias_package_prints_install_command(monkeypatch):
     import importlib.metadata
 
     from rlsp.errors import ModelError
-    from rlsp.modeling.loading import ALIASES, _find_gguf
+    from rlsp.modeling.causal_lm import ALIASES, _find_gguf
 
     def not_installed(name):
         raise importlib.metadata.PackageNotFoundError(name)

@@ -12,7 +12,7 @@ from transformers import GenerationConfig
 from rlsp.generation import HFBackend, SamplingParams
 from rlsp.generation.decode import decode, nucleus_filter, pick_tokens, shared_prefix_length
 from rlsp.generation.hf import render_prompts
-from rlsp.modeling.loading import load_causal_lm
+from rlsp.modeling.causal_lm import load_causal_lm
 
 CONVERSATIONS = [
     [{"role": "user", "content": "What is 12 + 7?"}],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from rlsp.modeling.loading import load_causal_lm
+from rlsp.modeling.causal_lm import load_causal_lm
 from rlsp.modeling.networks import Critic
 from rlsp.training.forward import Sequences, completion_logprobs, completion_values
 

@@ -6,7 +6,7 @@ import torch
 
 from rlsp.generation import HFBackend, SamplingParams, generate_all
 from rlsp.generation.hf import completion_mask_from_ids, render_prompts, stop_token_ids
-from rlsp.modeling.loading import load_causal_lm
+from rlsp.modeling.causal_lm import load_causal_lm
 
 CONVERSATIONS = [
     [{"role": "user", "content": "What is 12 + 7?"}],

@@ -105,7 +105,7 @@ def test_judge_prompts_batches_and_parses():
 
 
 def test_judge_on_a_tiny_random_model_falls_back(tiny_model_dir):
-    pytest.importorskip("rlsp.modeling.loading")
+    pytest.importorskip("rlsp.modeling.causal_lm")
     judge_module._loaded.clear()
     args = (["What is 2+2?"] * 3, ["Wait, 2+2=4. \\boxed{4}", "4", "Hmm. " * 50], ["4"] * 3)
     assert judge(*args, model=str(tiny_model_dir), max_new_tokens=8) == [0.5, 0.5, 0.5]

@@ -11,7 +11,7 @@ import torch
 from rlsp.cli import main
 from rlsp.config import load_recipe
 from rlsp.errors import ConfigError
-from rlsp.modeling.loading import load_causal_lm
+from rlsp.modeling.causal_lm import load_causal_lm
 from rlsp.sft.dataset import conversation
 from rlsp.sft.warm_start import build_trainer, run_sft
 

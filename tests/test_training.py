@@ -125,7 +125,7 @@ def test_lora_reference_is_the_base_without_a_copy(tmp_path, tiny_model_dir):
         ref = completion_logprobs(reference, seqs, 1.0)[0]
     with torch.no_grad():
         pol = completion_logprobs(trainer.models.policy, seqs, 1.0)[0]
-    from rlsp.modeling.loading import load_causal_lm
+    from rlsp.modeling.causal_lm import load_causal_lm
 
     base, _ = load_causal_lm(str(tiny_model_dir), device="cpu")
     with torch.no_grad():

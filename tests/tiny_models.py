@@ -59,7 +59,7 @@ def build_model(vocab_size: int, seed: int = 0, hidden_size: int = 32):
 
 
 def save_tiny_lm(directory: Path, seed: int = 0) -> Path:
-    """Write a tiny model + tokenizer directory that ``rlsp.modeling.loading.load_causal_lm`` can load."""
+    """Write a tiny model + tokenizer directory that ``rlsp.modeling.causal_lm.load_causal_lm`` can load."""
     tokenizer = build_tokenizer()
     model = build_model(len(tokenizer), seed)
     model.generation_config.eos_token_id = tokenizer.eos_token_id

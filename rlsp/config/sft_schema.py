@@ -119,7 +119,7 @@ class SFTConfig:
     merge_adapters: bool = option(
         True,
         help="With model.lora: save base + adapter merged into plain weights; false saves only the adapter "
-        "(rlsp.modeling.loading.load_causal_lm merges it at load time).",
+        "(rlsp.modeling.causal_lm.load_causal_lm merges it at load time).",
     )
     logging_steps: int = option(10, help="Log the loss every N optimizer steps.", ge=1)
     save_steps: int = option(

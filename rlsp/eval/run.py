@@ -28,7 +28,7 @@ from rlsp.data.prompts import chat_messages
 from rlsp.eval.checks import check_eval_settings, check_group_by
 from rlsp.eval.metrics import group_metrics, sample_metrics
 from rlsp.generation import SamplingParams, generate_all, make_backend
-from rlsp.modeling.loading import load_causal_lm, pick_device
+from rlsp.modeling.causal_lm import load_causal_lm, pick_device
 from rlsp.precision import resolve_precision
 from rlsp.scoring.verifier import build_verifier, is_boxed_answer
 

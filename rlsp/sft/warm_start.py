@@ -26,7 +26,7 @@ import torch
 from rlsp.config import Recipe
 from rlsp.errors import ModelError
 from rlsp.hooks import build_hooks
-from rlsp.modeling.loading import ALIASES, load_merged_adapter, load_tokenizer, resolve_model_path
+from rlsp.modeling.causal_lm import ALIASES, load_merged_adapter, load_tokenizer, resolve_model_path
 from rlsp.modeling.lora import check_lora_targets_of, peft_lora_config
 from rlsp.precision import Precision, resolve_precision
 from rlsp.sft.dataset import SftData, conversation, prepare_sft_data

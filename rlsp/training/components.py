@@ -12,7 +12,7 @@ from transformers.optimization import (
 )
 
 from rlsp.config import Recipe
-from rlsp.modeling.loading import load_causal_lm
+from rlsp.modeling.causal_lm import load_causal_lm
 from rlsp.modeling.lora import add_lora
 from rlsp.modeling.networks import Critic, Reference, trainable_parameters
 from rlsp.training.checkpoint import trainable_state

@@ -38,7 +38,7 @@ from rlsp.eval.metrics import eval_metrics
 from rlsp.eval.run import evaluate_model
 from rlsp.generation import SamplingParams, make_backend
 from rlsp.hooks import HookRunner, build_hooks
-from rlsp.modeling.loading import resolve_model_path
+from rlsp.modeling.causal_lm import resolve_model_path
 from rlsp.modeling.lora import check_lora_targets_of
 from rlsp.precision import resolve_precision
 from rlsp.scoring.channels import build_reward_functions
