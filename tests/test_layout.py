@@ -68,7 +68,7 @@ def test_no_module_is_much_over_300_lines():
 def test_readme_layout_lists_every_folder():
     readme = (REPO / "README.md").read_text()
     table = readme.split("## Layout", 1)[1].split("\n## ", 1)[0]
-    listed = set(re.findall(r"^\| `([^`]+)/`", table, flags=re.M))
+    listed = set(re.findall(r"^\| `([^`]+)/`", table, flags=re.MULTILINE))
     packages = {str(p.parent.relative_to(REPO)) for p in LIBRARY.rglob("__init__.py")}
     top = {p.name for p in REPO.iterdir() if p.is_dir() and any(p.glob("*.py")) | any(p.glob("*.yaml"))
            and not p.name.startswith(".") and p.name != "build"}

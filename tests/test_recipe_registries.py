@@ -8,9 +8,11 @@ import typing
 import pytest
 
 from rlsp.algorithms import ADVANTAGE_ESTIMATORS
+from rlsp.algorithms.combine import MODES
 from rlsp.algorithms.kl import KL_ESTIMATORS
 from rlsp.algorithms.losses import AGGREGATIONS
-from rlsp.config.train_schema import KLConfig, TrainConfig
+from rlsp.config.train_schema import KLConfig, RewardMixConfig, RewardSpec, TrainConfig
+from rlsp.scoring.channels import CHANNELS
 
 
 def choices(section, field: str) -> set[str]:
@@ -23,8 +25,10 @@ def choices(section, field: str) -> set[str]:
         (TrainConfig, "advantage_estimator", ADVANTAGE_ESTIMATORS),
         (TrainConfig, "loss_aggregation", AGGREGATIONS),
         (KLConfig, "estimator", KL_ESTIMATORS),
+        (RewardSpec, "channel", CHANNELS),
+        (RewardMixConfig, "mode", MODES),
     ],
-    ids=["advantage_estimator", "loss_aggregation", "kl.estimator"],
+    ids=["advantage_estimator", "loss_aggregation", "kl.estimator", "rewards.channel", "reward.mode"],
 )
 def test_recipe_choices_equal_the_registry(section, field, registry):
     assert choices(section, field) == set(registry)

@@ -276,6 +276,12 @@ def test_bad_reward_stops_before_the_optimizer_step(tmp_path, tiny_model_dir, fu
         (["data.split=heldout"], "trains on split 'train'"),
         (["rewards=[]"], "no reward functions"),
         (["rewards.1.function=my_rewards.py:missing"], "missing"),
+        # the same LoRA target check as rlsp sft, on the model's skeleton
+        (["model.lora.enabled=true", "model.lora.target_modules=[q_prj]"],
+         r"'q_prj' match no module.*Did you mean 'q_prj' -> 'q_proj'"),
+        (["model.lora.enabled=true", "model.lora.target_modules=[q_proj, lm_head]"], "'lm_head' is the output head"),
+        (["model.lora.enabled=true", "model.lora.target_modules=[all-linear, q_proj]"], "'all-linear' must stand alone"),
+        (["hooks=[{hook: my_rewards.py:chars}]"], r"hooks.0 \(my_rewards.py:chars\): .* not a subclass of rlsp.hooks.Hook"),
     ],
 )
 def test_bad_training_recipes_fail_before_loading_the_model(tmp_path, tiny_model_dir, overrides, message, monkeypatch):

@@ -14,8 +14,9 @@ import torch
 
 from rlsp.config.train_schema import RewardSpec
 from rlsp.errors import ConfigError, RewardError, RlspError
-from rlsp.scoring.registry import CHANNELS
 from rlsp.scoring.reward_function import RewardFunction, RewardResult
+
+CHANNELS = ("verifier", "exploration")  # the values RewardSpec.channel allows
 
 
 def build_reward_functions(

@@ -31,8 +31,6 @@ _registered: dict[str, Callable] = {}
 
 # Passed by the trainer on every call; a recipe's kwargs may not override them.
 TRAINER_COLUMNS = ("completion_lengths", "finish_reasons")
-CHANNELS = ("verifier", "exploration")
-ON_ERROR = ("raise", "fallback")
 _REF_FORMS = "a registered name, 'package.module:function' or 'path/to/file.py:function'"
 
 
