@@ -18,6 +18,7 @@ COMMANDS = {
     "eval": "eval",
     "sft": "sft",
     "train": "train",
+    "steer": "steer",
 }
 
 

@@ -15,6 +15,7 @@ from rlsp.config.schema import (
     HookSpec,
     ModelConfig,
     RunConfig,
+    SteerConfig,
     VerifierConfig,
 )
 from rlsp.config.sft_schema import SFTConfig
@@ -37,6 +38,7 @@ class Recipe:
     rewards: list[RewardSpec] = option(list, help="Reward functions, each feeding the verifier or exploration channel.")
     train: TrainConfig = option(TrainConfig, help="PPO training settings.")
     sft: SFTConfig = option(SFTConfig, help="SFT warm-start on long chains of thought (rlsp sft).")
+    steer: SteerConfig = option(SteerConfig, help="Steering-vector extraction (rlsp steer extract).")
     hooks: list[HookSpec] = option(
         list, help="Trainer hooks run at events of rlsp train and rlsp sft (see rlsp/hooks/events.py)."
     )

@@ -132,6 +132,28 @@ class EvalConfig:
 @section
 class HookSpec:
     hook: str = option(
-        ..., help="'package.module:Class' or 'path/to/file.py:Class': a subclass of rlsp.hooks.Hook."
+        ...,
+        help="A built-in hook ('pps', 'inoculation_prompt', 'gradient_diagnostics') or your own: "
+        "'package.module:Class' or 'path/to/file.py:Class', a subclass of rlsp.hooks.Hook.",
     )
     kwargs: dict = option(dict, help="Keyword arguments the hook is constructed with.")
+
+
+@section
+class SteerConfig:
+    trait: str = option("trait", help="Name of the trait the vectors point to (stored in the file).")
+    positive_system_prompt: str | None = option(
+        None, help="System prompt that elicits the trait, e.g. 'Always answer in capital letters.'"
+    )
+    negative_system_prompt: str | None = option(
+        None, help="System prompt that suppresses it; null: no system prompt."
+    )
+    responses_file: str | None = option(
+        None,
+        help="A .jsonl with fields question, positive, negative: responses given instead of generated "
+        "(relative paths resolve against the recipe's folder, then the working directory).",
+    )
+    batch_size: int = option(8, help="Sequences per forward pass when reading activations.", ge=1)
+    output: str = option(
+        "steering_vectors.safetensors", help="File name of the vectors, inside run.output_dir."
+    )

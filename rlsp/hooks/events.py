@@ -8,6 +8,11 @@ which network is running (``role`` "policy" or "reference"; for a LoRA policy th
 the same module with its adapters off, so a hook that changes the forward pass must step aside
 when ``role`` is "reference") and whether gradients flow (``grad``). ``on_train_end`` runs
 whatever happens, errors included: detach there.
+
+Besides events, a hook may change the *training* prompts (``training_messages``: inoculation
+prompting; evaluation prompts never pass through it), check the model's config before its
+weights load (``check_model``), and step aside on request (``suspended``: gradient diagnostics
+replay a batch without the defences).
 """
 
 from __future__ import annotations
@@ -19,8 +24,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rlsp.errors import ConfigError, RlspError
-from rlsp.plugins import load_attribute
+from rlsp.errors import ConfigError, RlspError, did_you_mean
+from rlsp.paths import describe_candidates, find_file
+from rlsp.plugins import is_plugin_ref, load_attribute
+
+# Built-in hooks a recipe names without a module (imported on first use).
+BUILTIN_HOOKS = {
+    "pps": "rlsp.hooks.steering:PreventativeSteering",
+    "inoculation_prompt": "rlsp.hooks.inoculation:InoculationPrompt",
+    "gradient_diagnostics": "rlsp.hooks.diagnostics:GradientDiagnostics",
+}
 
 EVENTS = (
     "train_start",
@@ -44,6 +57,12 @@ class EventContext:
     model: Any  # the unwrapped policy
     role: str | None = None  # forward events: "policy" or "reference"
     grad: bool | None = None  # forward events: whether gradients flow
+    # forward events with gradients: (B, L) 1 on the response tokens of the model's input
+    token_mask: Any = None
+    # optimizer_step_start: re-run this optimizer step's forward and backward passes and return
+    # {parameter name: gradient}; the step's own gradients are put back afterwards
+    replay: Callable[[], dict] | None = None
+    run_dir: Path | None = None  # where hooks may write their own files
     scalars: dict[str, float] = field(default_factory=dict)  # logged at the step's end
 
 
@@ -52,7 +71,23 @@ class Hook:
 
     Scalars a hook puts in ``ctx.scalars`` at any event are logged with the step's own
     (TensorBoard for ``rlsp train``, ``sft_log.json`` for ``rlsp sft``), under the names given.
+    Keyword arguments named in ``path_kwargs`` are file paths, resolved against the recipe's
+    folder, then the working directory, before the hook is built.
     """
+
+    path_kwargs: tuple[str, ...] = ()
+
+    def check_model(self, config) -> None:
+        """Refuse a model this hook cannot work with (its transformers config), before any
+        weights load; raise ``ConfigError`` naming the field."""
+
+    def training_messages(self, messages: list[dict]) -> list[dict]:
+        """The chat messages of a *training* prompt (SFT examples, RL rollouts); unchanged here."""
+        return messages
+
+    def suspended(self) -> contextlib.AbstractContextManager:
+        """A context in which this hook has no effect on the model (defences override it)."""
+        return contextlib.nullcontext()
 
     def on_train_start(self, ctx: EventContext) -> None: ...
     def on_generation_start(self, ctx: EventContext) -> None: ...
@@ -69,8 +104,8 @@ class Hook:
 class HookRunner:
     """Fires events at a trainer's hooks; with no hooks every call is a cheap no-op."""
 
-    def __init__(self, hooks: Sequence[Hook], trainer: str, model: Callable[[], Any]):
-        self.hooks, self.trainer, self._model = list(hooks), trainer, model
+    def __init__(self, hooks: Sequence[Hook], trainer: str, model: Callable[[], Any], run_dir: Path | None = None):
+        self.hooks, self.trainer, self.model_getter, self.run_dir = list(hooks), trainer, model, run_dir
         self.step = 0
         self.pending: dict[str, float] = {}  # scalars hooks set, until the trainer logs them
         self._started = False
@@ -80,7 +115,7 @@ class HookRunner:
             return
         if event not in EVENTS:
             raise ValueError(f"unknown event {event!r}; events: {', '.join(EVENTS)}")
-        ctx = EventContext(event, self.trainer, self.step, self._model(), **fields)
+        ctx = EventContext(event, self.trainer, self.step, self.model_getter(), run_dir=self.run_dir, **fields)
         for hook in self.hooks:
             getattr(hook, f"on_{event}")(ctx)
         self.pending.update(ctx.scalars)
@@ -93,6 +128,28 @@ class HookRunner:
         self.fire(f"{name}_start", **fields)
         yield
         self.fire(f"{name}_end", **fields)
+
+    def training_messages(self, messages: list[dict]) -> list[dict]:
+        for hook in self.hooks:
+            messages = hook.training_messages(messages)
+        return messages
+
+    def check_model(self, config) -> None:
+        for hook in self.hooks:
+            hook.check_model(config)
+
+    @contextlib.contextmanager
+    def suspended(self) -> Iterator[None]:
+        """Every hook's ``suspended`` context at once: the model as it is without the defences."""
+        with contextlib.ExitStack() as stack:
+            for hook in self.hooks:
+                stack.enter_context(hook.suspended())
+            yield
+
+    @property
+    def wants_replay(self) -> bool:
+        """Whether a hook asks for ``ctx.replay`` (the trainers then keep what a replay needs)."""
+        return any(getattr(hook, "wants_replay", False) for hook in self.hooks)
 
     def pop_scalars(self) -> dict[str, float]:
         scalars, self.pending = self.pending, {}
@@ -111,15 +168,43 @@ def build_hooks(specs: Sequence, base_dir: Path | None) -> list[Hook]:
     hooks = []
     for i, spec in enumerate(specs):
         where = f"hooks.{i} ({spec.hook})"
-        try:
-            cls = load_attribute(spec.hook, base_dir, "hook", "class", ConfigError)
-        except RlspError as e:
-            raise ConfigError(f"{where}: {e}") from None
-        if not (inspect.isclass(cls) and issubclass(cls, Hook)):
-            raise ConfigError(f"{where}: {cls!r} is not a subclass of rlsp.hooks.Hook; derive your hook from it.")
+        cls = _hook_class(spec.hook, base_dir, where)
         try:
             inspect.signature(cls).bind(**spec.kwargs)
         except TypeError as e:
             raise ConfigError(f"{where}: kwargs {sorted(spec.kwargs)} do not fit {cls.__name__}{inspect.signature(cls)}: {e}.") from None
-        hooks.append(cls(**spec.kwargs))
+        kwargs = dict(spec.kwargs)
+        for name in cls.path_kwargs:
+            if isinstance(kwargs.get(name), str):
+                found = find_file(kwargs[name], base_dir)
+                if found is None:
+                    raise ConfigError(f"{where}: kwargs.{name}: file {kwargs[name]!r} not found (looked at "
+                                      f"{describe_candidates(kwargs[name], base_dir)}).")
+                kwargs[name] = str(found)
+        try:
+            hooks.append(cls(**kwargs))
+        except RlspError as e:
+            raise type(e)(f"{where}: {e}") from None
     return hooks
+
+
+def _hook_class(ref: str, base_dir: Path | None, where: str) -> type[Hook]:
+    if not is_plugin_ref(ref):
+        if ref not in BUILTIN_HOOKS:
+            raise ConfigError(
+                f"{where}: unknown hook {ref!r}.{did_you_mean(ref, list(BUILTIN_HOOKS))} Built-in hooks: "
+                f"{', '.join(BUILTIN_HOOKS)}; your own: 'package.module:Class' or 'path/to/file.py:Class'."
+            )
+        ref = BUILTIN_HOOKS[ref]
+    try:
+        cls = load_attribute(ref, base_dir, "hook", "class", ConfigError)
+    except RlspError as e:
+        raise ConfigError(f"{where}: {e}") from None
+    if not (inspect.isclass(cls) and issubclass(cls, Hook)):
+        missing = [f"on_{e}" for e in EVENTS if not hasattr(cls, f"on_{e}")]
+        raise ConfigError(
+            f"{where}: {cls!r} is not a subclass of rlsp.hooks.Hook"
+            + (f" (it lacks {', '.join(missing[:3])}, ...)" if missing else "")
+            + "; derive your hook from rlsp.hooks.Hook, which provides every event method."
+        )
+    return cls

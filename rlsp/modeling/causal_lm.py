@@ -124,6 +124,19 @@ def convert_gguf(gguf: Path, target: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def model_config(name_or_path: str):
+    """The transformers config of a model (no weights read), for checks before loading."""
+    from transformers import AutoConfig
+
+    path = resolve_model_path(name_or_path)
+    if is_adapter_dir(path):
+        path = resolve_model_path(adapter_base(path))
+    try:
+        return AutoConfig.from_pretrained(path)
+    except OSError as e:
+        raise ModelError(f"model.name_or_path: could not read the config of {name_or_path!r}: {e}") from None
+
+
 def pick_device(device: str = "auto") -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -10,6 +10,7 @@ same function evaluation and RL use, so a warm-started model sees the prompts it
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from rlsp.sft.example import SftExample
 from rlsp.sft.selection import length_stats, select_examples
 
 ARITH_TRACES = "builtin:arith_traces"
+MessagesHook = Callable[[list[dict]], list[dict]]
 
 
 @dataclass(frozen=True)
@@ -83,11 +85,16 @@ def read_sft_examples(
     return kept, read.where, read.malformed + len(examples) - len(kept)
 
 
-def prepare_sft_data(recipe: Recipe, tokenizer, base_dir: Path | None = None) -> SftData:
-    """Read, measure, drop the too long, select: everything but the training itself."""
+def prepare_sft_data(recipe: Recipe, tokenizer, base_dir: Path | None = None,
+                     training_messages: MessagesHook | None = None) -> SftData:
+    """Read, measure, drop the too long, select: everything but the training itself.
+
+    ``training_messages`` changes each example's prompt messages as training will see them
+    (inoculation prompting), so lengths are measured on what is trained."""
     cfg = recipe.sft
     examples, where, skipped = read_sft_examples(recipe, base_dir)
-    measured = [dataclasses.replace(e, tokens=count_tokens(tokenizer, e, recipe)) for e in examples]
+    measured = [dataclasses.replace(e, tokens=count_tokens(tokenizer, e, recipe, training_messages))
+                for e in examples]
     fitting = [e for e in measured if e.tokens <= cfg.max_length]
     too_long = len(measured) - len(fitting)
     if cfg.select == "ids":
@@ -123,17 +130,20 @@ def prepare_sft_data(recipe: Recipe, tokenizer, base_dir: Path | None = None) ->
     )
 
 
-def conversation(example: SftExample, recipe: Recipe) -> dict[str, list[dict]]:
+def conversation(example: SftExample, recipe: Recipe,
+                 training_messages: MessagesHook | None = None) -> dict[str, list[dict]]:
     """TRL's conversational prompt-completion row: the loss falls on the completion only."""
+    prompt = chat_messages(Example(example.prompt, ""), recipe.data)
     return {
-        "prompt": chat_messages(Example(example.prompt, ""), recipe.data),
+        "prompt": training_messages(prompt) if training_messages else prompt,
         "completion": [{"role": "assistant", "content": example.response}],
     }
 
 
-def count_tokens(tokenizer, example: SftExample, recipe: Recipe) -> int:
+def count_tokens(tokenizer, example: SftExample, recipe: Recipe,
+                 training_messages: MessagesHook | None = None) -> int:
     """Tokens of prompt + response as trained: the whole conversation through the chat template."""
-    row = conversation(example, recipe)
+    row = conversation(example, recipe, training_messages)
     encoded = tokenizer.apply_chat_template(
         row["prompt"] + row["completion"], tokenize=True, return_dict=True
     )

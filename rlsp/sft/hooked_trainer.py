@@ -8,23 +8,50 @@ backward of one micro-batch). Scalars hooks set are merged into the trainer's ne
 
 from __future__ import annotations
 
-from rlsp.hooks import Hook, HookRunner
+from rlsp.hooks import HookRunner
 
 
-def hooked_sft_trainer(hooks: list[Hook], **trainer_kwargs):
-    """An ``SFTTrainer`` built with ``trainer_kwargs`` that fires ``hooks``' events."""
+def hooked_sft_trainer(hooks: HookRunner, **trainer_kwargs):
+    """An ``SFTTrainer`` built with ``trainer_kwargs`` that fires the events of ``hooks``."""
     from transformers import TrainerCallback
     from trl import SFTTrainer
 
     class HookedSFTTrainer(SFTTrainer):
+        replaying = False  # True while replay() runs: no events, nothing kept
+
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            with self.hook_runner.around("forward", role="policy", grad=model.training):
+            if self.replaying:
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            labels = inputs.get("labels")
+            token_mask = (labels != -100) if labels is not None and model.training else None
+            with self.hook_runner.around("forward", role="policy", grad=model.training, token_mask=token_mask):
                 return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
 
         def training_step(self, model, inputs, num_items_in_batch=None):
+            if self.hook_runner.wants_replay and not self.replaying:
+                self.micro_batches.append((inputs, num_items_in_batch))
             loss = super().training_step(model, inputs, num_items_in_batch)
-            self.hook_runner.fire("backward_end")
+            if not self.replaying:
+                self.hook_runner.fire("backward_end")
             return loss
+
+        def replay(self) -> dict:
+            """This optimizer step's gradients again, every hook suspended."""
+            model = self.model_wrapped
+            kept = {name: p.grad for name, p in model.named_parameters()}
+            model.zero_grad(set_to_none=True)
+            self.replaying = True
+            try:
+                with self.hook_runner.suspended():
+                    for inputs, num_items in self.micro_batches:
+                        super().training_step(model, inputs, num_items)
+            finally:
+                self.replaying = False
+            unwrapped = self.accelerator.unwrap_model(model)
+            grads = {name: p.grad.detach().clone() for name, p in unwrapped.named_parameters() if p.grad is not None}
+            for name, p in model.named_parameters():
+                p.grad = kept[name]
+            return grads
 
         def log(self, logs, start_time=None):
             logs.update(self.hook_runner.pop_scalars())
@@ -47,16 +74,19 @@ def hooked_sft_trainer(hooks: list[Hook], **trainer_kwargs):
             self.runner.step = state.global_step
 
         def on_pre_optimizer_step(self, args, state, control, **kwargs):
-            self.runner.fire("optimizer_step_start")
+            self.runner.fire("optimizer_step_start", replay=trainer.replay if self.runner.wants_replay else None)
 
         def on_optimizer_step(self, args, state, control, **kwargs):
             self.runner.fire("optimizer_step_end")
+            trainer.micro_batches = []
 
         def on_step_end(self, args, state, control, **kwargs):
             self.runner.step = state.global_step
             self.runner.fire("step_end")
 
     trainer = HookedSFTTrainer(**trainer_kwargs)
-    trainer.hook_runner = HookRunner(hooks, "sft", lambda: trainer.accelerator.unwrap_model(trainer.model))
-    trainer.add_callback(HookEvents(trainer.hook_runner))
+    trainer.micro_batches = []  # this optimizer step's (inputs, num_items_in_batch), for a replay
+    hooks.model_getter = lambda: trainer.accelerator.unwrap_model(trainer.model)
+    trainer.hook_runner = hooks
+    trainer.add_callback(HookEvents(hooks))
     return trainer

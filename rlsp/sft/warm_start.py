@@ -25,8 +25,14 @@ import torch
 
 from rlsp.config import Recipe
 from rlsp.errors import ModelError
-from rlsp.hooks import build_hooks
-from rlsp.modeling.causal_lm import ALIASES, load_merged_adapter, load_tokenizer, resolve_model_path
+from rlsp.hooks import HookRunner, build_hooks
+from rlsp.modeling.causal_lm import (
+    ALIASES,
+    load_merged_adapter,
+    load_tokenizer,
+    model_config,
+    resolve_model_path,
+)
 from rlsp.modeling.lora import check_lora_targets_of, peft_lora_config
 from rlsp.precision import Precision, resolve_precision
 from rlsp.sft.dataset import SftData, conversation, prepare_sft_data
@@ -79,9 +85,10 @@ def build_trainer(recipe: Recipe, recipe_dir: Path | None, out: Path, precision:
     use_cpu = uses_cpu(recipe)
     precision = precision or sft_precision(recipe)
     # (1) cheap checks, before any weights are read
-    hooks = build_hooks(recipe.hooks, recipe_dir)
+    hooks = HookRunner(build_hooks(recipe.hooks, recipe_dir), "sft", lambda: None, out)
     try:
         check_lora_targets_of(model_path, recipe.model.lora)  # before the ZeRO-3 set-up, which would shard it
+        hooks.check_model(model_config(recipe.model.name_or_path))
         tokenizer = load_tokenizer(recipe.model.name_or_path)
     except OSError as e:  # a hub id without a network, a directory without a model
         raise ModelError(
@@ -89,7 +96,7 @@ def build_trainer(recipe: Recipe, recipe_dir: Path | None, out: Path, precision:
         ) from None
     args = training_arguments(recipe, out, use_cpu, precision.compute == torch.bfloat16,
                               precision.compute == torch.float16)
-    data = prepare_sft_data(recipe, tokenizer, recipe_dir)
+    data = prepare_sft_data(recipe, tokenizer, recipe_dir, hooks.training_messages)
     if args.process_index == 0:
         print(precision.describe())
         out.mkdir(parents=True, exist_ok=True)
@@ -104,7 +111,7 @@ def build_trainer(recipe: Recipe, recipe_dir: Path | None, out: Path, precision:
         hooks,
         model=model,
         args=args,
-        train_dataset=Dataset.from_list([conversation(e, recipe) for e in data.examples]),
+        train_dataset=Dataset.from_list([conversation(e, recipe, hooks.training_messages) for e in data.examples]),
         processing_class=tokenizer,
         peft_config=peft_lora_config(recipe.model.lora),
     )

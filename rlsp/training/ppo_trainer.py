@@ -38,7 +38,7 @@ from rlsp.eval.metrics import eval_metrics
 from rlsp.eval.run import evaluate_model
 from rlsp.generation import SamplingParams, make_backend
 from rlsp.hooks import HookRunner, build_hooks
-from rlsp.modeling.causal_lm import resolve_model_path
+from rlsp.modeling.causal_lm import model_config, resolve_model_path
 from rlsp.modeling.lora import check_lora_targets_of
 from rlsp.precision import resolve_precision
 from rlsp.scoring.channels import build_reward_functions
@@ -81,8 +81,10 @@ class Trainer:
         check_group_by(recipe.eval.group_by, self.heldout)
         self.reward_functions = build_reward_functions(recipe.rewards, base_dir)
         self.verifier = build_verifier(recipe.verifier, base_dir)
-        hooks = build_hooks(recipe.hooks, base_dir)
+        self.hooks = HookRunner(build_hooks(recipe.hooks, base_dir), "rl",
+                                lambda: self.models.dist.unwrap(self.models.policy), self.run_dir)
         check_lora_targets_of(resolve_model_path(recipe.model.name_or_path), recipe.model.lora)
+        self.hooks.check_model(model_config(recipe.model.name_or_path))
         a = self.cfg.reward.alpha
         self.alpha = AlphaSchedule(a.schedule, a.start, a.end, self.cfg.steps, a.warmup_steps)
 
@@ -94,7 +96,6 @@ class Trainer:
         dist = self.models.dist
         if dist.is_main_process:
             print(self.precision.describe())
-        self.hooks = HookRunner(hooks, "rl", lambda: dist.unwrap(self.models.policy))
         self.backend = make_backend(dist.unwrap(self.models.policy), self.models.tokenizer, recipe.generation)
         self.sampler = PromptSampler(len(self.train_data), recipe.run.seed)
         kl = self.cfg.kl
@@ -158,7 +159,8 @@ class Trainer:
         autocast = self._autocast
         with timer("1_generate"), autocast(), dist.policy_for_generation(models.policy) as policy:
             self.backend.sync_weights(policy)
-            conversations = [chat_messages(e, self.recipe.data) for e in examples]
+            # training prompts: hooks such as inoculation prompting may change them (never eval's)
+            conversations = [hooks.training_messages(chat_messages(e, self.recipe.data)) for e in examples]
             with hooks.around("generation"):
                 generated = generate_step(self.backend, examples, conversations, cfg.samples_per_prompt,
                                           self._sampling(), self.recipe.generation.batch_size)

@@ -49,6 +49,7 @@ class Generated:
     sampling_logprobs: torch.Tensor  # (B, T) from the generator (diagnostic only)
     texts: list[str]
     finish_reasons: list[str]
+    system_prompts: list[str | None]  # (B,) the system prompt each sample was generated with
 
     @property
     def lengths(self) -> list[int]:
@@ -81,7 +82,12 @@ def generate_step(
         sampling_logprobs=logprobs,
         texts=[t for c in chunks for t in c.texts],
         finish_reasons=[r for c in chunks for r in c.finish_reasons],
+        system_prompts=[_system_prompt(conversations[i]) for i in repeated],
     )
+
+
+def _system_prompt(messages: list[dict]) -> str | None:
+    return next((m["content"] for m in messages if m["role"] == "system"), None)
 
 
 def _concatenate(chunks: list[Rollout], pad_id: int) -> tuple[Sequences, torch.Tensor]:

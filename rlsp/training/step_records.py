@@ -69,6 +69,7 @@ def rollout_records(step: int, generated: Generated, scores: Scores, reward_func
                 "length": generated.lengths[i],
                 "finish_reason": generated.finish_reasons[i],
                 "group": int(generated.group_ids[i]),
+                "system_prompt": generated.system_prompts[i],
             }
         )
     return records

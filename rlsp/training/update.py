@@ -114,14 +114,32 @@ def _minibatch_step(mb: UpdateBatch, actor, critic, cfg, temperature, kl_coef_in
     seen_logprobs = []
     n = len(mb)
     micro_starts = list(range(0, n, cfg.micro_batch_size))
-    for i, start in enumerate(micro_starts):
-        micro = mb.rows(torch.arange(start, min(start + cfg.micro_batch_size, n)))
-        mask = micro.seqs.completion_mask.float()
-        share = _share(mask, mb.seqs.completion_mask.float(), cfg.loss_aggregation)
-        last = i == len(micro_starts) - 1
+
+    def micro_batches():
+        for i, start in enumerate(micro_starts):
+            micro = mb.rows(torch.arange(start, min(start + cfg.micro_batch_size, n)))
+            mask = micro.seqs.completion_mask.float()
+            yield i == len(micro_starts) - 1, micro, mask, _share(mask, mb.seqs.completion_mask.float(), cfg.loss_aggregation)
+
+    def replay() -> dict[str, torch.Tensor]:
+        """This step's actor gradients again, every hook suspended (for gradient diagnostics)."""
+        model = actor.model
+        kept = {name: p.grad for name, p in model.named_parameters()}
+        model.zero_grad(set_to_none=True)
+        with hooks.suspended():
+            for _, micro, mask, share in micro_batches():
+                loss = _actor_loss(model, micro, mask, cfg, temperature, kl_coef_in_loss)[0]
+                dist.backward(loss * share)
+        grads = {name: p.grad.detach().clone() for name, p in dist.unwrap(model).named_parameters()
+                 if p.grad is not None}
+        for name, p in model.named_parameters():
+            p.grad = kept[name]
+        return grads
+
+    for last, micro, mask, share in micro_batches():
         if actor is not None:
             with dist.no_sync_unless(last, actor.model):
-                with hooks.around("forward", role="policy", grad=True):
+                with hooks.around("forward", role="policy", grad=True, token_mask=response_token_mask(micro.seqs)):
                     loss, actor_stats, logp = _actor_loss(actor.model, micro, mask, cfg, temperature, kl_coef_in_loss)
                 dist.backward(loss * share)
                 hooks.fire("backward_end")
@@ -139,7 +157,7 @@ def _minibatch_step(mb: UpdateBatch, actor, critic, cfg, temperature, kl_coef_in
             continue
         stats[f"{name}/grad_norm"] = dist.clip_grad_norm_(opt.model.parameters(), cfg.max_grad_norm)
         if name == "actor":
-            hooks.fire("optimizer_step_start")
+            hooks.fire("optimizer_step_start", replay=replay if hooks.wants_replay else None)
         opt.optimizer.step()
         opt.scheduler.step()
         opt.optimizer.zero_grad(set_to_none=True)
@@ -147,6 +165,13 @@ def _minibatch_step(mb: UpdateBatch, actor, critic, cfg, temperature, kl_coef_in
         if name == "actor":
             hooks.fire("optimizer_step_end")
     return stats, (torch.cat(seen_logprobs) if seen_logprobs else None)
+
+
+def response_token_mask(seqs: Sequences) -> torch.Tensor:
+    """(B, L) 1 on the completion tokens of the model's input, as ``completion_logprobs`` builds
+    it (the rows trimmed of shared padding)."""
+    trimmed = seqs.trimmed()
+    return torch.cat([torch.zeros_like(trimmed.prompt_mask), trimmed.completion_mask], dim=1)
 
 
 def _actor_loss(model, micro: UpdateBatch, mask, cfg: TrainConfig, temperature, kl_coef_in_loss):

@@ -1,0 +1,89 @@
+"""``rlsp steer``: steering vectors.
+
+    rlsp steer extract RECIPE [section.key=value ...]
+    rlsp steer project VECTORS TEXTS.jsonl [--model NAME_OR_PATH] [--layer L] [--limit N]
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rlsp.commands import add_recipe_arguments
+
+HELP = "Extract steering vectors from contrastive system prompts, or project texts on them."
+
+
+def add_arguments(parser) -> None:
+    sub = parser.add_subparsers(dest="steer_command", required=True, metavar="ACTION")
+    extract = sub.add_parser("extract", help="Difference-of-means vectors per layer (recipe section steer:).")
+    add_recipe_arguments(extract)
+    project = sub.add_parser("project", help="Mean projection a . v / |v| of texts per layer (and per step).")
+    project.add_argument("vectors", help="A .safetensors file written by rlsp steer extract.")
+    project.add_argument("texts", help="rollouts.jsonl, eval_samples.jsonl or any JSONL with prompt and completion.")
+    project.add_argument("--model", help="Model to read activations with; default: the one the vectors came from.")
+    project.add_argument("--layer", type=int, help="Print this layer only.")
+    project.add_argument("--limit", type=int, help="Read the first N texts.")
+    project.add_argument("--batch-size", type=int, default=8)
+    project.add_argument("--output", help="Also write the projections as JSON to this file.")
+
+
+def run(args) -> int:
+    return _extract(args) if args.steer_command == "extract" else _project(args)
+
+
+def _extract(args) -> int:
+    from rlsp.config import load_recipe, output_dir
+    from rlsp.data import check_source
+    from rlsp.modeling.causal_lm import load_causal_lm
+    from rlsp.steering.extract import (
+        check_steer_recipe,
+        contrast_set,
+        extract_vectors,
+        write_examples,
+    )
+
+    recipe = load_recipe(args.recipe, args.overrides)
+    base_dir = Path(args.recipe).resolve().parent
+    check_steer_recipe(recipe, base_dir)
+    if recipe.steer.responses_file is None:
+        check_source(recipe.data, base_dir)
+    out = output_dir(recipe, args.recipe)
+    model, tokenizer = load_causal_lm(recipe.model.name_or_path, device=recipe.model.device)
+    contrast = contrast_set(recipe, base_dir, model, tokenizer)
+    vectors = extract_vectors(recipe, model, tokenizer, contrast)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / recipe.steer.output
+    vectors.save(path)
+    write_examples(out / "steering_responses.jsonl", contrast)
+    separation = vectors.info["separation_d"]
+    best = max(range(len(separation)), key=lambda layer: separation[layer])
+    print(f"steering vectors for {recipe.steer.trait!r}: {vectors.n_layers} layers x {vectors.hidden_size}, "
+          f"{len(contrast.questions)} questions; best separation at layer {best} (d = {separation[best]:.2f}).\n"
+          f"saved to {path} (responses in {out / 'steering_responses.jsonl'})")
+    return 0
+
+
+def _project(args) -> int:
+    from rlsp.modeling.causal_lm import load_causal_lm
+    from rlsp.steering.project import project_texts, read_texts, summarise_projections
+    from rlsp.steering.vectors import SteeringVectors
+
+    vectors = SteeringVectors.load(args.vectors, "vectors")
+    if args.layer is not None:
+        vectors.check_layer(args.layer, "--layer")
+    rows = read_texts(Path(args.texts), limit=args.limit)
+    model, tokenizer = load_causal_lm(args.model or vectors.model, device="auto")
+    vectors.check_fits(model.config, "vectors")
+    summary = summarise_projections(rows, project_texts(model, tokenizer, vectors, rows, args.batch_size))
+    layers = [args.layer] if args.layer is not None else range(vectors.n_layers)
+    print(f"{summary['texts']} texts from {args.texts}; mean projection on {args.vectors} per layer:")
+    for layer in layers:
+        line = f"  layer {layer:>2}: {summary['mean_by_layer'][layer]:+.3f}"
+        if "mean_by_step_and_layer" in summary:
+            steps = summary["mean_by_step_and_layer"]
+            line += "   by step: " + " ".join(f"{s}:{v[layer]:+.2f}" for s, v in steps.items())
+        print(line)
+    if args.output:
+        Path(args.output).write_text(json.dumps(summary, indent=2) + "\n")
+    return 0

@@ -1,0 +1,69 @@
+"""``rlsp steer project``: how far texts lie along a steering vector, layer by layer.
+
+For each text (a prompt and its completion) the mean projection ``a . v / |v|`` of each layer's
+output over the completion tokens; averaged over texts, and per training step when the texts
+carry one (``rollouts.jsonl``). Reads ``rollouts.jsonl``, ``eval_samples.jsonl`` or any JSONL
+with ``prompt`` and ``completion`` fields (the system prompt a rollout was generated with, if
+logged, is put back).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+
+from rlsp.errors import DataError
+from rlsp.steering.activations import response_activations
+from rlsp.steering.vectors import SteeringVectors
+
+
+def read_texts(path: Path, prompt_field: str = "prompt", completion_field: str = "completion",
+               limit: int | None = None) -> list[dict]:
+    if not path.is_file():
+        raise DataError(f"{path}: file not found; give a rollouts.jsonl, eval_samples.jsonl or JSONL file.")
+    rows = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            raise DataError(f"{path}: line {number} is not JSON.") from None
+        if not isinstance(row.get(prompt_field), str) or not isinstance(row.get(completion_field), str):
+            raise DataError(f"{path}: line {number} lacks text fields {prompt_field!r} and {completion_field!r}; "
+                            f"its fields are {sorted(row)}.")
+        rows.append(row)
+    if not rows:
+        raise DataError(f"{path}: no texts.")
+    return rows[:limit] if limit else rows
+
+
+def project_texts(model, tokenizer, vectors: SteeringVectors, rows: list[dict], batch_size: int = 8,
+                  prompt_field: str = "prompt", completion_field: str = "completion") -> torch.Tensor:
+    """(N, n_layers): each text's mean projection on each layer's unit vector."""
+    conversations = []
+    for row in rows:
+        system = row.get("system_prompt")
+        conversations.append(([{"role": "system", "content": system}] if system else [])
+                             + [{"role": "user", "content": row[prompt_field]}])
+    activations = response_activations(model, tokenizer, conversations, [r[completion_field] for r in rows],
+                                       batch_size, desc="projections")
+    unit = vectors.vectors / vectors.vectors.norm(dim=-1, keepdim=True).clamp(min=1e-12)
+    return torch.einsum("nlh,lh->nl", activations, unit)
+
+
+def summarise_projections(rows: list[dict], projections: torch.Tensor) -> dict:
+    """Mean projection per layer over all texts, and per step where the texts have one."""
+    summary = {"texts": len(rows), "mean_by_layer": [round(float(x), 4) for x in projections.mean(0)]}
+    by_step = defaultdict(list)
+    for row, p in zip(rows, projections):
+        if "step" in row:
+            by_step[row["step"]].append(p)
+    if by_step:
+        summary["mean_by_step_and_layer"] = {
+            str(step): [round(float(x), 4) for x in torch.stack(ps).mean(0)] for step, ps in sorted(by_step.items())
+        }
+    return summary
