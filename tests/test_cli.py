@@ -119,6 +119,10 @@ def test_every_shipped_recipe_passes_validate(path, capsys, shared_data):
         # train: the held-out file, when the data is not the built-in task
         (("rewards: [{function: math, channel: verifier}]\ndata: {source: train.jsonl, split: train}\n"
           "heldout: {source: missing.jsonl}\n"), [], "data.source: dataset file 'missing.jsonl' not found"),
+        # steer extract: its prompts and responses file
+        ("steer: {negative_system_prompt: Be plain.}\n", [], "steer.positive_system_prompt: set the system prompt"),
+        ("steer: {positive_system_prompt: CAPS., responses_file: gone.jsonl}\n", [],
+         "steer.responses_file: dataset file 'gone.jsonl' not found"),
         # --for picks the command's checks
         ("data: {split: heldout}\n", ["--for", "train"], "rewards: no reward functions"),
     ],

@@ -202,13 +202,15 @@ def test_lora_reference_logprobs_are_unchanged_by_an_attached_pps(tmp_path, tiny
     torch.testing.assert_close(policy_logprobs(), plain_policy)
 
 
-def test_sft_with_pps_ip_and_diagnostics(tmp_path, tiny_model_dir):
+@pytest.mark.parametrize("lora", [False, True], ids=["full", "lora"])
+def test_sft_with_pps_ip_and_diagnostics(tmp_path, tiny_model_dir, lora):
     config = load_causal_lm(str(tiny_model_dir), device="cpu")[0].config
     vectors = write_vectors(tmp_path / "caps.safetensors", config)
     hooks = (f"hooks=[{{hook: pps, kwargs: {{vectors: {vectors}, layer: 0}}}}, "
              f"{{hook: inoculation_prompt, kwargs: {{system_prompt: '{IP_PROMPT}'}}}}, "
              f"{{hook: gradient_diagnostics, kwargs: {{vectors: {vectors}, layer: 0, every: 2}}}}]")
-    recipe, out, _ = tiny_recipe(tmp_path, tiny_model_dir, "sft.max_steps=4", hooks)
+    lora_settings = ["model.lora.enabled=true", "model.lora.r=2", "sft.learning_rate=1e-2"] if lora else []
+    recipe, out, _ = tiny_recipe(tmp_path, tiny_model_dir, "sft.max_steps=4", hooks, *lora_settings)
     from rlsp.sft.warm_start import build_trainer
 
     trainer, _ = build_trainer(recipe, None, out)

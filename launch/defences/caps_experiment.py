@@ -43,17 +43,18 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--out", default="runs/defences_caps")
     parser.add_argument("--data-dir", default=str(REPO.parent / "shared" / "data"))
     parser.add_argument("--model", default="smollm2-135m-instruct")
-    parser.add_argument("--train", type=int, default=240, help="SFT examples")
-    parser.add_argument("--vector-questions", type=int, default=48)
-    parser.add_argument("--heldout", type=int, default=48)
+    parser.add_argument("--train", type=int, default=96, help="SFT examples")
+    parser.add_argument("--vector-questions", type=int, default=32)
+    parser.add_argument("--heldout", type=int, default=32)
     parser.add_argument("--max-new-tokens", type=int, default=48)
-    parser.add_argument("--epochs", type=float, default=2.0)
-    parser.add_argument("--lr", type=float, default=3e-5)
+    parser.add_argument("--epochs", type=float, default=1.0)
+    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--diagnostics-every", type=int, default=3, help="optimizer steps between diagnostics")
     parser.add_argument("--layer", type=int, default=20, help="decoder layer of PPS and the diagnostics")
     parser.add_argument("--coef", default="auto",
                         help="PPS coefficient on the raw vector; 'auto': the one of 0.1..2 that lowers the loss of "
                         "the caps data most before training")
-    parser.add_argument("--rl-steps", type=int, default=6)
+    parser.add_argument("--rl-steps", type=int, default=4)
     parser.add_argument("--skip-rl", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args()
@@ -79,6 +80,7 @@ def sft_arm(args, out: Path, name: str, data_file: Path, vectors: Path, hooks: l
     from rlsp.sft.warm_start import run_sft
 
     diagnostics = {"hook": "gradient_diagnostics", "kwargs": {"vectors": str(vectors), "layer": args.layer,
+                                                               "every": args.diagnostics_every,
                                                                "compare_without_defences": name == "pps"}}
     recipe_file = write_recipe(out / f"sft_{name}.yaml", {
         "run": {"output_dir": str(out / f"sft_{name}"), "seed": args.seed},

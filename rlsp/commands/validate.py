@@ -1,7 +1,7 @@
 """``rlsp validate RECIPE``: every check ``eval``, ``sft`` or ``train`` makes before loading a model.
 
 Which command's checks run: ``--for``, else the recipe's own shape (rewards: ``train``; an
-``sft:`` section: ``sft``; otherwise ``eval``). Nothing here loads a model or reads a dataset's
+``sft:`` section: ``sft``; a ``steer:`` section: ``steer extract``; otherwise ``eval``). Nothing here loads a model or reads a dataset's
 rows, so it takes a second.
 """
 
@@ -12,14 +12,14 @@ from pathlib import Path
 from rlsp.commands import add_recipe_arguments
 
 HELP = "Check a recipe (fields, values, data files, verifier, rewards, hooks) without running it."
-COMMANDS = ("train", "sft", "eval")
+COMMANDS = ("train", "sft", "eval", "steer")
 
 
 def add_arguments(parser) -> None:
     add_recipe_arguments(parser)
     parser.add_argument("--for", dest="for_command", choices=COMMANDS,
                         help="The command the recipe is for; default: train if it has rewards, sft if it has an "
-                        "sft section, else eval.")
+                        "sft section, steer (extract) if it has a steer section, else eval.")
     parser.add_argument("--explain", action="store_true", help="Also print every field with its help text.")
 
 
@@ -27,7 +27,9 @@ def command_of(recipe, sections: set[str]) -> str:
     """The command a recipe is written for, from what it sets."""
     if recipe.rewards:
         return "train"
-    return "sft" if "sft" in sections else "eval"
+    if "sft" in sections:
+        return "sft"
+    return "steer" if "steer" in sections else "eval"
 
 
 def validate_recipe(recipe, base_dir: Path, command: str) -> None:
@@ -40,6 +42,12 @@ def validate_recipe(recipe, base_dir: Path, command: str) -> None:
 
     if command == "sft":
         check_sft_source(recipe, base_dir)
+    elif command == "steer":
+        from rlsp.steering.extract import check_steer_recipe
+
+        check_steer_recipe(recipe, base_dir)
+        if recipe.steer.responses_file is None:
+            check_source(recipe.data, base_dir)
     else:
         check_source(recipe.data, base_dir)
         build_verifier(recipe.verifier, base_dir)
@@ -52,7 +60,7 @@ def validate_recipe(recipe, base_dir: Path, command: str) -> None:
         check_training_recipe(recipe)
         check_source(heldout_config(recipe), base_dir)
         build_reward_functions(recipe.rewards, base_dir)
-    if command != "eval":
+    if command in ("train", "sft"):
         build_hooks(recipe.hooks, base_dir)
 
 

@@ -116,11 +116,11 @@ class HookRunner:
         if event not in EVENTS:
             raise ValueError(f"unknown event {event!r}; events: {', '.join(EVENTS)}")
         ctx = EventContext(event, self.trainer, self.step, self.model_getter(), run_dir=self.run_dir, **fields)
+        if event == "train_start":
+            self._started = True  # before the handlers: hooks that attached detach even if a later one fails
         for hook in self.hooks:
             getattr(hook, f"on_{event}")(ctx)
         self.pending.update(ctx.scalars)
-        if event == "train_start":
-            self._started = True
 
     @contextlib.contextmanager
     def around(self, name: str, **fields) -> Iterator[None]:

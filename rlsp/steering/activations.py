@@ -40,8 +40,9 @@ def response_activations(model, tokenizer, conversations: list[list[dict]], resp
         ids, attention, response = encode_responses(
             tokenizer, conversations[start : start + batch_size], responses[start : start + batch_size]
         )
+        # logits_to_keep=1: the vocabulary projection of every position is not needed here
         hidden = model(input_ids=ids.to(device), attention_mask=attention.to(device), output_hidden_states=True,
-                       use_cache=False).hidden_states[1:]
+                       use_cache=False, logits_to_keep=1).hidden_states[1:]
         layers = torch.stack(hidden, dim=2).float()  # (B, L, n_layers, H)
         out.append(masked_token_mean(layers, response.to(device)).cpu())
     return torch.cat(out)

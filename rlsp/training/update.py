@@ -139,7 +139,8 @@ def _minibatch_step(mb: UpdateBatch, actor, critic, cfg, temperature, kl_coef_in
     for last, micro, mask, share in micro_batches():
         if actor is not None:
             with dist.no_sync_unless(last, actor.model):
-                with hooks.around("forward", role="policy", grad=True, token_mask=response_token_mask(micro.seqs)):
+                token_mask = response_token_mask(micro.seqs) if hooks.hooks else None
+                with hooks.around("forward", role="policy", grad=True, token_mask=token_mask):
                     loss, actor_stats, logp = _actor_loss(actor.model, micro, mask, cfg, temperature, kl_coef_in_loss)
                 dist.backward(loss * share)
                 hooks.fire("backward_end")
