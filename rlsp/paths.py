@@ -23,3 +23,12 @@ def find_file(path_text: str, base_dir: Path | None) -> Path | None:
 def describe_candidates(path_text: str, base_dir: Path | None) -> str:
     """``'a' and 'b'``: where ``path_text`` was looked for, for an error message."""
     return " and ".join(repr(str(c)) for c in candidate_paths(path_text, base_dir))
+
+
+def names_local_path(text: str, base_dir: Path | None = None) -> bool:
+    """Whether ``text`` is meant as a local path rather than a hub id ('org/name'): it starts
+    like a path, or its first folder exists here (``runs/sft`` beside a ``runs/`` folder)."""
+    if text.startswith((".", "/", "~")):
+        return True
+    first = text.split("/", 1)[0]
+    return "/" in text and any(place.is_dir() for place in candidate_paths(first, base_dir))

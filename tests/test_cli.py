@@ -123,11 +123,27 @@ def test_every_shipped_recipe_passes_validate(path, capsys, shared_data):
         ("steer: {negative_system_prompt: Be plain.}\n", [], "steer.positive_system_prompt: set the system prompt"),
         ("steer: {positive_system_prompt: CAPS., responses_file: gone.jsonl}\n", [],
          "steer.responses_file: dataset file 'gone.jsonl' not found"),
+        # local paths are never retried as hub names
+        ("data: {source: data/train.josnl, split: train}\n", [], "data.source: 'data/train.josnl' has the extension '.josnl'"),
+        ("data: {source: local/questions, split: train}\n", [], "it names a local folder, so it is not read as a hub dataset"),
+        ("sft: {source: local/traces}\n", [], "sft.source: dataset file 'local/traces' not found"),
         # --for picks the command's checks
         ("data: {split: heldout}\n", ["--for", "train"], "rewards: no reward functions"),
     ],
 )
 def test_validate_runs_each_commands_cross_field_checks(tmp_path, capsys, text, args, expected):
     (tmp_path / "train.jsonl").write_text('{"question": "1 + 1?", "answer": "2"}\n')
+    (tmp_path / "local").mkdir()
     code, output = run_cli(capsys, "validate", recipe(tmp_path, text), *args)
     assert code == 2 and expected in output, output
+
+
+def test_a_missing_folder_under_a_local_one_is_not_a_hub_id(tmp_path, monkeypatch):
+    from rlsp.errors import ModelError
+    from rlsp.modeling.causal_lm import resolve_model_path
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    with pytest.raises(ModelError, match="directory 'runs/sft' does not exist"):
+        resolve_model_path("runs/sft")
+    assert resolve_model_path("HuggingFaceTB/SmolLM2-135M-Instruct") == "HuggingFaceTB/SmolLM2-135M-Instruct"

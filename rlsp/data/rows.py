@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rlsp.errors import DataError
-from rlsp.paths import describe_candidates, find_file
+from rlsp.paths import describe_candidates, find_file, names_local_path
 
 FILE_SUFFIXES = (".jsonl", ".json", ".parquet")
 
@@ -27,6 +27,22 @@ class Rows:
 
 def is_file_source(source: str) -> bool:
     return source.endswith(FILE_SUFFIXES)
+
+
+def check_not_a_mistyped_file(source: str, base_dir: Path | None, field: str) -> None:
+    """Refuse a source that names a local file of another type, or a path under a local folder,
+    before the hub client spends a minute retrying it as a dataset name."""
+    suffix = Path(source).suffix
+    if suffix and suffix not in FILE_SUFFIXES and suffix[1:].isalpha() and len(suffix) <= 9:
+        raise DataError(
+            f"{field}: {source!r} has the extension {suffix!r}; rlsp reads {', '.join(FILE_SUFFIXES)} files "
+            f"(a hub dataset is named 'organisation/name'). Fix the file name."
+        )
+    if names_local_path(source, base_dir):
+        raise DataError(
+            f"{field}: dataset file {source!r} not found (looked at {describe_candidates(source, base_dir)}); "
+            f"it names a local folder, so it is not read as a hub dataset. Fix the path."
+        )
 
 
 def resolve_data_file(source: str, base_dir: Path | None, field: str = "data.source") -> Path:
@@ -51,6 +67,7 @@ def read_rows(
 ) -> Rows:
     """Every row of ``source``; ``field`` names the recipe field in messages (``sft.source``)."""
     if not is_file_source(source):
+        check_not_a_mistyped_file(source, base_dir, field)
         return Rows(_read_hub(source, subset, split, field), 0, source)
     path = resolve_data_file(source, base_dir, field)
     if path.suffix == ".parquet":

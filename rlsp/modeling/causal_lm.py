@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from rlsp.errors import ModelError, did_you_mean
+from rlsp.paths import names_local_path
 
 
 @dataclass(frozen=True)
@@ -50,8 +51,8 @@ def resolve_model_path(name_or_path: str) -> str:
         return str(_converted_alias(name_or_path))
     if Path(name_or_path).expanduser().is_dir():
         return str(Path(name_or_path).expanduser())
-    looks_like_path = name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1
-    if looks_like_path:
+    # A hub lookup of a mistyped local folder would spend a minute on network retries.
+    if names_local_path(name_or_path) or name_or_path.count("/") > 1:
         raise ModelError(
             f"model.name_or_path: directory {name_or_path!r} does not exist. Give an existing "
             f"directory, a hub id such as 'HuggingFaceTB/SmolLM2-135M-Instruct', or one of the "
