@@ -3,6 +3,8 @@ working directory. Data files, reward function files and benchmark folders all f
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 
@@ -32,3 +34,21 @@ def names_local_path(text: str, base_dir: Path | None = None) -> bool:
         return True
     first = text.split("/", 1)[0]
     return "/" in text and any(place.is_dir() for place in candidate_paths(first, base_dir))
+
+
+def claim_output_dir(out: Path, outputs: Sequence[str], overwrite: bool, command: str) -> None:
+    """Refuse an output folder that already holds ``outputs`` of an earlier run (nothing is
+    overwritten by accident); with ``overwrite`` remove those outputs first."""
+    from rlsp.errors import ConfigError
+
+    found = [name for name in outputs if (out / name).exists()]
+    if not found:
+        return
+    if not overwrite:
+        raise ConfigError(
+            f"run.output_dir {out} already holds the output of an earlier rlsp {command} ({', '.join(found)}); "
+            f"nothing was overwritten. Choose another run.output_dir, or pass --overwrite to replace it."
+        )
+    for name in found:
+        path = out / name
+        shutil.rmtree(path) if path.is_dir() else path.unlink()

@@ -114,6 +114,14 @@ def test_same_seed_same_samples(capsys, recipe, tiny_model_dir, tmp_path):
     first = samples(1, "a")
     assert samples(1, "b") == first
     assert samples(2, "c") != first  # sampling is on: another seed draws other answers
+    # a second evaluation into the same folder is refused, and replaces the first with --overwrite
+    code, _, err = run(capsys, recipe, f"model.name_or_path={tiny_model_dir}", f"run.output_dir={tmp_path / 'a'}",
+                       "run.seed=2")
+    assert code == 2 and "already holds the output of an earlier rlsp eval (eval_summary.json" in err
+    assert (tmp_path / "a" / "eval_samples.jsonl").read_text() == first
+    code, _, _ = run(capsys, "--overwrite", recipe, f"model.name_or_path={tiny_model_dir}",
+                     f"run.output_dir={tmp_path / 'a'}", "run.seed=2")
+    assert code == 0 and (tmp_path / "a" / "eval_samples.jsonl").read_text() != first
 
 
 @pytest.mark.parametrize("on_bad_row", ["skip", "error"])

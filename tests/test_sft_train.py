@@ -169,3 +169,14 @@ def test_cli_reports_bad_data_without_traceback(tmp_path, tiny_model_dir, capsys
         "rlsp sft: error: sft.n is 7 but builtin:arith_traces has only 6 usable examples"
         in capsys.readouterr().err
     )
+
+
+def test_a_saved_model_is_not_overwritten_by_accident(tmp_path, tiny_model_dir):
+    recipe, out, _ = tiny_recipe(tmp_path, tiny_model_dir, "sft.max_steps=1")
+    out.mkdir()
+    (out / "config.json").write_text("{}")
+    with pytest.raises(ConfigError, match=r"already holds the output of an earlier rlsp sft \(config.json\).*--overwrite"):
+        run_sft(recipe, None, out)
+    assert (out / "config.json").read_text() == "{}"
+    run_sft(recipe, None, out, overwrite=True)
+    assert json.loads((out / "config.json").read_text())["model_type"] == "llama"

@@ -350,3 +350,29 @@ def test_update_moves_log_probabilities_with_the_advantage(tmp_path, tiny_model_
     change = ((seen["after"] - seen["old"]) * mask).sum(1)
     assert advantage.abs().sum() > 0
     assert torch.corrcoef(torch.stack([advantage, change]))[0, 1] > 0.5
+
+
+def test_an_earlier_run_is_never_overwritten_by_accident(tmp_path, tiny_model_dir, monkeypatch):
+    import rlsp.training.ppo_trainer as trainer_module
+
+    class Loaded(Exception):
+        pass
+
+    def stop(*args, **kwargs):
+        raise Loaded
+
+    monkeypatch.setattr(trainer_module, "build_models", stop)
+    path, recipe = make_recipe(tmp_path, tiny_model_dir)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "rollouts.jsonl").write_text('{"step": 1}\n')
+    (run / "summary.json").write_text("{}\n")
+    (run / "sft").mkdir()  # another command's folder inside run.output_dir is not this run's output
+    with pytest.raises(ConfigError, match=r"already holds the output of an earlier rlsp train \(summary.json, rollouts.jsonl\)"):
+        Trainer(recipe, path)
+    assert (run / "rollouts.jsonl").read_text() == '{"step": 1}\n'
+    with pytest.raises(ConfigError, match="--resume continues a run and --overwrite replaces it"):
+        Trainer(recipe, path, resume=True, overwrite=True)
+    with pytest.raises(Loaded):  # the checks pass and the model would load
+        Trainer(recipe, path, overwrite=True)
+    assert not (run / "rollouts.jsonl").exists() and not (run / "summary.json").exists() and (run / "sft").is_dir()

@@ -91,7 +91,7 @@ def sft_arm(args, out: Path, name: str, data_file: Path, vectors: Path, hooks: l
         "hooks": hooks + [diagnostics],
     })
     start = time.perf_counter()
-    result = run_sft(load_recipe(recipe_file), recipe_file.parent, out / f"sft_{name}")
+    result = run_sft(load_recipe(recipe_file), recipe_file.parent, out / f"sft_{name}", overwrite=True)
     diag = [json.loads(x) for x in (out / f"sft_{name}" / "diagnostics.jsonl").read_text().splitlines()]
     return {"steps": result.steps, "loss_first": result.first_loss, "loss_last": result.last_loss,
             "seconds": round(time.perf_counter() - start, 1), "diagnostics": diag}
@@ -114,7 +114,7 @@ def rl_arm(args, out: Path, name: str, vectors: Path, hooks: list[dict]) -> dict
     recipe["hooks"] = hooks + [diagnostics]
     recipe_file = write_recipe(out / f"rl_{name}.yaml", recipe)
     start = time.perf_counter()
-    trainer = Trainer(load_recipe(recipe_file), recipe_file)
+    trainer = Trainer(load_recipe(recipe_file), recipe_file, overwrite=True)
     summary = trainer.fit()
     rows = [json.loads(x) for x in (out / f"rl_{name}" / "rollouts.jsonl").read_text().splitlines()]
     steps = sorted({r["step"] for r in rows})

@@ -49,6 +49,7 @@ def add_arguments(parser) -> None:
     short.add_argument("--limit", type=int, help="data.limit: evaluate the first N problems.")
     short.add_argument("--seed", type=int, help="run.seed.")
     short.add_argument("--output-dir", metavar="DIR", help="run.output_dir.")
+    parser.add_argument("--overwrite", action="store_true", help="Replace an earlier evaluation in run.output_dir.")
     compare = parser.add_argument_group("comparing two runs")
     compare.add_argument(
         "--compare", nargs=2, metavar=("A", "B"),
@@ -77,7 +78,7 @@ def run(args) -> int:
     name = recipe_path or f"eval_{recipe.eval.benchmark or 'data'}"
     out = output_dir(recipe, name)
     base_dir = Path(recipe_path).resolve().parent if recipe_path else Path.cwd()
-    summary = run_eval(recipe, base_dir, out)
+    summary = run_eval(recipe, base_dir, out, overwrite=args.overwrite)
     if PartialState().is_main_process:
         print(format_summary(summary, out))
     return 0

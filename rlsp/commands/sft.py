@@ -11,6 +11,7 @@ HELP = "Supervised warm-start on long chains of thought (loss on the assistant t
 
 def add_arguments(parser) -> None:
     add_recipe_arguments(parser)
+    parser.add_argument("--overwrite", action="store_true", help="Replace a model saved earlier in run.output_dir.")
 
 
 def run(args) -> int:
@@ -21,7 +22,7 @@ def run(args) -> int:
 
     recipe = load_recipe(args.recipe, args.overrides)
     out = output_dir(recipe, args.recipe)
-    result = run_sft(recipe, Path(args.recipe).resolve().parent, out)
+    result = run_sft(recipe, Path(args.recipe).resolve().parent, out, overwrite=args.overwrite)
     if not PartialState().is_main_process:
         return 0
     losses = (

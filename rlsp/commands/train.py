@@ -10,6 +10,7 @@ HELP = "Train with PPO on separate verifier and exploration rewards (RLSP)."
 def add_arguments(parser) -> None:
     add_recipe_arguments(parser)
     parser.add_argument("--resume", action="store_true", help="Continue from the latest checkpoint in run.output_dir.")
+    parser.add_argument("--overwrite", action="store_true", help="Replace an earlier run's outputs in run.output_dir.")
 
 
 def run(args) -> int:
@@ -17,7 +18,7 @@ def run(args) -> int:
     from rlsp.training.ppo_trainer import Trainer
 
     recipe = load_recipe(args.recipe, args.overrides)
-    trainer = Trainer(recipe, args.recipe, resume=args.resume)
+    trainer = Trainer(recipe, args.recipe, resume=args.resume, overwrite=args.overwrite)
     summary = trainer.fit()
     if not trainer.models.dist.is_main_process:
         return 0

@@ -29,6 +29,7 @@ from rlsp.eval.checks import check_eval_settings, check_group_by
 from rlsp.eval.metrics import group_metrics, sample_metrics
 from rlsp.generation import SamplingParams, generate_all, make_backend
 from rlsp.modeling.causal_lm import load_causal_lm, pick_device
+from rlsp.paths import claim_output_dir
 from rlsp.precision import resolve_precision
 from rlsp.scoring.verifier import build_verifier, is_boxed_answer
 
@@ -157,9 +158,10 @@ def summarise(
     )
 
 
-def run_eval(recipe: Recipe, base_dir: Path, out_dir: Path) -> EvalSummary:
+def run_eval(recipe: Recipe, base_dir: Path, out_dir: Path, overwrite: bool = False) -> EvalSummary:
     start = time.time()
     check_eval_settings(recipe)
+    claim_output_dir(out_dir, ("eval_summary.json", "eval_samples.jsonl"), overwrite, "eval")
     data = load_examples(recipe.data, recipe.run.seed, base_dir)
     check_group_by(recipe.eval.group_by, data.examples)
     verifier = build_verifier(recipe.verifier, base_dir)

@@ -34,6 +34,7 @@ from rlsp.modeling.causal_lm import (
     resolve_model_path,
 )
 from rlsp.modeling.lora import check_lora_targets_of, peft_lora_config
+from rlsp.paths import claim_output_dir
 from rlsp.precision import Precision, resolve_precision
 from rlsp.sft.dataset import SftData, conversation, prepare_sft_data
 from rlsp.sft.hooked_trainer import hooked_sft_trainer
@@ -50,8 +51,13 @@ class SftResult:
     saved: str  # 'full' weights, 'merged' LoRA, or the 'adapter' alone
 
 
-def run_sft(recipe: Recipe, recipe_dir: Path | None, out: Path) -> SftResult:
-    """Warm-start ``recipe.model`` on ``recipe.sft`` data and save it to ``out``."""
+SFT_OUTPUTS = ("config.json", "adapter_config.json", "adapter", "sft_summary.json", "sft_log.json", "diagnostics.jsonl")
+
+
+def run_sft(recipe: Recipe, recipe_dir: Path | None, out: Path, overwrite: bool = False) -> SftResult:
+    """Warm-start ``recipe.model`` on ``recipe.sft`` data and save it to ``out`` (a folder that
+    holds an earlier model is refused unless ``overwrite``)."""
+    claim_output_dir(out, SFT_OUTPUTS, overwrite, "sft")
     precision = sft_precision(recipe)  # resolved once: training, saving and the summary share it
     trainer, data = build_trainer(recipe, recipe_dir, out, precision)
     # (3) train

@@ -40,6 +40,7 @@ from rlsp.generation import SamplingParams, make_backend
 from rlsp.hooks import HookRunner, build_hooks
 from rlsp.modeling.causal_lm import model_config, resolve_model_path
 from rlsp.modeling.lora import check_lora_targets_of
+from rlsp.paths import claim_output_dir
 from rlsp.precision import resolve_precision
 from rlsp.scoring.channels import build_reward_functions
 from rlsp.scoring.verifier import build_verifier
@@ -54,6 +55,9 @@ from rlsp.training.run_logs import RunLogs
 from rlsp.training.step_records import critic_fit, response_scalars, reward_scalars, rollout_records
 from rlsp.training.update import UpdateBatch, ppo_update, single_optimizer_step
 
+# What a run writes into run.output_dir (other folders there, e.g. a demo's sft/, are left alone).
+RUN_OUTPUTS = ("checkpoints", "summary.json", "rollouts.jsonl", "diagnostics.jsonl", "tensorboard", "final")
+
 
 class PhaseTimer:
     def __init__(self):
@@ -67,13 +71,19 @@ class PhaseTimer:
 
 
 class Trainer:
-    def __init__(self, recipe: Recipe, recipe_path: str | Path, resume: bool = False):
+    def __init__(self, recipe: Recipe, recipe_path: str | Path, resume: bool = False, overwrite: bool = False):
         self.start_time = time.time()
         self.recipe, self.cfg = recipe, recipe.train
         base_dir = Path(recipe_path).resolve().parent
         self.run_dir = output_dir(recipe, recipe_path)
         # Everything cheap that can fail comes first: recipe, run directory, data, rewards.
         check_training_recipe(recipe)
+        if resume and overwrite:
+            raise ConfigError("--resume continues a run and --overwrite replaces it; pass one of them.")
+        if not resume:
+            if not overwrite:
+                self._checkpoint_to_resume(False)  # checkpoints there: say --resume first
+            claim_output_dir(self.run_dir, RUN_OUTPUTS, overwrite, "train")
         self.resume_from = self._checkpoint_to_resume(resume)
         self.train_data = load_examples(recipe.data, recipe.run.seed, base_dir).examples
         self.heldout_cfg = heldout_config(recipe)
@@ -265,7 +275,7 @@ class Trainer:
         if latest is not None:
             raise ConfigError(
                 f"run.output_dir {self.run_dir} already holds checkpoints (latest {latest.name}). Continue it with "
-                f"--resume, or choose another run.output_dir; nothing was overwritten."
+                f"--resume, replace it with --overwrite, or choose another run.output_dir; nothing was overwritten."
             )
         return None
 
