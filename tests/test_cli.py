@@ -123,6 +123,11 @@ def test_every_shipped_recipe_passes_validate(path, capsys, shared_data):
         ("steer: {negative_system_prompt: Be plain.}\n", [], "steer.positive_system_prompt: set the system prompt"),
         ("steer: {positive_system_prompt: CAPS., responses_file: gone.jsonl}\n", [],
          "steer.responses_file: dataset file 'gone.jsonl' not found"),
+        # option values of built-in functions are checked by the functions themselves, at load time
+        ("data: {split: heldout}\nverifier: {function: math, kwargs: {answer_format: boxd}}\n", [],
+         "verifier.function: reward function 'verifier': answer_format 'boxd' is unknown"),
+        ("rewards: [{function: steps, channel: exploration, kwargs: {max_steps: 0}}]\ndata: {split: train}\n", [],
+         "rewards.0 (steps): reward function 'steps': steps: max_steps must be at least 1, got 0"),
         # local paths are never retried as hub names
         ("data: {source: data/train.josnl, split: train}\n", [], "data.source: 'data/train.josnl' has the extension '.josnl'"),
         ("data: {source: local/questions, split: train}\n", [], "it names a local folder, so it is not read as a hub dataset"),

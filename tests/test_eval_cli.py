@@ -148,6 +148,7 @@ def test_bad_rows_are_counted_or_stop_the_run(capsys, recipe, tiny_model_dir, tm
         (["{recipe}", "eval.k=[1,4]"], "eval.k: k=4 is larger than eval.samples_per_prompt=3"),
         (["{recipe}", "generation.temperature=0"], "gives 3 identical greedy answers"),
         (["{recipe}", "eval.group_by=[subject]"], "eval.group_by: the data has no column 'subject'"),
+        (["{recipe}", "verifier.function=math", "verifier.kwargs.answer_format=boxd"], "answer_format 'boxd' is unknown"),
         (["--benchmark", "math500", "eval.data_dir={tmp}"], "data.source=HuggingFaceH4/MATH-500 data.split=test"),
         (["--plot", "x.png"], "--plot goes with --compare"),
         (["model.name_or_path=x"], "give a recipe file"),

@@ -69,7 +69,10 @@ class RewardFunction:
                     f"{where}: {field} must be a finite number, got {getattr(self, field)!r}"
                 )
         self.fn = load_reward_function(self.ref, base_dir)
-        _check_signature(self.fn, self.kwargs, where, strict=self.ref.strip() in BUILTINS)
+        builtin = self.ref.strip() in BUILTINS
+        _check_signature(self.fn, self.kwargs, where, strict=builtin)
+        if builtin and self.ref.strip() not in LOADS_A_MODEL:
+            _check_option_values(self.fn, self.kwargs, where)
 
     def __repr__(self) -> str:
         return (
@@ -204,6 +207,20 @@ def _check_signature(fn: Callable, kwargs: dict, where: str, strict: bool) -> No
     ]
     if missing:
         raise ConfigError(f"{where}: set {', '.join(missing)} in its kwargs (required)")
+
+
+# Built-ins whose first call, even on an empty batch, loads a model: not dry-run at load time.
+LOADS_A_MODEL = ("judge",)
+
+
+def _check_option_values(fn: Callable, kwargs: dict, where: str) -> None:
+    """Call a built-in on an empty batch: each checks its options' values first (an unknown
+    answer_format, a cap below 1) and raises ``ConfigError``, so a typo fails at load time, not
+    after a whole generation phase."""
+    try:
+        fn([], [], [], **{**kwargs, "completion_lengths": [], "finish_reasons": []})
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}") from None
 
 
 def _as_list(out: Any) -> list | None:
