@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import contextlib
 
-import torch
-
 from rlsp.hooks.events import EventContext, Hook
 from rlsp.steering.layers import decoder_layers, layer_output, with_layer_output
 from rlsp.steering.vectors import SteeringVectors
@@ -79,7 +77,3 @@ class PreventativeSteering(Hook):
 
     def on_train_end(self, ctx: EventContext) -> None:
         self.detach()
-
-    def steering(self) -> torch.Tensor:
-        """The vector added to layer ``layer``'s output: ``coef * v``."""
-        return self.coef * self.vectors.vectors[self.layer]
