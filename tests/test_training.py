@@ -10,6 +10,7 @@ import torch
 
 from rlsp.config import load_recipe
 from rlsp.errors import ConfigError, RewardError
+from rlsp.generation import sampling_params
 from rlsp.training.ppo_trainer import Trainer
 
 USER_REWARD = '''
@@ -141,7 +142,7 @@ def _some_sequences(trainer):
     from rlsp.data.prompts import chat_messages
 
     conv = [chat_messages(e, trainer.recipe.data) for e in examples]
-    return generate_step(trainer.backend, examples, conv, 1, trainer._sampling(), 8).seqs
+    return generate_step(trainer.backend, examples, conv, 1, sampling_params(trainer.recipe.generation), 8).seqs
 
 
 def test_accumulation_equals_one_big_batch(tmp_path, tiny_model_dir):
@@ -214,7 +215,7 @@ def test_update_logprobs_match_the_generators(tmp_path, tiny_model_dir):
     trainer = Trainer(recipe, path)
     examples = trainer.train_data[:3]
     conv = [chat_messages(e, trainer.recipe.data) for e in examples]
-    generated = generate_step(trainer.backend, examples, conv, 2, trainer._sampling(), 4)
+    generated = generate_step(trainer.backend, examples, conv, 2, sampling_params(trainer.recipe.generation), 4)
     with torch.no_grad():
         logp = completion_logprobs(trainer.models.policy, generated.seqs, 0.7)[0]
     mask = generated.seqs.completion_mask.bool()

@@ -27,7 +27,7 @@ from rlsp.data import Example, load_examples
 from rlsp.data.prompts import chat_messages
 from rlsp.eval.checks import check_eval_settings, check_group_by
 from rlsp.eval.metrics import group_metrics, sample_metrics
-from rlsp.generation import SamplingParams, generate_all, make_backend
+from rlsp.generation import generate_all, make_backend, sampling_params
 from rlsp.modeling.causal_lm import load_causal_lm, pick_device
 from rlsp.paths import claim_output_dir
 from rlsp.precision import resolve_precision
@@ -49,11 +49,6 @@ class EvalSummary:
     @property
     def accuracy(self) -> float:
         return self.metrics["accuracy"]
-
-
-def sampling_params(recipe: Recipe) -> SamplingParams:
-    g = recipe.generation
-    return SamplingParams(temperature=g.temperature, top_p=g.top_p, max_new_tokens=g.max_new_tokens)
 
 
 def evaluate_model(
@@ -95,7 +90,7 @@ def evaluate_model(
                 completions = generate_all(
                     make_backend(model, tokenizer, recipe.generation),
                     [chat_messages(examples[i], data_cfg) for i, _ in mine],
-                    sampling_params(recipe),
+                    sampling_params(recipe.generation),
                     recipe.generation.batch_size,
                     desc=desc,
                     show_progress=show_progress and state.is_local_main_process,

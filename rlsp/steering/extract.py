@@ -63,13 +63,12 @@ def contrast_set(recipe: Recipe, base_dir: Path | None, model=None, tokenizer=No
     positive, negative = conversations(cfg.positive_system_prompt), conversations(cfg.negative_system_prompt)
     if cfg.responses_file is not None:
         return Contrast(questions, positive, negative, [r["positive"] for r in rows], [r["negative"] for r in rows])
-    from rlsp.generation import SamplingParams, generate_all, make_backend
+    from rlsp.generation import generate_all, make_backend, sampling_params
 
     backend = make_backend(model, tokenizer, recipe.generation)
-    g = recipe.generation
-    params = SamplingParams(temperature=g.temperature, top_p=g.top_p, max_new_tokens=g.max_new_tokens)
-    pos = generate_all(backend, positive, params, g.batch_size, desc="answers (eliciting prompt)")
-    neg = generate_all(backend, negative, params, g.batch_size, desc="answers (suppressing prompt)")
+    params, batch = sampling_params(recipe.generation), recipe.generation.batch_size
+    pos = generate_all(backend, positive, params, batch, desc="answers (eliciting prompt)")
+    neg = generate_all(backend, negative, params, batch, desc="answers (suppressing prompt)")
     return Contrast(questions, positive, negative, [c.text for c in pos], [c.text for c in neg])
 
 

@@ -36,7 +36,7 @@ from rlsp.errors import ConfigError
 from rlsp.eval.checks import check_group_by
 from rlsp.eval.metrics import eval_metrics
 from rlsp.eval.run import evaluate_model
-from rlsp.generation import SamplingParams, make_backend
+from rlsp.generation import make_backend, sampling_params
 from rlsp.hooks import HookRunner, build_hooks
 from rlsp.modeling.causal_lm import model_config, resolve_model_path
 from rlsp.modeling.lora import check_lora_targets_of
@@ -173,7 +173,7 @@ class Trainer:
             conversations = [hooks.training_messages(chat_messages(e, self.recipe.data)) for e in examples]
             with hooks.around("generation"):
                 generated = generate_step(self.backend, examples, conversations, cfg.samples_per_prompt,
-                                          self._sampling(), self.recipe.generation.batch_size)
+                                          sampling_params(self.recipe.generation), self.recipe.generation.batch_size)
         with timer("2_score"):
             scores = score_step(self.reward_functions, generated)
         seqs, mask = generated.seqs, generated.seqs.completion_mask
@@ -247,10 +247,6 @@ class Trainer:
     def _autocast(self):
         """Autocast to the compute dtype over fp32 weights (model.precision), else a no-op."""
         return self.precision.autocast(self.models.dist.device.type)
-
-    def _sampling(self) -> SamplingParams:
-        g = self.recipe.generation
-        return SamplingParams(temperature=g.temperature, top_p=g.top_p, max_new_tokens=g.max_new_tokens)
 
     def _temperature(self) -> float:
         return self.recipe.generation.temperature or 1.0
