@@ -34,17 +34,17 @@ def add_lora(model: nn.Module, lora: LoraConfig) -> nn.Module:
     return get_peft_model(model, peft_lora_config(lora))
 
 
-def check_lora_targets_of(model_path: str, lora: LoraConfig) -> None:
-    """``check_lora_targets`` on an empty skeleton of the model at ``model_path``: no weights are
-    read, so a typo in a 32B recipe fails in a second (and before a ZeRO-3 set-up would shard it)."""
+def check_lora_targets_of(config, lora: LoraConfig) -> None:
+    """``check_lora_targets`` on an empty skeleton built from the model's ``config``: no weights
+    are read, so a typo in a 32B recipe fails in a second (and before a ZeRO-3 set-up would shard it)."""
     if not lora.enabled or lora.target_modules == ["all-linear"]:
         check_lora_targets(None, lora)
         return
     from accelerate import init_empty_weights
-    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM
 
     with init_empty_weights():
-        skeleton = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(model_path))
+        skeleton = AutoModelForCausalLM.from_config(config)
     check_lora_targets(skeleton, lora)
 
 

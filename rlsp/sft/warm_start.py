@@ -93,8 +93,9 @@ def build_trainer(recipe: Recipe, recipe_dir: Path | None, out: Path, precision:
     # (1) cheap checks, before any weights are read
     hooks = HookRunner(build_hooks(recipe.hooks, recipe_dir), "sft", lambda: None, out)
     try:
-        check_lora_targets_of(model_path, recipe.model.lora)  # before the ZeRO-3 set-up, which would shard it
-        hooks.check_model(model_config(recipe.model.name_or_path))
+        config = model_config(recipe.model.name_or_path)  # read once, no weights: the checks before loading
+        check_lora_targets_of(config, recipe.model.lora)  # before the ZeRO-3 set-up, which would shard it
+        hooks.check_model(config)
         tokenizer = load_tokenizer(recipe.model.name_or_path)
     except OSError as e:  # a hub id without a network, a directory without a model
         raise ModelError(

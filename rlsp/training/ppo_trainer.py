@@ -38,7 +38,7 @@ from rlsp.eval.metrics import eval_metrics
 from rlsp.eval.run import evaluate_model
 from rlsp.generation import make_backend, sampling_params
 from rlsp.hooks import HookRunner, build_hooks
-from rlsp.modeling.causal_lm import model_config, resolve_model_path
+from rlsp.modeling.causal_lm import model_config
 from rlsp.modeling.lora import check_lora_targets_of
 from rlsp.paths import claim_output_dir
 from rlsp.precision import resolve_precision
@@ -93,8 +93,9 @@ class Trainer:
         self.verifier = build_verifier(recipe.verifier, base_dir)
         self.hooks = HookRunner(build_hooks(recipe.hooks, base_dir), "rl",
                                 lambda: self.models.dist.unwrap(self.models.policy), self.run_dir)
-        check_lora_targets_of(resolve_model_path(recipe.model.name_or_path), recipe.model.lora)
-        self.hooks.check_model(model_config(recipe.model.name_or_path))
+        config = model_config(recipe.model.name_or_path)  # read once, no weights: the checks before loading
+        check_lora_targets_of(config, recipe.model.lora)
+        self.hooks.check_model(config)
         a = self.cfg.reward.alpha
         self.alpha = AlphaSchedule(a.schedule, a.start, a.end, self.cfg.steps, a.warmup_steps)
 
