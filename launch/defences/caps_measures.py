@@ -41,19 +41,24 @@ def trait_expression(model, tokenizer, questions: list[str], vectors: SteeringVe
     }
 
 
-def batch_loss(model, tokenizer, conversations: list[list[dict]], responses: list[str], hook=None) -> float:
-    """Mean next-token loss on the responses, with ``hook`` (e.g. PPS) attached and active."""
+def response_loss(model, tokenizer, conversations: list[list[dict]], responses: list[str]) -> torch.Tensor:
+    """Mean next-token loss over the response tokens (what SFT trains on), in the autograd graph."""
     ids, attention, response = encode_responses(tokenizer, conversations, responses)
+    logits = model(input_ids=ids, attention_mask=attention).logits[:, :-1].float()
+    losses = torch.nn.functional.cross_entropy(logits.transpose(1, 2), ids[:, 1:], reduction="none")
+    mask = response[:, 1:].float()
+    return (losses * mask).sum() / mask.sum()
+
+
+def batch_loss(model, tokenizer, conversations: list[list[dict]], responses: list[str], hook=None) -> float:
+    """``response_loss`` with ``hook`` (e.g. PPS) attached and active."""
     runner = HookRunner([hook] if hook else [], "sft", lambda: model)
     runner.fire("train_start")
     try:
         with torch.no_grad(), runner.around("forward", role="policy", grad=True):
-            logits = model(input_ids=ids, attention_mask=attention).logits[:, :-1].float()
+            return float(response_loss(model, tokenizer, conversations, responses))
     finally:
         runner.end()
-    losses = torch.nn.functional.cross_entropy(logits.transpose(1, 2), ids[:, 1:], reduction="none")
-    mask = response[:, 1:].float()
-    return float((losses * mask).sum() / mask.sum())
 
 
 def choose_coef(model, tokenizer, questions, responses, vectors_file: str, layer: int,
@@ -71,11 +76,7 @@ def choose_coef(model, tokenizer, questions, responses, vectors_file: str, layer
 def batch_gradients(model, tokenizer, conversations: list[list[dict]], responses: list[str]) -> dict:
     """Parameter gradients of the mean next-token loss on the responses (what SFT trains on)."""
     model.zero_grad(set_to_none=True)
-    ids, attention, response = encode_responses(tokenizer, conversations, responses)
-    logits = model(input_ids=ids, attention_mask=attention).logits[:, :-1].float()
-    targets, mask = ids[:, 1:], response[:, 1:].float()
-    losses = torch.nn.functional.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
-    ((losses * mask).sum() / mask.sum()).backward()
+    response_loss(model, tokenizer, conversations, responses).backward()
     grads = {n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None}
     model.zero_grad(set_to_none=True)
     return grads

@@ -45,6 +45,14 @@ def check_not_a_mistyped_file(source: str, base_dir: Path | None, field: str) ->
         )
 
 
+def check_data_source(source: str, base_dir: Path | None, field: str) -> None:
+    """What needs no reading: a local file exists; any other source is not a mistyped local path."""
+    if is_file_source(source):
+        resolve_data_file(source, base_dir, field)
+    else:
+        check_not_a_mistyped_file(source, base_dir, field)
+
+
 def resolve_data_file(source: str, base_dir: Path | None, field: str = "data.source") -> Path:
     """A local data file: relative to the recipe's folder first, then the working directory."""
     found = find_file(source, base_dir)
@@ -66,8 +74,8 @@ def read_rows(
     field: str = "data.source",
 ) -> Rows:
     """Every row of ``source``; ``field`` names the recipe field in messages (``sft.source``)."""
+    check_data_source(source, base_dir, field)
     if not is_file_source(source):
-        check_not_a_mistyped_file(source, base_dir, field)
         return Rows(_read_hub(source, subset, split, field), 0, source)
     path = resolve_data_file(source, base_dir, field)
     if path.suffix == ".parquet":

@@ -14,7 +14,7 @@ from typing import Any
 
 from rlsp.config.schema import DataConfig
 from rlsp.data.references import reference_answer
-from rlsp.data.rows import check_not_a_mistyped_file, is_file_source, read_rows, resolve_data_file
+from rlsp.data.rows import check_data_source, read_rows
 from rlsp.errors import ConfigError, DataError
 
 BUILTIN_PREFIX = "builtin:"
@@ -43,10 +43,8 @@ def check_source(cfg: DataConfig, base_dir: Path | None) -> None:
             raise ConfigError(
                 f"data.split: the arithmetic task has splits 'train' and 'heldout', not {cfg.split!r}."
             )
-    elif is_file_source(cfg.source):
-        resolve_data_file(cfg.source, base_dir)
     else:
-        check_not_a_mistyped_file(cfg.source, base_dir, "data.source")
+        check_data_source(cfg.source, base_dir, "data.source")
 
 
 def load_examples(cfg: DataConfig, seed: int, base_dir: Path | None = None) -> LoadedData:

@@ -46,5 +46,6 @@ class GenerationBackend(Protocol):
         ...
 
     def sync_weights(self, policy) -> None:
-        """Make the next ``generate`` sample from ``policy``'s current weights (called after every update)."""
+        """Make the next ``generate`` sample from ``policy``'s current weights (the trainer calls it
+        before every generation phase, so after every update)."""
         ...

@@ -18,7 +18,7 @@ from typing import Any
 from rlsp.config import Recipe
 from rlsp.data import Example
 from rlsp.data.prompts import chat_messages
-from rlsp.data.rows import check_not_a_mistyped_file, is_file_source, read_rows, resolve_data_file
+from rlsp.data.rows import check_data_source, read_rows
 from rlsp.errors import DataError
 from rlsp.sft.example import SftExample
 from rlsp.sft.selection import length_stats, select_examples
@@ -59,10 +59,8 @@ def check_sft_source(recipe: Recipe, base_dir: Path | None) -> None:
     source = recipe.sft.source
     if source.startswith("builtin:") and source != ARITH_TRACES:
         raise DataError(f"sft.source: unknown built-in dataset {source!r}; the built-in one is {ARITH_TRACES!r}.")
-    if is_file_source(source):
-        resolve_data_file(source, base_dir, "sft.source")
-    elif not source.startswith("builtin:"):
-        check_not_a_mistyped_file(source, base_dir, "sft.source")
+    if not source.startswith("builtin:"):
+        check_data_source(source, base_dir, "sft.source")
 
 
 def read_sft_examples(

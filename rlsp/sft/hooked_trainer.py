@@ -23,7 +23,8 @@ def hooked_sft_trainer(hooks: HookRunner, **trainer_kwargs):
             if self.replaying:
                 return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
             labels = inputs.get("labels")
-            token_mask = (labels != -100) if labels is not None and model.training else None
+            wanted = self.hook_runner.hooks and labels is not None and model.training
+            token_mask = (labels != -100) if wanted else None
             with self.hook_runner.around("forward", role="policy", grad=model.training, token_mask=token_mask):
                 return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
 

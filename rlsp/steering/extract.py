@@ -19,7 +19,7 @@ import torch
 from rlsp.config import Recipe
 from rlsp.data import load_examples
 from rlsp.data.prompts import chat_messages
-from rlsp.data.rows import resolve_data_file
+from rlsp.data.rows import read_rows, resolve_data_file
 from rlsp.errors import ConfigError, DataError
 from rlsp.steering.activations import response_activations
 from rlsp.steering.vectors import SteeringVectors, architecture_of
@@ -46,9 +46,9 @@ def contrast_set(recipe: Recipe, base_dir: Path | None, model=None, tokenizer=No
     """The questions under both prompts, with responses read from the file or generated."""
     cfg = recipe.steer
     if cfg.responses_file is not None:
-        rows = [json.loads(line) for line in resolve_data_file(cfg.responses_file, base_dir, "steer.responses_file")
-                .read_text().splitlines() if line.strip()]
-        missing = [i + 1 for i, r in enumerate(rows) if not all(r.get(k) for k in ("question", "positive", "negative"))]
+        read = read_rows(cfg.responses_file, split="train", base_dir=base_dir, field="steer.responses_file")
+        rows = [row for _, row in read.rows]
+        missing = [n for n, r in read.rows if not all(r.get(k) for k in ("question", "positive", "negative"))]
         if missing:
             raise DataError(f"steer.responses_file: rows {missing[:5]} lack question, positive or negative.")
         questions = [r["question"] for r in rows]

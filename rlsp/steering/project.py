@@ -9,12 +9,12 @@ logged, is put back).
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from pathlib import Path
 
 import torch
 
+from rlsp.data.rows import read_rows
 from rlsp.errors import DataError
 from rlsp.steering.activations import response_activations
 from rlsp.steering.vectors import SteeringVectors
@@ -22,16 +22,9 @@ from rlsp.steering.vectors import SteeringVectors
 
 def read_texts(path: Path, prompt_field: str = "prompt", completion_field: str = "completion",
                limit: int | None = None) -> list[dict]:
-    if not path.is_file():
-        raise DataError(f"{path}: file not found; give a rollouts.jsonl, eval_samples.jsonl or JSONL file.")
+    read = read_rows(str(path), split="train", field="texts")
     rows = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            raise DataError(f"{path}: line {number} is not JSON.") from None
+    for number, row in read.rows:
         if not isinstance(row.get(prompt_field), str) or not isinstance(row.get(completion_field), str):
             raise DataError(f"{path}: line {number} lacks text fields {prompt_field!r} and {completion_field!r}; "
                             f"its fields are {sorted(row)}.")

@@ -78,13 +78,7 @@ class Trainer:
         self.run_dir = output_dir(recipe, recipe_path)
         # Everything cheap that can fail comes first: recipe, run directory, data, rewards.
         check_training_recipe(recipe)
-        if resume and overwrite:
-            raise ConfigError("--resume continues a run and --overwrite replaces it; pass one of them.")
-        if not resume:
-            if not overwrite:
-                self._checkpoint_to_resume(False)  # checkpoints there: say --resume first
-            claim_output_dir(self.run_dir, RUN_OUTPUTS, overwrite, "train")
-        self.resume_from = self._checkpoint_to_resume(resume)
+        self.resume_from = self._checkpoint_to_resume(resume, overwrite)
         self.train_data = load_examples(recipe.data, recipe.run.seed, base_dir).examples
         self.heldout_cfg = heldout_config(recipe)
         self.heldout = load_examples(self.heldout_cfg, recipe.run.seed, base_dir).examples
@@ -263,17 +257,22 @@ class Trainer:
         rollout = self.cfg.prompts_per_step * self.cfg.samples_per_prompt
         return self.cfg.steps * self.cfg.ppo_epochs * (rollout // self.cfg.minibatch_size)
 
-    def _checkpoint_to_resume(self, resume: bool) -> Path | None:
+    def _checkpoint_to_resume(self, resume: bool, overwrite: bool) -> Path | None:
+        """The checkpoint to continue from (``--resume``), or None after making sure a new run
+        overwrites nothing of an earlier one (unless ``--overwrite``, which removes it)."""
+        if resume and overwrite:
+            raise ConfigError("--resume continues a run and --overwrite replaces it; pass one of them.")
         latest = ckpt.latest_checkpoint(self.run_dir)
         if resume:
             if latest is None:
                 raise ConfigError(f"--resume: no checkpoint in {self.run_dir}/checkpoints; start without --resume.")
             return latest
-        if latest is not None:
+        if latest is not None and not overwrite:
             raise ConfigError(
                 f"run.output_dir {self.run_dir} already holds checkpoints (latest {latest.name}). Continue it with "
                 f"--resume, replace it with --overwrite, or choose another run.output_dir; nothing was overwritten."
             )
+        claim_output_dir(self.run_dir, RUN_OUTPUTS, overwrite, "train")
         return None
 
     def _save(self) -> None:

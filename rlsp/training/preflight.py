@@ -10,6 +10,7 @@ import dataclasses
 
 from rlsp.config import Recipe
 from rlsp.errors import ConfigError
+from rlsp.training.advantage_step import CRITIC_FREE
 
 
 def check_training_recipe(recipe: Recipe) -> None:
@@ -29,11 +30,11 @@ def check_training_recipe(recipe: Recipe) -> None:
             f"train.minibatch_size ({t.minibatch_size}) must divide the rollout batch "
             f"(prompts_per_step x samples_per_prompt = {rollout})."
         )
-    if t.advantage_estimator in ("grpo", "rloo") and t.samples_per_prompt < 2:
+    if t.advantage_estimator in CRITIC_FREE and t.samples_per_prompt < 2:
         problems.append(
             f"train.samples_per_prompt: '{t.advantage_estimator}' compares samples of the same prompt; use 2 or more."
         )
-    if t.advantage_estimator in ("grpo", "rloo") and t.kl.placement == "reward" and t.kl.coef > 0:
+    if t.advantage_estimator in CRITIC_FREE and t.kl.placement == "reward" and t.kl.coef > 0:
         problems.append(
             f"train.kl.placement: '{t.advantage_estimator}' sees one score per sequence, so a per-token KL "
             "reward would be lost; set train.kl.placement=loss (or train.kl.coef=0)."
