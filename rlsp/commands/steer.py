@@ -34,7 +34,6 @@ def run(args) -> int:
 
 def _extract(args) -> int:
     from rlsp.config import load_recipe, output_dir
-    from rlsp.data import check_source
     from rlsp.modeling.causal_lm import load_causal_lm
     from rlsp.steering.extract import (
         check_steer_recipe,
@@ -46,8 +45,6 @@ def _extract(args) -> int:
     recipe = load_recipe(args.recipe, args.overrides)
     base_dir = Path(args.recipe).resolve().parent
     check_steer_recipe(recipe, base_dir)
-    if recipe.steer.responses_file is None:
-        check_source(recipe.data, base_dir)
     out = output_dir(recipe, args.recipe)
     model, tokenizer = load_causal_lm(recipe.model.name_or_path, device=recipe.model.device)
     contrast = contrast_set(recipe, base_dir, model, tokenizer)

@@ -1,8 +1,8 @@
 """``rlsp validate RECIPE``: every check ``eval``, ``sft`` or ``train`` makes before loading a model.
 
 Which command's checks run: ``--for``, else the recipe's own shape (rewards: ``train``; an
-``sft:`` section: ``sft``; a ``steer:`` section: ``steer extract``; otherwise ``eval``). Nothing here loads a model or reads a dataset's
-rows, so it takes a second.
+``sft:`` section: ``sft``; a ``steer:`` section: ``steer extract``; otherwise ``eval``).
+Nothing here loads a model or reads a dataset's rows, so it takes a second.
 """
 
 from __future__ import annotations
@@ -46,8 +46,6 @@ def validate_recipe(recipe, base_dir: Path, command: str) -> None:
         from rlsp.steering.extract import check_steer_recipe
 
         check_steer_recipe(recipe, base_dir)
-        if recipe.steer.responses_file is None:
-            check_source(recipe.data, base_dir)
     else:
         check_source(recipe.data, base_dir)
         build_verifier(recipe.verifier, base_dir)

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from rlsp.config import Recipe
-from rlsp.data import load_examples
+from rlsp.data import check_source, load_examples
 from rlsp.data.prompts import chat_messages
 from rlsp.data.rows import read_rows, resolve_data_file
 from rlsp.errors import ConfigError, DataError
@@ -40,6 +40,8 @@ def check_steer_recipe(recipe: Recipe, base_dir: Path | None) -> None:
         raise ConfigError("steer.positive_system_prompt: set the system prompt that elicits the trait.")
     if cfg.responses_file is not None:
         resolve_data_file(cfg.responses_file, base_dir, "steer.responses_file")
+    else:  # the questions come from the data section
+        check_source(recipe.data, base_dir)
 
 
 def contrast_set(recipe: Recipe, base_dir: Path | None, model=None, tokenizer=None) -> Contrast:
