@@ -19,6 +19,7 @@ COMMANDS = {
     "sft": "sft",
     "train": "train",
     "steer": "steer",
+    "inspect": "inspect",
 }
 
 

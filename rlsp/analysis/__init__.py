@@ -1,0 +1,1 @@
+"""Reading logged rollouts and measuring the reasoning behaviours in them (``rlsp inspect``)."""
