@@ -161,6 +161,8 @@ def test_rl_with_pps_ip_and_diagnostics(tmp_path, tiny_model_dir, lora, monkeypa
     assert set(rollouts) == {IP_PROMPT} and set(eval_before) == set(eval_after) == {None}
     rows = [json.loads(x) for x in (tmp_path / "run" / "rollouts.jsonl").read_text().splitlines()]
     assert {r["system_prompt"] for r in rows} == {IP_PROMPT}
+    assert all(r["schema_version"] == 1 and r["hooks"] == ["pps", "inoculation_prompt", "gradient_diagnostics"]
+               for r in rows)
     diagnostics = [json.loads(x) for x in (tmp_path / "run" / "diagnostics.jsonl").read_text().splitlines()]
     assert len(diagnostics) == 2  # two optimizer steps (minibatches of 2 of 4 samples)
     # the replay without PPS gives other gradients (on this tiny random model, nearly orthogonal ones)

@@ -315,6 +315,16 @@ def test_user_reward_file_reaches_tensorboard_and_rollouts(tmp_path, tiny_model_
     assert logged[0].step == 1
     expected = sum(r["reward_functions"]["chars"] for r in rows) / len(rows)
     assert logged[0].value == pytest.approx(expected, rel=1e-4)
+    # the rollout schema, and the behaviour rates rlsp inspect's detector finds in the same rows
+    from rlsp.analysis.behaviours import MarkerDetector
+    from rlsp.analysis.rollout_schema import ROLLOUT_FIELDS
+
+    assert all(list(row) == list(ROLLOUT_FIELDS) and row["correct"] == (row["rewards"]["verifier"] >= 1.0)
+               for row in rows)
+    profiles = MarkerDetector().detect_all([r["completion"] for r in rows], [r["length"] for r in rows])
+    for behaviour in ("backtracking", "verification", "exploration", "uncertainty"):
+        share = events.Scalars(f"behaviour/{behaviour}/share")[0].value
+        assert share == pytest.approx(sum(p.has(behaviour) for p in profiles) / 4)
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["heldout_size"] == 4
     # the summary reports the held-out evaluations TensorBoard logged at steps 0 and 1

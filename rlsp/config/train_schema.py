@@ -119,3 +119,10 @@ class TrainConfig:
     keep_checkpoints: int = option(2, help="How many step checkpoints to keep.", ge=1)
     eval_every: int = option(0, help="Evaluate on the held-out set every N steps (0: only before and after).", ge=0)
     gradient_checkpointing: bool = option(False, help="Trade compute for memory in policy and critic.")
+    log_behaviours: bool = option(
+        True, help="Log to TensorBoard each step the share of samples that backtrack, verify, explore or hedge "
+        "(behaviour/<name>/share, /per_1k), by the marker detector of rlsp inspect."
+    )
+    behaviour_markers: dict | None = option(
+        None, help="Replace the detector's marker phrases: {behaviour: [phrase, ...]}; null: the defaults."
+    )

@@ -29,6 +29,8 @@ from rlsp.algorithms import (
     FixedKLController,
     kl_estimate,
 )
+from rlsp.analysis.behaviours import MarkerDetector
+from rlsp.analysis.markers import check_markers
 from rlsp.config import Recipe, output_dir
 from rlsp.data import load_examples
 from rlsp.data.prompts import chat_messages
@@ -52,7 +54,13 @@ from rlsp.training.forward import completion_logprobs, completion_values
 from rlsp.training.preflight import check_training_recipe, heldout_config
 from rlsp.training.rollout import PromptSampler, generate_step, score_step
 from rlsp.training.run_logs import RunLogs
-from rlsp.training.step_records import critic_fit, response_scalars, reward_scalars, rollout_records
+from rlsp.training.step_records import (
+    behaviour_scalars,
+    critic_fit,
+    response_scalars,
+    reward_scalars,
+    rollout_records,
+)
 from rlsp.training.update import UpdateBatch, ppo_update, single_optimizer_step
 
 # What a run writes into run.output_dir (other folders there, e.g. a demo's sft/, are left alone).
@@ -90,6 +98,9 @@ class Trainer:
         config = model_config(recipe.model.name_or_path)  # read once, no weights: the checks before loading
         check_lora_targets_of(config, recipe.model.lora)
         self.hooks.check_model(config)
+        self.hook_names = [spec.hook for spec in recipe.hooks]  # logged with each rollout
+        self.behaviours = (MarkerDetector(check_markers(self.cfg.behaviour_markers, "train.behaviour_markers")
+                                          if self.cfg.behaviour_markers else None) if self.cfg.log_behaviours else None)
         a = self.cfg.reward.alpha
         self.alpha = AlphaSchedule(a.schedule, a.start, a.end, self.cfg.steps, a.warmup_steps)
 
@@ -217,7 +228,10 @@ class Trainer:
             }
             hooks.fire("step_end", scalars=scalars)
             scalars.update(hooks.pop_scalars())
-            records = rollout_records(self.step, generated, scores, self.reward_functions, adv.trained_rewards)
+            if self.behaviours is not None:
+                scalars.update(behaviour_scalars(generated, self.behaviours))
+            records = rollout_records(self.step, generated, scores, self.reward_functions, adv.trained_rewards,
+                                      self.recipe.verifier.pass_threshold, self.hook_names)
             self.logs.rollouts(dist.gather_objects(records))
         with timer("7_checkpoint"):
             if self.step == cfg.steps or (cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from rlsp.analysis.markers import check_markers
 from rlsp.config import Recipe
 from rlsp.errors import ConfigError
 from rlsp.training.advantage_step import CRITIC_FREE
@@ -48,6 +49,11 @@ def check_training_recipe(recipe: Recipe) -> None:
             "train.reward.alpha: decoupled mode carries the KL reward on the verifier channel, scaled by "
             "1/alpha, so alpha must stay above 0; raise alpha.end or set train.kl.placement=loss."
         )
+    if t.behaviour_markers is not None:
+        try:
+            check_markers(t.behaviour_markers, "train.behaviour_markers")
+        except ConfigError as e:
+            problems.append(str(e))
     if recipe.model.precision == "fp16":
         problems.append("model.precision: fp16 training needs loss scaling, which rlsp train does not do; "
                         "use 'auto' or 'bf16'.")

@@ -11,6 +11,8 @@ import math
 import torch
 
 from rlsp.algorithms import explained_variance
+from rlsp.analysis.behaviours import MarkerDetector
+from rlsp.analysis.rollout_schema import SCHEMA_VERSION
 from rlsp.training.rollout import Generated, Scores
 
 
@@ -45,9 +47,19 @@ def response_scalars(generated: Generated) -> dict[str, float]:
     }
 
 
+def behaviour_scalars(generated: Generated, detector: MarkerDetector) -> dict[str, float]:
+    """Share of samples showing each behaviour and its sentences per 1k tokens (``rlsp inspect``'s detector)."""
+    profiles = detector.detect_all(generated.texts, list(generated.lengths))
+    out = {}
+    for b in detector.behaviours:
+        out[f"behaviour/{b}/share"] = sum(p.has(b) for p in profiles) / len(profiles)
+        out[f"behaviour/{b}/per_1k"] = sum(p.rate_per_1k(b) for p in profiles) / len(profiles)
+    return out
+
+
 def rollout_records(step: int, generated: Generated, scores: Scores, reward_functions,
-                    trained_rewards: torch.Tensor) -> list[dict]:
-    """One JSON-ready row per sample (fields in the README's rollouts.jsonl table)."""
+                    trained_rewards: torch.Tensor, pass_threshold: float, hooks: list[str]) -> list[dict]:
+    """One JSON-ready row per sample: the rollout schema (``rlsp.analysis.rollout_schema``; README)."""
     records = []
     for i, example in enumerate(generated.examples):
         functions, parsed = {}, {}
@@ -58,6 +70,7 @@ def rollout_records(step: int, generated: Generated, scores: Scores, reward_func
                 parsed[fn.name] = result.parsed[i]
         records.append(
             {
+                "schema_version": SCHEMA_VERSION,
                 "step": step,
                 "prompt": example.prompt,
                 "completion": generated.texts[i],
@@ -66,10 +79,12 @@ def rollout_records(step: int, generated: Generated, scores: Scores, reward_func
                 "reward_functions": functions,
                 "parsed": parsed,
                 "trained_reward": trained_rewards[i].item(),
+                "correct": scores.verifier[i].item() >= pass_threshold,
                 "length": generated.lengths[i],
                 "finish_reason": generated.finish_reasons[i],
                 "group": int(generated.group_ids[i]),
                 "system_prompt": generated.system_prompts[i],
+                "hooks": hooks,
             }
         )
     return records
