@@ -30,3 +30,6 @@ rl_done=$(date +%s)
 
 "$BIN/python" launch/demo_report.py "$OUT" --seconds $(( rl_done - start )) \
   --stage-seconds $(( base_done - start )) $(( sft_done - base_done )) $(( rl_done - sft_done ))
+
+echo "== behaviour in the RL rollouts (backtracking, verification, ...): $OUT/inspect/report.html"
+"$BIN/rlsp" inspect "$OUT" --top 1

@@ -185,6 +185,12 @@ def test_inspect_a_real_training_run_writes_table_plots_and_report(tmp_path, tin
     assert "http://" not in report and "https://" not in report  # nothing fetched from a network
     assert "wrote steps.csv" in result.stdout and "Traceback" not in result.stderr
 
+    labelled = inspect_cli(run, "--labeller", tiny_model_dir, "--out", tmp_path / "llm", "--top", "0")
+    assert labelled.returncode == 0, labelled.stderr
+    with (tmp_path / "llm" / "steps.csv").open() as f:
+        assert {"deduction_share", "backtracking_share", "uncertainty-estimation_share"} <= next(csv.DictReader(f)).keys()
+    assert json.loads((tmp_path / "llm" / "samples.jsonl").read_text().splitlines()[0])["labeller"].startswith("llm:")
+
 
 def test_inspect_a_trl_grpo_run_and_compare_it_with_itself(tmp_path, tiny_model_dir):
     from datasets import Dataset
@@ -218,3 +224,25 @@ def test_inspect_cli_errors_are_one_line(tmp_path):
     assert result.returncode == 2 and "the directory is empty" in result.stderr and "Traceback" not in result.stderr
     result = inspect_cli(tmp_path / "empty", "--top", "-1")
     assert result.returncode == 2 and "--top: must be at least 0" in result.stderr
+
+
+def test_llm_labeller_gives_one_taxonomy_label_per_sentence_and_falls_back_to_markers(tiny_model_dir):
+    from rlsp.analysis.llm_labeller import TAXONOMY, LLMLabeller
+    from rlsp.modeling.causal_lm import load_causal_lm
+
+    model, tokenizer = load_causal_lm(str(tiny_model_dir), device="cpu")
+    texts = ["First add 2 and 3. Wait, that's wrong. Maybe 6.", "So 12 + 7 = 19. Let me verify: 19 - 7 = 12."]
+    sure = LLMLabeller("tiny", model=model, tokenizer=tokenizer, batch_size=2, min_confidence=0.0).label(texts)
+    for text, profile in zip(texts, sure):
+        assert [(s.start, s.end) for s in profile.spans] == sentence_spans(text)  # each sentence once
+        assert all(s.behaviour in TAXONOMY and s.marker.startswith("llm p=") for s in profile.spans)
+        assert sum(profile.counts.values()) == len(profile.spans) and profile.labeller == "llm:tiny"
+    # batching and left padding change nothing: each sentence alone gives the same choice
+    one_by_one = LLMLabeller("tiny", model=model, tokenizer=tokenizer, batch_size=1, min_confidence=0.0).label(texts)
+    assert [[s.behaviour for s in p.spans] for p in one_by_one] == [[s.behaviour for s in p.spans] for p in sure]
+    # never sure enough: sentences with a marker take the marker's label, the others keep the model's
+    unsure = LLMLabeller("tiny", model=model, tokenizer=tokenizer, min_confidence=1.01).label(texts)
+    labels = [(s.behaviour, s.marker) for s in unsure[0].spans]
+    assert labels[1:] == [("backtracking", "markers"), ("uncertainty-estimation", "markers")]
+    assert labels[0] == (sure[0].spans[0].behaviour, sure[0].spans[0].marker)
+    assert [s.behaviour for s in unsure[1].spans][1] == "example-testing"

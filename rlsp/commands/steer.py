@@ -2,6 +2,7 @@
 
     rlsp steer extract RECIPE [section.key=value ...]
     rlsp steer project VECTORS TEXTS.jsonl [--model NAME_OR_PATH] [--layer L] [--limit N]
+    rlsp steer backtracking TEXTS --model NAME_OR_PATH [--layer L] [--window -12 -8] [--project RUN]
 """
 
 from __future__ import annotations
@@ -26,9 +27,28 @@ def add_arguments(parser) -> None:
     project.add_argument("--limit", type=int, help="Read the first N texts.")
     project.add_argument("--batch-size", type=int, default=8)
     project.add_argument("--output", help="Also write the projections as JSON to this file.")
+    back = sub.add_parser("backtracking", help="The direction before backtracking sentences (arXiv 2507.12638).")
+    back.add_argument("texts", help="Logged completions or traces: anything rlsp inspect reads.")
+    back.add_argument("--model", required=True, help="The model whose residual stream is read.")
+    back.add_argument("--output", default="backtracking.safetensors", help="Vector file to write (and a .json report).")
+    back.add_argument("--layer", type=int, help="Report this layer; default: the best separating on the fit texts.")
+    back.add_argument("--window", type=int, nargs=2, default=[-12, -8], metavar=("FIRST", "LAST"),
+                      help="Token offsets before each backtracking sentence (default -12 -8, the paper's).")
+    back.add_argument("--text-field", help="The completion's field in a JSONL of another layout.")
+    back.add_argument("--prompt-field", help="The prompt's field in such a JSONL.")
+    back.add_argument("--limit", type=int, help="Use at most N texts with backtracking.")
+    back.add_argument("--max-tokens", type=int, default=1024, help="Read at most this many completion tokens per text.")
+    back.add_argument("--heldout", type=float, default=0.25, help="Share of texts held out to measure separation.")
+    back.add_argument("--max-other", type=int, default=256, help="Other positions sampled per text.")
+    back.add_argument("--seed", type=int, default=0)
+    back.add_argument("--project", metavar="RUN", help="Also report the mean projection per training step of this run.")
 
 
 def run(args) -> int:
+    if args.steer_command == "backtracking":
+        from rlsp.steering.backtracking_command import run_backtracking
+
+        return run_backtracking(args)
     return _extract(args) if args.steer_command == "extract" else _project(args)
 
 

@@ -1,0 +1,114 @@
+"""``rlsp steer backtracking``: the residual direction that precedes backtracking (arXiv 2507.12638).
+
+For each text (a prompt and its completion), the marker detector of ``rlsp inspect`` finds the
+backtracking sentences. The token window ``[start + lo, start + hi]`` before each one (default
+-12..-8, as in the paper) is a *window* position; every other completion token is an *other*
+position. The vector of layer ``l`` is the mean of layer ``l``'s output over window positions
+minus its mean over other positions, saved in the steering-vector format (usable by ``pps``).
+
+The texts are split into a fit part and a held-out part. Separation is Cohen's d of the
+projection on the unit vector, window against other positions: on the fit texts per layer (the
+layer with the largest is the one reported unless ``layer`` is given), and on the held-out texts,
+which never shaped the vector, at every layer.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+import torch
+from tqdm.auto import tqdm
+
+from rlsp.analysis.behaviours import MarkerDetector
+from rlsp.analysis.rollout_schema import Sample
+from rlsp.errors import DataError
+
+
+@dataclass
+class Positions:
+    """Per text: the completion's token positions in the model's input, window and other."""
+
+    window: list[int]
+    other: list[int]
+
+
+@dataclass
+class Activations:
+    window: list[torch.Tensor] = field(default_factory=list)  # per text (n_window, n_layers, H)
+    other: list[torch.Tensor] = field(default_factory=list)
+
+
+def encode_with_positions(tokenizer, sample: Sample, detector: MarkerDetector, offsets: tuple[int, int],
+                          max_tokens: int) -> tuple[list[int], Positions]:
+    """The chat-formatted input ids, and window/other positions inside the completion."""
+    conversation = ([{"role": "system", "content": sample.system_prompt}] if sample.system_prompt else []) + \
+        [{"role": "user", "content": sample.prompt}]
+    prompt = tokenizer.apply_chat_template(conversation, add_generation_prompt=True, tokenize=False)
+    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    encoded = tokenizer(sample.completion, add_special_tokens=False, return_offsets_mapping=True)
+    ids, char_spans = encoded["input_ids"][:max_tokens], encoded["offset_mapping"][:max_tokens]
+    starts = [s.start for s in detector.detect(sample.completion).spans if s.behaviour == "backtracking"]
+    window = set()
+    for char in starts:
+        token = next((t for t, (_, end) in enumerate(char_spans) if end > char), None)
+        if token is None:
+            continue  # the sentence lies beyond max_tokens
+        window.update(t for t in range(token + offsets[0], token + offsets[1] + 1) if 0 <= t < len(ids))
+    shift = len(prompt_ids)
+    other = [t + shift for t in range(len(ids)) if t not in window]
+    return prompt_ids + ids, Positions(sorted(t + shift for t in window), other)
+
+
+@torch.no_grad()
+def collect(model, tokenizer, samples: list[Sample], detector: MarkerDetector, offsets: tuple[int, int],
+            max_tokens: int, max_other_per_text: int, seed: int, desc: str) -> Activations:
+    """Each layer's output at window and (a random subset of) other positions, text by text."""
+    device = next(model.parameters()).device
+    rng = random.Random(seed)
+    out = Activations()
+    for sample in tqdm(samples, desc=desc, unit="text"):
+        ids, positions = encode_with_positions(tokenizer, sample, detector, offsets, max_tokens)
+        if not positions.window:
+            continue
+        other = positions.other if len(positions.other) <= max_other_per_text else \
+            sorted(rng.sample(positions.other, max_other_per_text))
+        hidden = model(input_ids=torch.tensor([ids], device=device), output_hidden_states=True, use_cache=False,
+                       logits_to_keep=1).hidden_states[1:]
+        layers = torch.stack(hidden, dim=2)[0].float()  # (L, n_layers, H)
+        out.window.append(layers[positions.window].cpu())
+        out.other.append(layers[other].cpu())
+    return out
+
+
+def difference_of_means(acts: Activations) -> torch.Tensor:
+    """(n_layers, H): mean over all window positions minus mean over all other positions."""
+    return torch.cat(acts.window).mean(0) - torch.cat(acts.other).mean(0)
+
+
+def cohens_d(acts: Activations, vectors: torch.Tensor) -> torch.Tensor:
+    """(n_layers,) d of the projection on each layer's unit vector, window against other positions."""
+    unit = vectors / vectors.norm(dim=-1, keepdim=True).clamp(min=1e-12)
+    window = torch.einsum("nlh,lh->nl", torch.cat(acts.window), unit)
+    other = torch.einsum("nlh,lh->nl", torch.cat(acts.other), unit)
+    pooled = ((window.var(0) * (len(window) - 1) + other.var(0) * (len(other) - 1))
+              / (len(window) + len(other) - 2)).sqrt().clamp(min=1e-12)
+    return (window.mean(0) - other.mean(0)) / pooled
+
+
+def split_texts(samples: list[Sample], detector: MarkerDetector, heldout_fraction: float, limit: int | None,
+                seed: int) -> tuple[list[Sample], list[Sample]]:
+    """Texts with at least one backtracking sentence, shuffled, cut to ``limit``, split fit / held-out."""
+    backtracking = [s for s in samples if detector.detect(s.completion).has("backtracking")]
+    if len(backtracking) < 4:
+        raise DataError(f"{len(backtracking)} of {len(samples)} texts have a backtracking sentence; the direction "
+                        f"needs at least 4 (2 to fit, 2 held out). Give texts from a model that backtracks.")
+    random.Random(seed).shuffle(backtracking)
+    backtracking = backtracking[:limit] if limit else backtracking
+    n_heldout = max(2, round(len(backtracking) * heldout_fraction))
+    return backtracking[n_heldout:], backtracking[:n_heldout]
+
+
+def window_counts(acts: Activations) -> dict[str, int]:
+    return {"texts": len(acts.window), "window_positions": sum(len(w) for w in acts.window),
+            "other_positions": sum(len(o) for o in acts.other)}
