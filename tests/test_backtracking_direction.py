@@ -31,6 +31,10 @@ def test_window_is_the_tokens_before_each_backtracking_sentence(tiny_model_dir):
     wait = next(t for t, (_, end) in enumerate(offsets) if end > completion.index("Wait"))
     assert positions.window == [prompt_len + wait - 3, prompt_len + wait - 2, prompt_len + wait - 1]
     assert sorted(positions.window + positions.other) == list(range(prompt_len, len(ids)))  # completion only
+    # the control: the same window before each plain sentence ("The answer is 19." at chars 18, 36, 54)
+    plain = [next(t for t, (_, end) in enumerate(offsets) if end > c) for c in (18, 36, 54)]
+    expected = {prompt_len + t + o for t in plain for o in (-3, -2, -1)} - set(positions.window)
+    assert positions.control == sorted(expected) and expected
     cut = encode_with_positions(tokenizer, Sample(completion), MarkerDetector(), (-3, -1), max_tokens=wait)[1]
     assert cut.window == []  # the sentence lies beyond max_tokens
 
@@ -65,6 +69,7 @@ def test_steer_backtracking_end_to_end(tmp_path, tiny_model_dir, capsys):
     assert report["fit"]["window_positions"] == 6 * 3 and report["layer"] in (0, 1)
     assert len(report["d_heldout_by_layer"]) == 2 and report["heldout_d"] == report["d_heldout_by_layer"][report["layer"]]
     assert list(report["projection_by_step_texts"]) == ["1", "2", "3"]
+    assert report["heldout"]["control_positions"] > 0 and "heldout_d_window_vs_control" in report
     assert "Cohen's d on 3 held-out texts" in capsys.readouterr().out
 
 

@@ -246,3 +246,13 @@ def test_llm_labeller_gives_one_taxonomy_label_per_sentence_and_falls_back_to_ma
     assert labels[1:] == [("backtracking", "markers"), ("uncertainty-estimation", "markers")]
     assert labels[0] == (sure[0].spans[0].behaviour, sure[0].spans[0].marker)
     assert [s.behaviour for s in unsure[1].spans][1] == "example-testing"
+
+
+def test_recipe_markers_are_checked_before_training(tmp_path, tiny_model_dir):
+    from rlsp.training.preflight import check_training_recipe
+
+    _, recipe = make_recipe(tmp_path, tiny_model_dir, "train.behaviour_markers={backtracking: wait}")
+    with pytest.raises(ConfigError, match=r"train.behaviour_markers.backtracking: give a non-empty list of phrases"):
+        check_training_recipe(recipe)
+    _, recipe = make_recipe(tmp_path, tiny_model_dir, "train.behaviour_markers={doubt: [hmm]}")
+    check_training_recipe(recipe)

@@ -2,7 +2,7 @@
 
 One file with no network needs (plots inlined as base64 PNG, CSS and a few lines of JavaScript
 inline), so it can be mailed or attached to a paper's supplement. Samples are filtered in the
-page by run, step, behaviour and correctness.
+page by run, step, behaviour and correctness; a link can preset them: ``report.html#step=5&b=backtracking``.
 """
 
 from __future__ import annotations
@@ -159,4 +159,6 @@ document.querySelectorAll('.card')){const b=f('f-b').value,bs=c.dataset.b.split(
 const ok=(!f('f-run').value||c.dataset.run===f('f-run').value)&&(!f('f-step').value||c.dataset.step===f('f-step')
 .value)&&(!b||(b==='-'?bs.length===0:bs.includes(b)))&&(!f('f-c').value||c.dataset.c===f('f-c').value);
 c.style.display=ok?'':'none';shown+=ok}f('count').textContent=shown+' samples shown'}
-for(const id of ['f-run','f-step','f-b','f-c'])f(id).addEventListener('change',apply);apply();"""
+const keys={run:'f-run',step:'f-step',b:'f-b',c:'f-c'};for(const kv of location.hash.slice(1).split('&')){
+const [k,v]=kv.split('=');if(keys[k])f(keys[k]).value=decodeURIComponent(v||'')}
+for(const id of Object.values(keys))f(id).addEventListener('change',apply);apply();"""

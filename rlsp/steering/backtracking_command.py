@@ -63,6 +63,11 @@ def run_backtracking(args) -> int:
         "d_fit_by_layer": [round(float(d), 3) for d in d_fit],
         "d_heldout_by_layer": [round(float(d), 3) for d in d_heldout],
     }
+    if held_acts.control and sum(len(c) for c in held_acts.control) > 1:
+        control = cohens_d(held_acts, vectors, of="control")
+        against_control = cohens_d(held_acts, vectors, against="control")
+        report["heldout_d_control_vs_other"] = round(float(control[layer]), 3)
+        report["heldout_d_window_vs_control"] = round(float(against_control[layer]), 3)
     for name, run in (("texts", texts), ("project", projected)):
         if run is not None and run.steps:
             report[f"projection_by_step_{name}"] = projection_by_step(model, tokenizer, vectors, run.samples, layer)
@@ -74,6 +79,10 @@ def run_backtracking(args) -> int:
           f"{report['fit']['other_positions']} other positions from {report['fit']['texts']} texts.\n"
           f"layer {layer}: Cohen's d on {report['heldout']['texts']} held-out texts = {report['heldout_d']:.2f} "
           f"(fit texts {report['fit_d']:.2f}).")
+    if "heldout_d_control_vs_other" in report:
+        print(f"control (the same window before sentences with no behaviour): d = "
+              f"{report['heldout_d_control_vs_other']:.2f} against other positions; backtracking windows against "
+              f"control windows d = {report['heldout_d_window_vs_control']:.2f}.")
     for key in ("projection_by_step_texts", "projection_by_step_project"):
         if key in report:
             print(f"mean projection per step ({key.rsplit('_', 1)[1]}): "

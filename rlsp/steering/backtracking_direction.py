@@ -9,7 +9,9 @@ minus its mean over other positions, saved in the steering-vector format (usable
 The texts are split into a fit part and a held-out part. Separation is Cohen's d of the
 projection on the unit vector, window against other positions: on the fit texts per layer (the
 layer with the largest is the one reported unless ``layer`` is given), and on the held-out texts,
-which never shaped the vector, at every layer.
+which never shaped the vector, at every layer. As a control, the same window before sentences
+that carry no behaviour at all: a direction that only marks "a sentence ends soon" separates
+those as well as the backtracking windows.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from dataclasses import dataclass, field
 import torch
 from tqdm.auto import tqdm
 
-from rlsp.analysis.behaviours import MarkerDetector
+from rlsp.analysis.behaviours import MarkerDetector, sentence_spans
 from rlsp.analysis.rollout_schema import Sample
 from rlsp.errors import DataError
 
@@ -31,12 +33,14 @@ class Positions:
 
     window: list[int]
     other: list[int]
+    control: list[int] = field(default_factory=list)  # the same window before sentences with no behaviour
 
 
 @dataclass
 class Activations:
     window: list[torch.Tensor] = field(default_factory=list)  # per text (n_window, n_layers, H)
     other: list[torch.Tensor] = field(default_factory=list)
+    control: list[torch.Tensor] = field(default_factory=list)
 
 
 def encode_with_positions(tokenizer, sample: Sample, detector: MarkerDetector, offsets: tuple[int, int],
@@ -48,16 +52,26 @@ def encode_with_positions(tokenizer, sample: Sample, detector: MarkerDetector, o
     prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
     encoded = tokenizer(sample.completion, add_special_tokens=False, return_offsets_mapping=True)
     ids, char_spans = encoded["input_ids"][:max_tokens], encoded["offset_mapping"][:max_tokens]
-    starts = [s.start for s in detector.detect(sample.completion).spans if s.behaviour == "backtracking"]
-    window = set()
-    for char in starts:
+    spans = detector.detect(sample.completion).spans
+    labelled = {s.start for s in spans}
+    starts = [s.start for s in spans if s.behaviour == "backtracking"]
+    plain = [start for start, _ in sentence_spans(sample.completion) if start not in labelled]
+    window = _windows(starts, char_spans, offsets, len(ids))
+    control = _windows(plain, char_spans, offsets, len(ids)) - window
+    shift = len(prompt_ids)
+    other = [t + shift for t in range(len(ids)) if t not in window]
+    return prompt_ids + ids, Positions(sorted(t + shift for t in window), other, sorted(t + shift for t in control))
+
+
+def _windows(char_starts: list[int], char_spans, offsets: tuple[int, int], n_tokens: int) -> set[int]:
+    """Token positions ``offsets`` before the token holding each character start."""
+    out = set()
+    for char in char_starts:
         token = next((t for t, (_, end) in enumerate(char_spans) if end > char), None)
         if token is None:
             continue  # the sentence lies beyond max_tokens
-        window.update(t for t in range(token + offsets[0], token + offsets[1] + 1) if 0 <= t < len(ids))
-    shift = len(prompt_ids)
-    other = [t + shift for t in range(len(ids)) if t not in window]
-    return prompt_ids + ids, Positions(sorted(t + shift for t in window), other)
+        out.update(t for t in range(token + offsets[0], token + offsets[1] + 1) if 0 <= t < n_tokens)
+    return out
 
 
 @torch.no_grad()
@@ -78,6 +92,7 @@ def collect(model, tokenizer, samples: list[Sample], detector: MarkerDetector, o
         layers = torch.stack(hidden, dim=2)[0].float()  # (L, n_layers, H)
         out.window.append(layers[positions.window].cpu())
         out.other.append(layers[other].cpu())
+        out.control.append(layers[positions.control].cpu())
     return out
 
 
@@ -86,14 +101,14 @@ def difference_of_means(acts: Activations) -> torch.Tensor:
     return torch.cat(acts.window).mean(0) - torch.cat(acts.other).mean(0)
 
 
-def cohens_d(acts: Activations, vectors: torch.Tensor) -> torch.Tensor:
-    """(n_layers,) d of the projection on each layer's unit vector, window against other positions."""
+def cohens_d(acts: Activations, vectors: torch.Tensor, against: str = "other", of: str = "window") -> torch.Tensor:
+    """(n_layers,) Cohen's d of the projection on each layer's unit vector, ``of`` positions
+    ("window" or "control") against ``against`` positions ("other" or "control")."""
     unit = vectors / vectors.norm(dim=-1, keepdim=True).clamp(min=1e-12)
-    window = torch.einsum("nlh,lh->nl", torch.cat(acts.window), unit)
-    other = torch.einsum("nlh,lh->nl", torch.cat(acts.other), unit)
-    pooled = ((window.var(0) * (len(window) - 1) + other.var(0) * (len(other) - 1))
-              / (len(window) + len(other) - 2)).sqrt().clamp(min=1e-12)
-    return (window.mean(0) - other.mean(0)) / pooled
+    a = torch.einsum("nlh,lh->nl", torch.cat(getattr(acts, of)), unit)
+    b = torch.einsum("nlh,lh->nl", torch.cat(getattr(acts, against)), unit)
+    pooled = ((a.var(0) * (len(a) - 1) + b.var(0) * (len(b) - 1)) / (len(a) + len(b) - 2)).sqrt().clamp(min=1e-12)
+    return (a.mean(0) - b.mean(0)) / pooled
 
 
 def split_texts(samples: list[Sample], detector: MarkerDetector, heldout_fraction: float, limit: int | None,
@@ -111,4 +126,5 @@ def split_texts(samples: list[Sample], detector: MarkerDetector, heldout_fractio
 
 def window_counts(acts: Activations) -> dict[str, int]:
     return {"texts": len(acts.window), "window_positions": sum(len(w) for w in acts.window),
-            "other_positions": sum(len(o) for o in acts.other)}
+            "other_positions": sum(len(o) for o in acts.other),
+            "control_positions": sum(len(c) for c in acts.control)}
