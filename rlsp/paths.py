@@ -36,11 +36,20 @@ def names_local_path(text: str, base_dir: Path | None = None) -> bool:
     return "/" in text and any(place.is_dir() for place in candidate_paths(first, base_dir))
 
 
+def check_output_dir(out: Path) -> None:
+    """A run folder must be a folder, or not exist yet (checked before any work, not at the first write)."""
+    from rlsp.errors import ConfigError
+
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"run.output_dir: {out} is a file, not a folder; choose a folder for the run's outputs.")
+
+
 def claim_output_dir(out: Path, outputs: Sequence[str], overwrite: bool, command: str) -> None:
     """Refuse an output folder that already holds ``outputs`` of an earlier run (nothing is
     overwritten by accident); with ``overwrite`` remove those outputs first."""
     from rlsp.errors import ConfigError
 
+    check_output_dir(out)
     found = [name for name in outputs if (out / name).exists()]
     if not found:
         return

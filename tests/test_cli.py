@@ -118,7 +118,7 @@ def test_every_shipped_recipe_passes_validate(path, capsys, shared_data):
         ("sft: {}\nhooks: [{hook: nowhere.py:Steer}]\n", [], "hooks.0 (nowhere.py:Steer): hook file 'nowhere.py' not found"),
         # train: the held-out file, when the data is not the built-in task
         (("rewards: [{function: math, channel: verifier}]\ndata: {source: train.jsonl, split: train}\n"
-          "heldout: {source: missing.jsonl}\n"), [], "data.source: dataset file 'missing.jsonl' not found"),
+          "heldout: {source: missing.jsonl}\n"), [], "heldout.source: dataset file 'missing.jsonl' not found"),
         # steer extract: its prompts and responses file
         ("steer: {negative_system_prompt: Be plain.}\n", [], "steer.positive_system_prompt: set the system prompt"),
         ("steer: {positive_system_prompt: CAPS., responses_file: gone.jsonl}\n", [],

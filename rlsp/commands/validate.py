@@ -2,7 +2,8 @@
 
 Which command's checks run: ``--for``, else the recipe's own shape (rewards: ``train``; an
 ``sft:`` section: ``sft``; a ``steer:`` section: ``steer extract``; otherwise ``eval``).
-Nothing here loads a model or reads a dataset's rows, so it takes a second.
+Nothing here loads a model's weights or downloads anything; local data files are read row by
+row as the command would, and the model's config is read where it is local or cached.
 """
 
 from __future__ import annotations
@@ -34,9 +35,7 @@ def command_of(recipe, sections: set[str]) -> str:
 
 def validate_recipe(recipe, base_dir: Path, command: str) -> None:
     """Raise the first ``RlspError`` that ``rlsp <command>`` would raise before loading a model."""
-    from rlsp.data import check_source
     from rlsp.eval.checks import check_eval_settings
-    from rlsp.hooks import build_hooks
     from rlsp.scoring.verifier import build_verifier
     from rlsp.sft.dataset import check_sft_source
 
@@ -47,7 +46,7 @@ def validate_recipe(recipe, base_dir: Path, command: str) -> None:
 
         check_steer_recipe(recipe, base_dir)
     else:
-        check_source(recipe.data, base_dir)
+        read_local_rows(recipe.data, recipe.run.seed, base_dir, "data")
         build_verifier(recipe.verifier, base_dir)
     if command == "eval":
         check_eval_settings(recipe)
@@ -56,22 +55,51 @@ def validate_recipe(recipe, base_dir: Path, command: str) -> None:
         from rlsp.training.preflight import check_training_recipe, heldout_config
 
         check_training_recipe(recipe)
-        check_source(heldout_config(recipe), base_dir)
+        read_local_rows(heldout_config(recipe), recipe.run.seed, base_dir, "heldout")
         build_reward_functions(recipe.rewards, base_dir)
+    check_model(recipe, command, base_dir)
+
+
+def check_model(recipe, command: str, base_dir: Path) -> None:
+    """The model's config is readable (a local folder, an alias's package, a cached hub id; a hub id
+    that is not cached is left to the command), and LoRA targets and hooks fit it."""
+    from rlsp.hooks import build_hooks
+    from rlsp.modeling.causal_lm import model_config
+    from rlsp.modeling.lora import check_lora_targets_of
+
+    config = model_config(recipe.model.name_or_path, local_only=True)
     if command in ("train", "sft"):
-        build_hooks(recipe.hooks, base_dir)
+        hooks = build_hooks(recipe.hooks, base_dir)
+        if config is not None:
+            check_lora_targets_of(config, recipe.model.lora)
+            for hook in hooks:
+                hook.check_model(config)
+
+
+def read_local_rows(cfg, seed: int, base_dir: Path, section: str) -> None:
+    """Read a local file's rows as the command will (bad lines, missing fields); hub datasets are
+    only checked for the shape of their name, not downloaded."""
+    from rlsp.data import check_source, load_examples
+    from rlsp.data.rows import is_file_source
+
+    if cfg.source.startswith("builtin:") or is_file_source(cfg.source):
+        load_examples(cfg, seed, base_dir, section)
+    else:
+        check_source(cfg, base_dir, section)
 
 
 def run(args) -> int:
     import yaml
 
-    from rlsp.config import load_recipe
+    from rlsp.config import load_recipe, output_dir
     from rlsp.config.explain import explain, recipe_as_dict
     from rlsp.config.loading import read_yaml_mapping
+    from rlsp.paths import check_output_dir
 
     recipe = load_recipe(args.recipe, args.overrides)
     command = args.for_command or command_of(recipe, set(read_yaml_mapping(Path(args.recipe))))
     validate_recipe(recipe, Path(args.recipe).resolve().parent, command)
+    check_output_dir(output_dir(recipe, args.recipe))
     print(yaml.safe_dump(recipe_as_dict(recipe), sort_keys=False).rstrip())
     if args.explain:
         print("\n" + explain(type(recipe)))

@@ -32,7 +32,7 @@ class ModelConfig:
         "autocast, fp32 master weights and optimizer states. 'bf16-pure': bf16 weights and optimizer "
         "states (large models under DeepSpeed; small updates round away). See rlsp/precision.py.",
     )
-    device: str = option("auto", help="'auto', 'cpu', 'cuda' or 'cuda:N'.")
+    device: str = option("auto", help="'auto', 'cpu', 'cuda' or 'cuda:N'.", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
     lora: LoraConfig = option(LoraConfig, help="LoRA adapters instead of full fine-tuning.")
 
 
@@ -45,7 +45,7 @@ class ArithConfig:
         "6: two-digit x two-digit).",
         min_length=1,
     )
-    train_size: int = option(2000, help="Problems in the training split.", ge=1)
+    train_size: int = option(1000, help="Problems in the training split (split evenly over the levels).", ge=1)
     heldout_size: int = option(200, help="Problems in the held-out split.", ge=1)
 
 

@@ -87,10 +87,10 @@ def read_rows(
 
 
 def _read_parquet(path: Path) -> list[tuple[int, dict]]:
-    import datasets
+    import pyarrow.parquet as pq  # directly: datasets' reader also prints pyarrow's error to the log
 
     try:
-        table = datasets.Dataset.from_parquet(str(path))
+        table = pq.read_table(path).to_pylist()
     except Exception as e:  # noqa: BLE001 -- pyarrow raises several types for a file that is not parquet
         raise DataError(f"{path}: not a readable parquet file ({type(e).__name__}: {e}).") from None
     return [(i + 1, row) for i, row in enumerate(table)]

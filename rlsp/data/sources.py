@@ -34,24 +34,28 @@ class LoadedData:
     source: str
 
 
-def check_source(cfg: DataConfig, base_dir: Path | None) -> None:
-    """Cheap checks that need no loading: the file exists, the built-in task name is known."""
+def check_source(cfg: DataConfig, base_dir: Path | None, section: str = "data") -> None:
+    """Cheap checks that need no loading: the file exists, the built-in task name is known.
+    ``section`` names the recipe section in messages (``data`` or ``heldout``)."""
     if cfg.source.startswith(BUILTIN_PREFIX):
         if cfg.source != "builtin:arith":
-            raise DataError(f"data.source: unknown built-in dataset {cfg.source!r}; the built-in task is 'builtin:arith'.")
+            raise DataError(f"{section}.source: unknown built-in dataset {cfg.source!r}; the built-in task is 'builtin:arith'.")
         if cfg.split not in ("train", "heldout"):
             raise ConfigError(
-                f"data.split: the arithmetic task has splits 'train' and 'heldout', not {cfg.split!r}."
+                f"{section}.split: the arithmetic task has splits 'train' and 'heldout', not {cfg.split!r}"
+                + (" (the default, meant for files and hub datasets)" if cfg.split == "test" else "")
+                + f"; set {section}.split: heldout to evaluate, or train for rlsp train."
             )
     else:
-        check_data_source(cfg.source, base_dir, "data.source")
+        check_data_source(cfg.source, base_dir, f"{section}.source")
 
 
-def load_examples(cfg: DataConfig, seed: int, base_dir: Path | None = None) -> LoadedData:
-    check_source(cfg, base_dir)
+def load_examples(cfg: DataConfig, seed: int, base_dir: Path | None = None, section: str = "data") -> LoadedData:
+    check_source(cfg, base_dir, section)
     if cfg.source == "builtin:arith":
         return LoadedData(_arith_examples(cfg, seed), 0, cfg.source)
-    read = read_rows(cfg.source, split=cfg.split, subset=cfg.subset, on_bad_row=cfg.on_bad_row, base_dir=base_dir)
+    read = read_rows(cfg.source, split=cfg.split, subset=cfg.subset, on_bad_row=cfg.on_bad_row, base_dir=base_dir,
+                     field=f"{section}.source")
     rows, malformed, where = read.rows, read.malformed, read.where
     examples, missing = _map_rows(rows, cfg, where)
     if cfg.shuffle:

@@ -125,17 +125,30 @@ def convert_gguf(gguf: Path, target: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def model_config(name_or_path: str):
-    """The transformers config of a model (no weights read), for checks before loading."""
+def model_config(name_or_path: str, local_only: bool = False):
+    """The transformers config of a model (no weights read), for checks before loading.
+    ``local_only``: a hub id not in the local cache gives ``None`` instead of a download."""
     from transformers import AutoConfig
 
+    if local_only and name_or_path in ALIASES:
+        _find_gguf(ALIASES[name_or_path])  # the package is there; converting it is the command's work
+        return None
     path = resolve_model_path(name_or_path)
     if is_adapter_dir(path):
         path = resolve_model_path(adapter_base(path))
+    is_dir = Path(path).is_dir()
+    if is_dir and not (Path(path) / "config.json").is_file():
+        found = ", ".join(sorted(p.name for p in Path(path).iterdir())[:6]) or "nothing"
+        raise ModelError(f"model.name_or_path: {name_or_path!r} is not a model folder: it has no config.json "
+                         f"(it holds {found}). Give the folder a model was saved to (e.g. an rlsp sft run's "
+                         f"folder or a train run's final/), a hub id or an alias.")
     try:
-        return AutoConfig.from_pretrained(path)
-    except OSError as e:
-        raise ModelError(f"model.name_or_path: could not read the config of {name_or_path!r}: {e}") from None
+        return AutoConfig.from_pretrained(path, local_files_only=local_only and not is_dir)
+    except (OSError, ValueError) as e:
+        if local_only and not is_dir:
+            return None  # a hub id that is not cached here: the command downloads and checks it
+        first = str(e).strip().splitlines()[0]
+        raise ModelError(f"model.name_or_path: could not read the config of {name_or_path!r}: {first}") from None
 
 
 def pick_device(device: str = "auto") -> torch.device:
@@ -173,8 +186,9 @@ def load_causal_lm(name_or_path: str, dtype: torch.dtype = torch.float32, device
             model = load_merged_adapter(path, dtype)
         else:
             model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
-    except OSError as e:
-        raise ModelError(f"model.name_or_path: could not load {name_or_path!r}: {e}") from None
+    except (OSError, ValueError) as e:
+        first = str(e).strip().splitlines()[0]
+        raise ModelError(f"model.name_or_path: could not load {name_or_path!r}: {first}") from None
     model.to(torch_device).eval()
     return model, load_tokenizer(name_or_path)
 

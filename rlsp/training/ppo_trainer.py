@@ -89,7 +89,7 @@ class Trainer:
         self.resume_from = self._checkpoint_to_resume(resume, overwrite)
         self.train_data = load_examples(recipe.data, recipe.run.seed, base_dir).examples
         self.heldout_cfg = heldout_config(recipe)
-        self.heldout = load_examples(self.heldout_cfg, recipe.run.seed, base_dir).examples
+        self.heldout = load_examples(self.heldout_cfg, recipe.run.seed, base_dir, "heldout").examples
         check_group_by(recipe.eval.group_by, self.heldout)
         self.reward_functions = build_reward_functions(recipe.rewards, base_dir)
         self.verifier = build_verifier(recipe.verifier, base_dir)
