@@ -54,8 +54,9 @@ def make(fn, **spec) -> RewardFunction:
     return RewardFunction(Spec("under_test", **spec))
 
 
-def run(reward_function, batch=3, columns=None):
-    return reward_function(["p"] * batch, ["c"] * batch, ["r"] * batch, columns)
+def run(reward_function, batch=3, columns=None, completions=None):
+    completions = completions or ["c"] * batch
+    return reward_function(["p"] * len(completions), completions, ["r"] * len(completions), columns)
 
 
 # --- registry and loader -----------------------------------------------------------------------
@@ -261,8 +262,7 @@ def test_exceptions_raise_or_fall_back():
 
     with pytest.raises(
         RewardError,
-        match=r"'under_test' \(under_test\) raised ZeroDivisionError: division by zero "
-        r"on a batch of 3 samples",
+        match=r"'under_test' \(under_test\) raised ZeroDivisionError: division by zero on sample 0 of 3",
     ) as e:
         run(make(broken))
     assert isinstance(e.value.__cause__, ZeroDivisionError)
@@ -270,6 +270,16 @@ def test_exceptions_raise_or_fall_back():
     reward_registry._registered.clear()
     result = run(make(broken, on_error="fallback", fallback_value=0.5))
     assert result.scores.tolist() == [0.5, 0.5, 0.5] and result.n_errors == 3
+
+    def fails_on_empty(prompts, completions, references, **columns):
+        return [1.0 / len(c) for c in completions]  # one sample in the batch is the empty string
+
+    reward_registry._registered.clear()
+    with pytest.raises(RewardError, match=r"raised ZeroDivisionError: float division by zero on sample 1 of 3 \(completion ''\)"):
+        run(make(fails_on_empty), completions=["ab", "", "abcd"])
+    reward_registry._registered.clear()
+    result = run(make(fails_on_empty, on_error="fallback", fallback_value=-1.0), completions=["ab", "", "abcd"])
+    assert result.scores.tolist() == [0.5, -1.0, 0.25] and result.n_errors == 1  # only the failing sample
 
     def misconfigured(prompts, completions, references, **columns):
         raise ConfigError("answer_pattern is required")

@@ -45,6 +45,10 @@ def parse_yaml(text: str):
 
 def read_yaml_mapping(path: Path) -> dict:
     """Parse ``path`` as a YAML mapping, or raise a ConfigError that points at the problem."""
+    if path.is_dir():
+        yamls = sorted(p.name for p in path.glob("*.yaml"))[:5]
+        raise ConfigError(f"recipe file {str(path)!r} is a folder; give a recipe's YAML file"
+                          + (f" (it holds {', '.join(yamls)})." if yamls else "; recipes ship in recipes/."))
     if not path.is_file():
         raise ConfigError(f"recipe file {str(path)!r} not found. Check the path; recipes ship in recipes/.")
     try:

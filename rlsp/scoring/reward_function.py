@@ -99,10 +99,10 @@ class RewardFunction:
             )
         except ConfigError:
             raise  # a misconfiguration fails every batch: never hide it behind a fallback
-        except Exception as e:  # noqa: BLE001 -- user code: any exception is reported or falls back
-            return self._fail_batch(
-                batch, f"raised {type(e).__name__}: {e} on a batch of {batch} samples", e
-            )
+        except Exception:  # noqa: BLE001 -- user code: any exception is reported or falls back
+            # Find the sample(s) it fails on by scoring each alone, so the message can name one
+            # and a fallback hits only those.
+            out = self._one_by_one(prompts, completions, references, columns)
         values = _as_list(out)
         if values is None or len(values) != batch:
             got = f"{len(values)} values" if values is not None else f"a {type(out).__name__}"
@@ -117,6 +117,14 @@ class RewardFunction:
         reasons: list[str | None] = [None] * batch
         has_verdicts, n_errors = False, 0
         for i, value in enumerate(values):
+            if isinstance(value, _Failed):
+                if self.on_error == "raise":
+                    raise RewardError(
+                        f"reward function '{self.name}' ({self.ref}) raised {type(value.error).__name__}: "
+                        f"{value.error} on sample {i} of {batch} (completion {_short_repr(completions[i])})"
+                    ) from value.error
+                scores[i], applicable[i], n_errors = self.fallback_value, True, n_errors + 1
+                continue
             if isinstance(value, Verdict):
                 has_verdicts = True
                 parsed[i], reasons[i], value = value.parsed, value.reason, value.score
@@ -146,6 +154,22 @@ class RewardFunction:
             reasons if has_verdicts else None,
             n_errors,
         )
+
+    def _one_by_one(self, prompts, completions, references, columns) -> list:
+        """Each sample scored alone: its value, or ``_Failed`` holding what it raised."""
+        values = []
+        for i in range(len(completions)):
+            one = {k: [v[i]] for k, v in (columns or {}).items()}
+            try:
+                value = _as_list(self.fn([prompts[i]], [completions[i]], [references[i]], **{**one, **self.kwargs}))
+            except ConfigError:
+                raise
+            except Exception as e:  # noqa: BLE001 -- user code
+                values.append(_Failed(e))
+                continue
+            values.append(value[0] if value is not None and len(value) == 1 else _Failed(
+                TypeError(f"returned {value!r} for one sample")))
+        return values
 
     def _fail_batch(self, batch: int, problem: str, cause: Exception | None = None) -> RewardResult:
         message = f"reward function '{self.name}' ({self.ref}) {problem}"
@@ -237,6 +261,13 @@ def _as_float(value: Any) -> float | None:
     if isinstance(value, torch.Tensor) and value.numel() == 1 and not value.is_complex():
         return float(value.item())
     return None
+
+
+class _Failed:
+    """What a reward function raised on one sample."""
+
+    def __init__(self, error: Exception):
+        self.error = error
 
 
 def _short_repr(value: Any, limit: int = 80) -> str:
