@@ -1,18 +1,24 @@
 """The ``rlsp`` command line (also ``python -m rlsp`` and ``accelerate launch -m rlsp``).
 
 Problems with the user's input are ``RlspError``s: printed as one short message without a
-traceback, exit status 2.
+traceback, exit status 2. ``--debug`` (anywhere on the line) or ``RLSP_DEBUG=1`` shows the
+traceback instead. Ctrl-C prints what the command leaves behind and how to go on (exit 130).
+Anything else is a bug in rlsp and keeps its traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
+import os
+import re
 import sys
 
-from rlsp.errors import RlspError
+from rlsp.errors import ConfigError, RlspError
 
-# Sub-command name -> module in rlsp.commands (each has HELP, add_arguments, run).
+# Sub-command name -> module in rlsp.commands (each has HELP, add_arguments, run; optionally
+# interrupted(args) -> str, what Ctrl-C leaves behind).
 COMMANDS = {
     "validate": "validate",
     "eval": "eval",
@@ -21,10 +27,12 @@ COMMANDS = {
     "steer": "steer",
     "inspect": "inspect",
 }
+_OVERRIDE = re.compile(r"^[A-Za-z_]\w*(\.\w+)*=")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rlsp", description="RL post-training for reasoning (RLSP).")
+    parser = argparse.ArgumentParser(prog="rlsp", description="RL post-training for reasoning (RLSP).",
+                                     epilog="--debug anywhere (or RLSP_DEBUG=1) shows tracebacks for errors.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, module_name in COMMANDS.items():
         module = importlib.import_module(f"rlsp.commands.{module_name}")
@@ -32,14 +40,57 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse(argv: list[str]) -> argparse.Namespace:
+    """Parse, taking ``section.key=value`` overrides wherever they stand: argparse reads the
+    positionals in one run, so ``rlsp train r.yaml --resume x.y=1`` would leave ``x.y=1`` over."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    overrides = [a for a in extra if _OVERRIDE.match(a)]
+    unknown = [a for a in extra if not _OVERRIDE.match(a)]
+    target = "overrides" if hasattr(args, "overrides") else "args" if hasattr(args, "args") else None
+    if unknown or (overrides and target is None):
+        parser.error(f"unrecognized arguments: {' '.join(unknown or overrides)}")
+    if overrides:
+        setattr(args, target, list(getattr(args, target) or []) + overrides)
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("RLSP_DEBUG", "") not in ("", "0")
+    args = parse([a for a in argv if a != "--debug"])
     module = importlib.import_module(f"rlsp.commands.{COMMANDS[args.command]}")
+    if getattr(args, "recipe", "") is None:
+        print(f"rlsp {args.command}: error: give a recipe file, e.g. rlsp {args.command} recipes/demo_rlsp.yaml "
+              f"[section.key=value ...]; the shipped recipes are in recipes/.", file=sys.stderr)
+        return 2
     try:
         return module.run(args)
     except RlspError as e:
-        print(f"rlsp {args.command}: error: {e}", file=sys.stderr)
+        if debug:
+            raise
+        if os.environ.get("RANK", "0") == "0":  # under a launcher every rank has the same complaint
+            print(f"rlsp {args.command}: error: {with_recipe_file(e, args)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        left = getattr(module, "interrupted", None)
+        print(f"\nrlsp {args.command}: interrupted (Ctrl-C). {left(args) if left else ''}".rstrip(), file=sys.stderr)
+        return 130
+
+
+def with_recipe_file(error: RlspError, args) -> str:
+    """Checks after loading name a recipe field (``train.minibatch_size: ...``); put the recipe's
+    file in front, as the loader's own messages have it."""
+    message, recipe = str(error), getattr(args, "recipe", None)
+    if not isinstance(error, ConfigError) or not recipe or message.startswith(str(recipe)):
+        return message
+    from rlsp.config import Recipe
+
+    sections = {f.name for f in dataclasses.fields(Recipe)}
+    first = re.match(r"^([a-z_]+)[.:\s]", message)
+    return f"{recipe}: {message}" if first and first.group(1) in sections else message
 
 
 if __name__ == "__main__":

@@ -67,7 +67,9 @@ def run(args) -> int:
 
     from rlsp.config import load_recipe, output_dir
     from rlsp.eval.run import run_eval
+    from rlsp.launch_setup import check_launch
 
+    check_launch("eval")
     recipe_path, overrides = _split_positionals(args.args)
     flags = [f"{SHORTCUTS[dest]}={json.dumps(value)}" for dest, value in _given_shortcuts(args)]
     if recipe_path is None and args.benchmark is None and not any(
@@ -139,3 +141,7 @@ def _k_list(text: str) -> list[int]:
         return [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 1,4; got {text!r}") from None
+
+
+def interrupted(args) -> str:
+    return "Nothing was written: rlsp eval writes eval_samples.jsonl and eval_summary.json once every answer is scored."

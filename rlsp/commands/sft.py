@@ -18,8 +18,10 @@ def run(args) -> int:
     from accelerate import PartialState
 
     from rlsp.config import load_recipe, output_dir
+    from rlsp.launch_setup import check_launch
     from rlsp.sft.warm_start import run_sft
 
+    check_launch("sft")
     recipe = load_recipe(args.recipe, args.overrides)
     out = output_dir(recipe, args.recipe)
     result = run_sft(recipe, Path(args.recipe).resolve().parent, out, overwrite=args.overwrite)
@@ -35,3 +37,8 @@ def run(args) -> int:
         f"{result.saved} model saved in {out}/ (use it as model.name_or_path={out})"
     )
     return 0
+
+
+def interrupted(args) -> str:
+    return ("rlsp sft saves the model when training ends, so none was saved; run the same command again "
+            "(checkpoints that sft.save_steps wrote stay in run.output_dir).")

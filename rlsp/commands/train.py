@@ -15,8 +15,10 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     from rlsp.config import load_recipe
+    from rlsp.launch_setup import check_launch
     from rlsp.training.ppo_trainer import Trainer
 
+    check_launch("train")
     recipe = load_recipe(args.recipe, args.overrides)
     trainer = Trainer(recipe, args.recipe, resume=args.resume, overwrite=args.overwrite)
     summary = trainer.fit()
@@ -28,3 +30,21 @@ def run(args) -> int:
         f"run in {trainer.run_dir}/ (tensorboard --logdir {trainer.run_dir}/tensorboard)"
     )
     return 0
+
+
+def interrupted(args) -> str:
+    """Where a stopped run stands: its latest checkpoint and the command that continues it."""
+    from rlsp.config import load_recipe, output_dir
+    from rlsp.training.checkpoint import latest_checkpoint
+
+    try:
+        run_dir = output_dir(load_recipe(args.recipe, args.overrides), args.recipe)
+    except Exception:  # noqa: BLE001 -- the recipe was read once already; say less rather than fail again
+        return ""
+    latest = latest_checkpoint(run_dir)
+    again = " ".join(["rlsp train", str(args.recipe), *args.overrides])
+    if latest is None:
+        return (f"No checkpoint was saved in {run_dir} (train.checkpoint_every sets how often); start again with "
+                f"{again} --overwrite")
+    return (f"The latest checkpoint is {latest}; rollouts and TensorBoard are cut back to it on resume. "
+            f"Continue with: {again} --resume")

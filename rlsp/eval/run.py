@@ -13,6 +13,7 @@ row's other fields (subject, level...).
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Sequence
 from contextlib import contextmanager
@@ -28,7 +29,7 @@ from rlsp.data.prompts import chat_messages
 from rlsp.eval.checks import check_eval_settings, check_group_by
 from rlsp.eval.metrics import group_metrics, sample_metrics
 from rlsp.generation import generate_all, make_backend, sampling_params
-from rlsp.modeling.causal_lm import load_causal_lm, pick_device
+from rlsp.modeling.causal_lm import load_causal_lm, model_config, pick_device
 from rlsp.paths import claim_output_dir
 from rlsp.precision import resolve_precision
 from rlsp.scoring.verifier import build_verifier, is_boxed_answer
@@ -157,13 +158,19 @@ def run_eval(recipe: Recipe, base_dir: Path, out_dir: Path, overwrite: bool = Fa
     start = time.time()
     check_eval_settings(recipe)
     claim_output_dir(out_dir, ("eval_summary.json", "eval_samples.jsonl"), overwrite, "eval")
+    model_config(recipe.model.name_or_path)  # a folder that is not a model fails here, before any work
     data = load_examples(recipe.data, recipe.run.seed, base_dir)
     check_group_by(recipe.eval.group_by, data.examples)
     verifier = build_verifier(recipe.verifier, base_dir)
     from accelerate import PartialState
 
+    from rlsp.launch_setup import check_world, describe_setup
+
+    state = PartialState()
+    check_world(state.num_processes, os.environ.get("ACCELERATE_USE_DEEPSPEED") == "true", "eval")
     precision = resolve_precision(recipe.model.precision, pick_device(recipe.model.device), training=False)
-    if PartialState().is_main_process:
+    if state.is_main_process:
+        print(describe_setup(state))
         print(precision.describe())
     model, tokenizer = load_causal_lm(recipe.model.name_or_path, precision.weights, recipe.model.device)
     n = recipe.eval.samples_per_prompt

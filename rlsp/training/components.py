@@ -12,6 +12,7 @@ from transformers.optimization import (
 )
 
 from rlsp.config import Recipe
+from rlsp.errors import ConfigError
 from rlsp.modeling.causal_lm import load_causal_lm
 from rlsp.modeling.lora import add_lora
 from rlsp.modeling.networks import Critic, Reference, trainable_parameters
@@ -43,11 +44,22 @@ class TrainingModels:
             state["critic_scheduler"] = self.critic_opt.scheduler.state_dict()
         return state
 
-    def load_state_dict(self, state: dict) -> None:
+    def load_state_dict(self, state: dict, path: Path) -> None:
+        try:
+            self._load_state_dict(state)
+        except (RuntimeError, KeyError, ValueError) as e:  # shapes, names or optimizer groups differ
+            first = str(e).strip().splitlines()[0]
+            raise ConfigError(
+                f"--resume: {path} does not fit this recipe's model ({first[:200]}). It was saved by a run with "
+                f"another model.name_or_path, model.lora or train.advantage_estimator; resume with the recipe "
+                f"that made it, or start a new run in another run.output_dir."
+            ) from None
+
+    def _load_state_dict(self, state: dict) -> None:
         policy = self.dist.unwrap(self.policy)
         missing = set(state["policy"]) - set(policy.state_dict())
         if missing:
-            raise RuntimeError(f"checkpoint does not match the model: unknown weights {sorted(missing)[:3]}")
+            raise RuntimeError(f"unknown weights {sorted(missing)[:3]}")
         policy.load_state_dict(state["policy"], strict=False)
         self.actor.optimizer.load_state_dict(state["actor_optimizer"])
         self.actor.scheduler.load_state_dict(state["actor_scheduler"])

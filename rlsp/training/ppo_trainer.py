@@ -301,7 +301,7 @@ class Trainer:
 
     def _load(self, path: Path) -> None:
         tensors, state = ckpt.load_checkpoint(path)
-        self.models.load_state_dict(tensors)
+        self.models.load_state_dict(tensors, path)
         ckpt.restore_rng(tensors["rng"])
         self.step, self.position, self.eval_before = state["step"], state["position"], state["eval_before"]
         self.kl_ctl.load_state_dict(state["kl_controller"])

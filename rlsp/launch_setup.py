@@ -1,0 +1,63 @@
+"""What ``accelerate launch`` asked for, checked before any work, and what a run actually got.
+
+``accelerate launch`` passes its configuration to each process in environment variables
+(``ACCELERATE_USE_DEEPSPEED``, ``ACCELERATE_DEEPSPEED_CONFIG_FILE``, ``WORLD_SIZE``...). A
+command that cannot honour them refuses here, with the fix, instead of silently running
+something else (plain data parallelism in place of ZeRO, every rank acting as the main one).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from rlsp.errors import ConfigError
+
+TRAIN_WITHOUT_DEEPSPEED = (
+    "rlsp train does not run under DeepSpeed yet: its policy and critic are two models with two optimizers, "
+    "and the ZeRO engines for them are not written (see launch/README.md). Launch it with launch/ddp.yaml "
+    "(data parallel; each GPU holds the whole model) or launch/single.yaml; rlsp sft and rlsp eval do run "
+    "under launch/zero*.yaml."
+)
+
+
+def check_launch(command: str) -> None:
+    """Refuse, before loading anything, a launch configuration ``command`` would not honour."""
+    if os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() != "true":
+        return
+    if command == "train":
+        raise ConfigError(TRAIN_WITHOUT_DEEPSPEED)
+    config_file = os.environ.get("ACCELERATE_DEEPSPEED_CONFIG_FILE")
+    if config_file and config_file != "none" and not Path(config_file).is_file():
+        raise ConfigError(
+            f"accelerate's DeepSpeed config names deepspeed_config_file {config_file!r}, which is not there "
+            f"(seen from {Path.cwd()}). Launch from the repository root, or put an absolute path in the "
+            f"accelerate config (launch/zero*.yaml)."
+        )
+
+
+def check_world(num_processes: int, uses_deepspeed: bool, command: str) -> None:
+    """Refuse a process group smaller than the launcher started: every rank would believe it is
+    the only one (each writing the outputs, nothing sharded), as seen with DeepSpeed on CPU."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and num_processes != world:
+        raise ConfigError(
+            f"the launcher started {world} processes (WORLD_SIZE) but accelerate set up {num_processes}"
+            + (" (DeepSpeed without a GPU: DeepSpeed's own process group spans every rank, but accelerate "
+               "finds no device backend and counts one process)" if uses_deepspeed else "")
+            + f"; every process would act as the only one. Launch rlsp {command} with launch/ddp.yaml on CPU, "
+            f"or run it on GPUs."
+        )
+
+
+def describe_setup(state) -> str:
+    """One line on what the run got: processes, backend, device, DeepSpeed stage or none."""
+    from accelerate.utils import DistributedType
+
+    deepspeed = "none"
+    if state.distributed_type == DistributedType.DEEPSPEED:
+        plugin = getattr(state, "deepspeed_plugin", None)
+        deepspeed = f"ZeRO-{plugin.zero_stage}" if plugin is not None else "yes"
+    backend = getattr(state, "backend", None) or "none"
+    return (f"distributed: {state.num_processes} process{'es' if state.num_processes > 1 else ''} "
+            f"({state.distributed_type.value}, backend {backend}), device {state.device}, DeepSpeed {deepspeed}")
