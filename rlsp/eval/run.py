@@ -158,9 +158,9 @@ def run_eval(recipe: Recipe, base_dir: Path, out_dir: Path, overwrite: bool = Fa
     start = time.time()
     check_eval_settings(recipe)
     claim_output_dir(out_dir, ("eval_summary.json", "eval_samples.jsonl"), overwrite, "eval")
-    model_config(recipe.model.name_or_path)  # a folder that is not a model fails here, before any work
     data = load_examples(recipe.data, recipe.run.seed, base_dir)
     check_group_by(recipe.eval.group_by, data.examples)
+    model_config(recipe.model.name_or_path)  # a folder that is not a model fails here, not after the probes
     verifier = build_verifier(recipe.verifier, base_dir)
     from accelerate import PartialState
 
