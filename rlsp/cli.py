@@ -15,7 +15,7 @@ import os
 import re
 import sys
 
-from rlsp.errors import ConfigError, RlspError
+from rlsp.errors import RlspError
 
 # Sub-command name -> module in rlsp.commands (each has HELP, add_arguments, run; optionally
 # interrupted(args) -> str, what Ctrl-C leaves behind).
@@ -84,7 +84,7 @@ def with_recipe_file(error: RlspError, args) -> str:
     """Checks after loading name a recipe field (``train.minibatch_size: ...``); put the recipe's
     file in front, as the loader's own messages have it."""
     message, recipe = str(error), getattr(args, "recipe", None)
-    if not isinstance(error, ConfigError) or not recipe or message.startswith(str(recipe)):
+    if not recipe or message.startswith(str(recipe)):
         return message
     from rlsp.config import Recipe
 

@@ -49,6 +49,7 @@ def check_training_recipe(recipe: Recipe) -> None:
             "train.reward.alpha: decoupled mode carries the KL reward on the verifier channel, scaled by "
             "1/alpha, so alpha must stay above 0; raise alpha.end or set train.kl.placement=loss."
         )
+    problems += useless_settings(recipe)
     if t.behaviour_markers is not None:
         try:
             check_markers(t.behaviour_markers, "train.behaviour_markers")
@@ -59,6 +60,27 @@ def check_training_recipe(recipe: Recipe) -> None:
                         "use 'auto' or 'bf16'.")
     if problems:
         raise ConfigError("\n".join(problems))
+
+
+def useless_settings(recipe: Recipe) -> list[str]:
+    """Settings that would run without error and train nothing."""
+    t, problems = recipe.train, []
+    if t.critic_warmup_steps >= t.steps:
+        problems.append(f"train.critic_warmup_steps ({t.critic_warmup_steps}) covers all {t.steps} train.steps: the "
+                        "policy would never be updated; lower it or raise train.steps.")
+    if t.advantage_estimator in CRITIC_FREE and recipe.generation.temperature == 0:
+        problems.append(f"generation.temperature: 0 makes the {t.samples_per_prompt} samples of a prompt identical "
+                        f"(greedy), so '{t.advantage_estimator}' advantages are all zero; sample at temperature > 0.")
+    channels = {r.channel for r in recipe.rewards}
+    alpha = t.reward.alpha
+    alphas = {alpha.start} if alpha.schedule == "constant" else {alpha.start, alpha.end}
+    if recipe.rewards and "verifier" not in channels and alphas == {1.0}:
+        problems.append("train.reward.alpha: 1 trains on the verifier channel alone, but no reward function feeds "
+                        "it; add {function: math, channel: verifier} or lower alpha.")
+    if recipe.rewards and "exploration" not in channels and alphas == {0.0}:
+        problems.append("train.reward.alpha: 0 trains on the exploration channel alone, but no reward function "
+                        "feeds it; add an exploration reward or raise alpha.")
+    return problems
 
 
 def heldout_config(recipe: Recipe):
