@@ -165,10 +165,8 @@ def test_cli_reports_bad_data_without_traceback(tmp_path, tiny_model_dir, capsys
     _, out, path = tiny_recipe(tmp_path, tiny_model_dir)
     code = sft_cli(path, tiny_model_dir, out, "sft.n=7")
     assert code == 2
-    assert (
-        "rlsp sft: error: sft.n is 7 but builtin:arith_traces has only 6 usable examples"
-        in capsys.readouterr().err
-    )
+    err = capsys.readouterr().err
+    assert err.startswith(f"rlsp sft: error: {path}: sft.n is 7 but builtin:arith_traces has only 6 usable examples")
 
 
 def test_a_saved_model_is_not_overwritten_by_accident(tmp_path, tiny_model_dir):
