@@ -6,7 +6,7 @@ Exploration rewards in the reward-function shape ``fn(prompts, completions, refe
 
 from .backtracking import BACKTRACKING_PHRASES, backtracking, count_backtracking, phrase_regex
 from .judge import JUDGE_TEMPLATE, judge, parse_score
-from .length import length, length_linear
+from .length import length, length_linear, overlong
 from .repetition import repeated_ngram_fraction, repetition
 from .steps import count_steps, steps
 
@@ -19,6 +19,7 @@ __all__ = [
     "judge",
     "length",
     "length_linear",
+    "overlong",
     "parse_score",
     "phrase_regex",
     "repeated_ngram_fraction",

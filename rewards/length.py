@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from rlsp.errors import ConfigError
+
 
 def _token_counts(
     completions: Sequence[str], completion_lengths: Sequence[int] | None
@@ -46,3 +48,24 @@ def length_linear(
 ) -> list[float]:
     """``min(|o|, cap) / cap`` in [0, 1]: linear in length up to ``cap`` tokens, then flat."""
     return [min(n, cap) / cap for n in _token_counts(completions, completion_lengths)]
+
+
+def overlong(
+    prompts: Sequence[str],
+    completions: Sequence[str],
+    references: Sequence[str],
+    *,
+    max_tokens: int = 4096,
+    cache_tokens: int = 512,
+    completion_lengths: Sequence[int] | None = None,
+    **columns,
+) -> list[float]:
+    """DAPO's soft overlong punishment (arXiv 2503.14476): 0 up to ``max_tokens - cache_tokens``
+    tokens, then falling linearly to -1 at ``max_tokens``, and -1 beyond. Set ``max_tokens`` to
+    ``generation.max_new_tokens``; a completion cut there gets -1."""
+    if cache_tokens < 1 or cache_tokens >= max_tokens:
+        raise ConfigError(f"overlong: cache_tokens must be between 1 and max_tokens - 1 ({max_tokens - 1}); "
+                          f"got {cache_tokens}.")
+    free = max_tokens - cache_tokens
+    return [0.0 if n <= free else max(-1.0, (free - n) / cache_tokens)
+            for n in _token_counts(completions, completion_lengths)]

@@ -12,6 +12,7 @@ from rlsp_rewards import (
     count_steps,
     length,
     length_linear,
+    overlong,
     repeated_ngram_fraction,
     repetition,
     steps,
@@ -36,6 +37,15 @@ def test_length_uses_token_counts_when_given():
     ]
     assert call(length, ["a"], C=50, completion_lengths=[100]) == [-0.5]
     assert call(length_linear, ["a", "b"], cap=1000, completion_lengths=[250, 4000]) == [0.25, 1.0]
+
+
+def test_overlong_is_dapos_soft_punishment():
+    # free up to 100 - 20 = 80 tokens, then -(L - 80) / 20, and -1 from 100 on
+    lengths = [50, 80, 90, 100, 130]
+    assert call(overlong, ["x"] * 5, max_tokens=100, cache_tokens=20, completion_lengths=lengths) == [
+        0.0, 0.0, -0.5, -1.0, -1.0]
+    with pytest.raises(ConfigError, match="overlong: cache_tokens must be between 1 and max_tokens - 1"):
+        call(overlong, ["x"], max_tokens=100, cache_tokens=100, completion_lengths=[1])
 
 
 def test_length_estimates_tokens_from_characters_before_boxed():

@@ -76,6 +76,8 @@ def test_one_step_changes_policy_and_critic(tmp_path, tiny_model_dir):
                 "response/truncation_rate", "verifier/accuracy", "throughput/tokens_per_s",
                 "value/explained_variance"):
         assert key in scalars and scalars[key] == scalars[key], key  # present and not NaN
+    # generator and trainer score the same tokens alike in fp32 (see the next test): no mismatch
+    assert scalars["mismatch/kl"] < 1e-8 and scalars["mismatch/max_abs_logprob_diff"] < 1e-4
 
 
 @pytest.mark.parametrize(
@@ -333,7 +335,7 @@ def test_user_reward_file_reaches_tensorboard_and_rollouts(tmp_path, tiny_model_
     assert (tmp_path / "run" / "final" / "config.json").exists()
 
 
-@pytest.mark.parametrize("estimator", ["rloo", "gae"])
+@pytest.mark.parametrize("estimator", ["rloo", "gae", "rloo+gspo", "grpo+cispo", "grpo+dr"])
 def test_update_moves_log_probabilities_with_the_advantage(tmp_path, tiny_model_dir, estimator, monkeypatch):
     """After one update, samples with positive advantage became likelier, negative ones less likely."""
     import rlsp.training.ppo_trainer as trainer_module
@@ -350,9 +352,13 @@ def test_update_moves_log_probabilities_with_the_advantage(tmp_path, tiny_model_
         return stats, old_logprobs
 
     monkeypatch.setattr(trainer_module, "ppo_update", spy)
-    path, recipe = make_recipe(tmp_path, tiny_model_dir, f"train.advantage_estimator={estimator}",
+    variant = {"gspo": ["train.policy_loss=gspo", "train.clip_eps=0.0003", "train.clip_eps_high=0.0004"],
+               "cispo": ["train.policy_loss=cispo", "train.clip_eps_high=0.28"],
+               "dr": ["train.grpo_scale_by_std=false", "train.loss_aggregation=token-sum-norm"]}
+    name, _, loss = estimator.partition("+")
+    path, recipe = make_recipe(tmp_path, tiny_model_dir, f"train.advantage_estimator={name}",
                                "train.samples_per_prompt=4", "train.minibatch_size=16", "train.micro_batch_size=16",
-                               "train.kl.coef=0", "train.actor_lr=0.003")
+                               "train.kl.coef=0", "train.actor_lr=0.003", *variant.get(loss, []))
     trainer = Trainer(recipe, path)
     trainer.step = 1
     trainer.train_step()

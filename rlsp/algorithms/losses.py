@@ -5,7 +5,9 @@ Every loss takes right-padded (B, T) tensors and a ``mask`` (B, T), 1 on real re
 
 - ``"token-mean"``: mean over all real tokens of the batch (long answers weigh more);
 - ``"seq-mean-token-mean"``: mean over each sequence's tokens, then over sequences;
-- ``"seq-mean-token-sum"``: sum over each sequence's tokens, then mean over sequences.
+- ``"seq-mean-token-sum"``: sum over each sequence's tokens, then mean over sequences;
+- ``"token-sum-norm"``: sum over all real tokens divided by ``rows x max_tokens`` (Dr. GRPO,
+  arXiv 2503.20783: a constant normaliser, so neither long nor short answers are favoured).
 
 Stats are detached 0-d tensors, so callers can accumulate them without a device sync.
 """
@@ -19,7 +21,7 @@ from rlsp.algorithms.kl import kl_estimate
 from rlsp.algorithms.normalization import masked_mean
 from rlsp.errors import ConfigError
 
-AGGREGATIONS = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum")
+AGGREGATIONS = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "token-sum-norm")
 
 __all__ = [
     "AGGREGATIONS",
@@ -33,12 +35,16 @@ __all__ = [
 ]
 
 
-def aggregate_loss(loss: Tensor, mask: Tensor, aggregation: str = "token-mean") -> Tensor:
+def aggregate_loss(loss: Tensor, mask: Tensor, aggregation: str = "token-mean", max_tokens: int | None = None) -> Tensor:
     """(B, T) per-token loss -> 0-d loss. Sequences with no real token are left out of the
-    sequence means."""
+    sequence means. ``max_tokens`` (the generation limit) is the normaliser of ``token-sum-norm``."""
     mask = mask.to(loss.dtype)
     if aggregation == "token-mean":
         return masked_mean(loss, mask)
+    if aggregation == "token-sum-norm":
+        if not max_tokens:
+            raise ValueError("token-sum-norm needs max_tokens (generation.max_new_tokens)")
+        return (loss * mask).sum() / (loss.shape[0] * max_tokens)
     if aggregation in ("seq-mean-token-mean", "seq-mean-token-sum"):
         per_seq = (loss * mask).sum(-1)
         if aggregation == "seq-mean-token-mean":
@@ -57,8 +63,10 @@ def clipped_policy_loss(
     clip_eps: float = 0.2,
     aggregation: str = "token-mean",
     dual_clip: float | None = None,
+    clip_high: float | None = None,
+    max_tokens: int | None = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
-    """PPO clipped surrogate: ``max(-A * ratio, -A * clip(ratio, 1 - eps, 1 + eps))``.
+    """PPO clipped surrogate: ``max(-A * ratio, -A * clip(ratio, 1 - eps, 1 + eps_high))``.
 
     Args:
         logp: (B, T) log pi_theta of the sampled tokens (with grad).
@@ -68,6 +76,9 @@ def clipped_policy_loss(
         clip_eps: PPO clip range (RLSP: 0.2).
         dual_clip: if set (> 1, e.g. 3), for negative advantages the loss is also capped at
             ``-A * dual_clip`` (Ye et al. 2020), so a huge ratio cannot blow up the update.
+        clip_high: the upper clip range, when it differs from ``clip_eps`` (DAPO's clip-higher,
+            e.g. 0.28 with 0.2 below, lets unlikely tokens gain probability faster).
+        max_tokens: the normaliser of ``token-sum-norm`` aggregation.
 
     Returns:
         loss (0-d) and stats: ``clipfrac`` (share of real tokens where clipping was active),
@@ -77,7 +88,8 @@ def clipped_policy_loss(
     log_ratio = logp - old_logp
     ratio = torch.exp(log_ratio)
     pg_unclipped = -advantages * ratio
-    pg_clipped = -advantages * torch.clamp(ratio, 1.0 - clip_eps, 1.0 + clip_eps)
+    high = clip_eps if clip_high is None else clip_high
+    pg_clipped = -advantages * torch.clamp(ratio, 1.0 - clip_eps, 1.0 + high)
     pg = torch.maximum(pg_unclipped, pg_clipped)
     stats = {
         "clipfrac": masked_mean((pg_clipped > pg_unclipped).to(logp.dtype), mask).detach(),
@@ -90,7 +102,7 @@ def clipped_policy_loss(
         dual_active = (advantages < 0) & (pg > pg_dual)
         pg = torch.where(dual_active, pg_dual, pg)
         stats["dual_clipfrac"] = masked_mean(dual_active.to(logp.dtype), mask).detach()
-    return aggregate_loss(pg, mask, aggregation), stats
+    return aggregate_loss(pg, mask, aggregation, max_tokens), stats
 
 
 def clipped_value_loss(
@@ -100,6 +112,7 @@ def clipped_value_loss(
     mask: Tensor,
     clip_eps: float | None = 0.2,
     aggregation: str = "token-mean",
+    max_tokens: int | None = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """Clipped value loss: ``0.5 * max((V - R)^2, (V_old + clip(V - V_old, -eps, eps) - R)^2)``.
 
@@ -119,7 +132,7 @@ def clipped_value_loss(
         err_clipped = (values_clipped - returns) ** 2
         loss = torch.maximum(err_unclipped, err_clipped)
         clipfrac = masked_mean((err_clipped > err_unclipped).to(values.dtype), mask)
-    return 0.5 * aggregate_loss(loss, mask, aggregation), {"value_clipfrac": clipfrac.detach()}
+    return 0.5 * aggregate_loss(loss, mask, aggregation, max_tokens), {"value_clipfrac": clipfrac.detach()}
 
 
 def entropy_from_logits(logits: Tensor) -> Tensor:
@@ -129,11 +142,12 @@ def entropy_from_logits(logits: Tensor) -> Tensor:
 
 
 def kl_loss(
-    logp: Tensor, logp_ref: Tensor, mask: Tensor, kind: str = "k3", aggregation: str = "token-mean"
+    logp: Tensor, logp_ref: Tensor, mask: Tensor, kind: str = "k3", aggregation: str = "token-mean",
+    max_tokens: int | None = None,
 ) -> Tensor:
     """KL(pi || pi_ref) as a loss term, for when the KL is put in the loss instead of the reward
     (GRPO style; add ``kl_coef * kl_loss(...)``). (B, T) inputs -> 0-d."""
-    return aggregate_loss(kl_estimate(logp, logp_ref, kind), mask, aggregation)
+    return aggregate_loss(kl_estimate(logp, logp_ref, kind), mask, aggregation, max_tokens)
 
 
 def explained_variance(values: Tensor, returns: Tensor, mask: Tensor) -> Tensor:

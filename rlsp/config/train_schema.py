@@ -108,8 +108,28 @@ class TrainConfig:
     )
     value_clip_eps: float | None = option(0.2, help="Value clip (paper: 0.2); null disables it.", gt=0.0)
     entropy_coef: float = option(0.0, help="Entropy bonus coefficient.", ge=0.0)
-    loss_aggregation: Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum"] = option(
-        "token-mean", help="How per-token losses are averaged."
+    loss_aggregation: Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "token-sum-norm"] = option(
+        "token-mean", help="How per-token losses are averaged; 'token-sum-norm': sum over tokens / "
+        "(rows x generation.max_new_tokens), Dr. GRPO's constant normaliser."
+    )
+    policy_loss: Literal["ppo", "gspo", "cispo"] = option(
+        "ppo", help="'ppo': clipped token ratios (paper); 'gspo': one clipped ratio per sequence (GSPO; use "
+        "clip_eps ~3e-4, clip_eps_high ~4e-4); 'cispo': REINFORCE weighted by the clipped ratio, no token "
+        "dropped (MiniMax-M1). See rlsp/algorithms/policy_losses.py."
+    )
+    clip_eps_high: float | None = option(
+        None, help="Upper clip range when it should differ from clip_eps (DAPO clip-higher: 0.28); null: clip_eps.",
+        gt=0.0,
+    )
+    dynamic_sampling: bool = option(
+        False, help="DAPO dynamic sampling: train on groups whose verifier scores differ, drawn from "
+        "prompts_per_step x dynamic_sampling_oversample prompts; needs samples_per_prompt > 1."
+    )
+    dynamic_sampling_oversample: float = option(
+        2.0, help="Prompts generated per step under dynamic sampling, as a multiple of prompts_per_step.", ge=1.0
+    )
+    grpo_scale_by_std: bool = option(
+        True, help="GRPO divides each group's centred scores by their std; false: Dr. GRPO (centred only)."
     )
     whiten_advantages: bool = option(True, help="Whiten advantages over the batch before the update.")
     critic_warmup_steps: int = option(0, help="Steps that train only the critic, actor frozen (paper: 4).", ge=0)

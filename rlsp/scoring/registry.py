@@ -22,6 +22,7 @@ BUILTINS = {
     "multiple_choice": "rlsp_verifiers.multiple_choice:multiple_choice",
     "length": "rlsp_rewards.length:length",
     "length_linear": "rlsp_rewards.length:length_linear",
+    "overlong": "rlsp_rewards.length:overlong",
     "steps": "rlsp_rewards.steps:steps",
     "backtracking": "rlsp_rewards.backtracking:backtracking",
     "repetition": "rlsp_rewards.repetition:repetition",

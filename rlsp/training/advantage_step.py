@@ -126,4 +126,6 @@ def _estimator_hparams(cfg: TrainConfig) -> dict:
         return {"gamma": cfg.gamma, "lam": cfg.lam}
     if cfg.advantage_estimator == "reinforce++":
         return {"gamma": cfg.gamma}
+    if cfg.advantage_estimator == "grpo":
+        return {"scale_by_std": cfg.grpo_scale_by_std}
     return {}

@@ -29,8 +29,6 @@ from rlsp.algorithms import (
     FixedKLController,
     kl_estimate,
 )
-from rlsp.analysis.behaviours import MarkerDetector
-from rlsp.analysis.markers import check_markers
 from rlsp.config import Recipe, output_dir
 from rlsp.data import load_examples
 from rlsp.data.prompts import chat_messages
@@ -47,20 +45,15 @@ from rlsp.precision import resolve_precision
 from rlsp.scoring.channels import build_reward_functions
 from rlsp.scoring.verifier import build_verifier
 from rlsp.training import checkpoint as ckpt
+from rlsp.training import step_records as records
 from rlsp.training.advantage_step import ChannelNormalizers, compute_advantages, value_heads
 from rlsp.training.components import build_models
 from rlsp.training.distributed import training_device
+from rlsp.training.dynamic_sampling import prompts_to_draw, shape_batch
 from rlsp.training.forward import completion_logprobs, completion_values
 from rlsp.training.preflight import check_training_recipe, heldout_config
 from rlsp.training.rollout import PromptSampler, generate_step, score_step
 from rlsp.training.run_logs import RunLogs
-from rlsp.training.step_records import (
-    behaviour_scalars,
-    critic_fit,
-    response_scalars,
-    reward_scalars,
-    rollout_records,
-)
 from rlsp.training.update import UpdateBatch, ppo_update, single_optimizer_step
 
 # What a run writes into run.output_dir (other folders there, e.g. a demo's sft/, are left alone).
@@ -99,8 +92,7 @@ class Trainer:
         check_lora_targets_of(config, recipe.model.lora)
         self.hooks.check_model(config)
         self.hook_names = [spec.hook for spec in recipe.hooks]  # logged with each rollout
-        self.behaviours = (MarkerDetector(check_markers(self.cfg.behaviour_markers, "train.behaviour_markers")
-                                          if self.cfg.behaviour_markers else None) if self.cfg.log_behaviours else None)
+        self.behaviours = records.behaviour_detector(self.cfg)  # None when train.log_behaviours is off
         a = self.cfg.reward.alpha
         self.alpha = AlphaSchedule(a.schedule, a.start, a.end, self.cfg.steps, a.warmup_steps)
 
@@ -168,9 +160,10 @@ class Trainer:
         hooks.step = self.step
         alpha = self.alpha.alpha_at(self.step - 1)
         # Each process takes its own slice of the prompt stream (prompts_per_step is per process).
-        start = self.position + dist.process_index * cfg.prompts_per_step
-        examples = [self.train_data[i] for i in self.sampler.indices(start, cfg.prompts_per_step)]
-        self.position += cfg.prompts_per_step * dist.num_processes
+        n_prompts = prompts_to_draw(cfg)  # more than prompts_per_step under dynamic sampling
+        examples = [self.train_data[i] for i in self.sampler.indices(self.position + dist.process_index * n_prompts,
+                                                                     n_prompts)]
+        self.position += n_prompts * dist.num_processes
 
         autocast = self._autocast
         with timer("1_generate"), autocast(), dist.policy_for_generation(models.policy) as policy:
@@ -182,6 +175,7 @@ class Trainer:
                                           sampling_params(self.recipe.generation), self.recipe.generation.batch_size)
         with timer("2_score"):
             scores = score_step(self.reward_functions, generated)
+            generated, scores, sampling_stats = shape_batch(cfg, generated, scores)
         seqs, mask = generated.seqs, generated.seqs.completion_mask
         in_reward = cfg.kl.placement == "reward"
         # With one optimizer step per batch the update computes the old log-probs itself, unless
@@ -207,7 +201,8 @@ class Trainer:
                                      kl=kl if in_reward else None, kl_coef=self.kl_ctl.value, values=values,
                                      mask=mask, group_ids=generated.group_ids, normalizers=self.normalizers)
         with timer("5_update"), autocast():
-            batch = UpdateBatch(seqs, old_logp, ref_logp, adv.advantages, values, adv.returns)
+            batch = UpdateBatch(seqs, old_logp, ref_logp, adv.advantages, values, adv.returns,
+                                self.recipe.generation.max_new_tokens)
             actor = models.actor if self.step > cfg.critic_warmup_steps else None
             update_stats, old_logp = ppo_update(batch, actor, models.critic_opt, cfg, self._temperature(),
                                                 0.0 if in_reward else self.kl_ctl.value, dist, hooks)
@@ -219,20 +214,21 @@ class Trainer:
         with timer("6_log"):
             scalars = {
                 # The held-out evaluation's threshold, so training and held-out accuracy mean the same.
-                **reward_scalars(scores, self.reward_functions, self.recipe.verifier.pass_threshold),
-                **response_scalars(generated), **adv.stats, **update_stats,
+                **records.reward_scalars(scores, self.reward_functions, self.recipe.verifier.pass_threshold),
+                **records.response_scalars(generated), **adv.stats, **update_stats,
                 "reward/trained/mean": adv.trained_rewards.mean().item(), "alpha": alpha,
                 "kl/mean": kl_per_sequence, "kl/coef": kl_coef,
                 "throughput/tokens_per_s": float(mask.sum()) / max(timer.seconds["1_generate"], 1e-9),
-                **critic_fit(values, adv.returns, mask),
+                **records.critic_fit(values, adv.returns, mask), **sampling_stats,
+                **records.sampling_mismatch(generated.sampling_logprobs, old_logp, mask),
             }
             hooks.fire("step_end", scalars=scalars)
             scalars.update(hooks.pop_scalars())
             if self.behaviours is not None:
-                scalars.update(behaviour_scalars(generated, self.behaviours))
-            records = rollout_records(self.step, generated, scores, self.reward_functions, adv.trained_rewards,
-                                      self.recipe.verifier.pass_threshold, self.hook_names)
-            self.logs.rollouts(dist.gather_objects(records))
+                scalars.update(records.behaviour_scalars(generated, self.behaviours))
+            rows = records.rollout_records(self.step, generated, scores, self.reward_functions, adv.trained_rewards,
+                                           self.recipe.verifier.pass_threshold, self.hook_names)
+            self.logs.rollouts(dist.gather_objects(rows))
         with timer("7_checkpoint"):
             if self.step == cfg.steps or (cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0):
                 self._save()

@@ -49,7 +49,7 @@ def check_training_recipe(recipe: Recipe) -> None:
             "train.reward.alpha: decoupled mode carries the KL reward on the verifier channel, scaled by "
             "1/alpha, so alpha must stay above 0; raise alpha.end or set train.kl.placement=loss."
         )
-    problems += useless_settings(recipe)
+    problems += useless_settings(recipe) + loss_combinations(t)
     if t.behaviour_markers is not None:
         try:
             check_markers(t.behaviour_markers, "train.behaviour_markers")
@@ -60,6 +60,23 @@ def check_training_recipe(recipe: Recipe) -> None:
                         "use 'auto' or 'bf16'.")
     if problems:
         raise ConfigError("\n".join(problems))
+
+
+def loss_combinations(t) -> list[str]:
+    """Policy-loss settings that contradict each other."""
+    problems = []
+    if t.policy_loss == "gspo" and t.advantage_estimator in ("gae", "reinforce++"):
+        problems.append(f"train.policy_loss: 'gspo' weighs whole sequences by one advantage, but "
+                        f"'{t.advantage_estimator}' gives each token its own; use grpo or rloo.")
+    if t.dual_clip is not None and t.policy_loss != "ppo":
+        problems.append(f"train.dual_clip applies to the 'ppo' loss only, not '{t.policy_loss}'; set it to null.")
+    if t.dynamic_sampling and t.samples_per_prompt < 2:
+        problems.append("train.dynamic_sampling keeps groups whose samples scored differently; with "
+                        "train.samples_per_prompt=1 every group has one sample. Use 2 or more.")
+    if not t.grpo_scale_by_std and t.advantage_estimator != "grpo":
+        problems.append(f"train.grpo_scale_by_std: only 'grpo' divides by the group std; "
+                        f"'{t.advantage_estimator}' ignores it.")
+    return problems
 
 
 def useless_settings(recipe: Recipe) -> list[str]:

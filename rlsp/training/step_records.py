@@ -12,6 +12,7 @@ import torch
 
 from rlsp.algorithms import explained_variance
 from rlsp.analysis.behaviours import MarkerDetector
+from rlsp.analysis.markers import check_markers
 from rlsp.analysis.rollout_schema import SCHEMA_VERSION
 from rlsp.training.rollout import Generated, Scores
 
@@ -45,6 +46,14 @@ def response_scalars(generated: Generated) -> dict[str, float]:
         "response/length_max": float(max(lengths)),
         "response/truncation_rate": sum(r == "length" for r in generated.finish_reasons) / len(lengths),
     }
+
+
+def behaviour_detector(cfg) -> MarkerDetector | None:
+    """The marker detector of ``rlsp inspect`` with the recipe's markers, or None when not logging."""
+    if not cfg.log_behaviours:
+        return None
+    return MarkerDetector(check_markers(cfg.behaviour_markers, "train.behaviour_markers")
+                          if cfg.behaviour_markers else None)
 
 
 def behaviour_scalars(generated: Generated, detector: MarkerDetector) -> dict[str, float]:
@@ -98,3 +107,14 @@ def critic_fit(values: torch.Tensor | None, returns: torch.Tensor | None, mask: 
     heads = [""] if values.shape[-1] == 1 else ["/verifier", "/exploration"]
     return {f"value/explained_variance{name}": explained_variance(values[..., h], returns[..., h], mask).item()
             for h, name in enumerate(heads)}
+
+
+def sampling_mismatch(sampling_logp: torch.Tensor, trainer_logp: torch.Tensor, mask: torch.Tensor) -> dict[str, float]:
+    """How far the generator's log-probs of the sampled tokens are from the trainer's for the same
+    tokens (before the update): the k3 KL(sampler || trainer) per token and the largest absolute
+    difference. Non-zero from kernels, batching and precision; large when another engine generates."""
+    m = mask.to(torch.float64)
+    diff = (trainer_logp.double() - sampling_logp.double()) * m
+    k3 = (torch.exp(diff) - 1.0 - diff) * m
+    return {"mismatch/kl": (k3.sum() / m.sum().clamp(min=1.0)).item(),
+            "mismatch/max_abs_logprob_diff": diff.abs().max().item()}

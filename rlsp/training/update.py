@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import torch
 
-from rlsp.algorithms import aggregate_loss, clipped_policy_loss, clipped_value_loss, kl_loss
+from rlsp.algorithms import aggregate_loss, clipped_value_loss, kl_loss
+from rlsp.algorithms.policy_losses import policy_loss
 from rlsp.config.train_schema import TrainConfig
 from rlsp.hooks import HookRunner
 from rlsp.training.distributed import Distributed
@@ -33,6 +34,7 @@ class UpdateBatch:
     advantages: torch.Tensor  # (B, T)
     old_values: torch.Tensor | None  # (B, T, H) critic values before the update
     returns: torch.Tensor | None  # (B, T, H) critic targets
+    max_tokens: int | None = None  # generation.max_new_tokens: the normaliser of token-sum-norm
 
     def __len__(self) -> int:
         return self.seqs.completion_ids.shape[0]
@@ -40,7 +42,7 @@ class UpdateBatch:
     def rows(self, index: torch.Tensor) -> UpdateBatch:
         pick = lambda x: None if x is None else x[index]
         return UpdateBatch(self.seqs.index(index), pick(self.old_logprobs), pick(self.ref_logprobs),
-                           pick(self.advantages), pick(self.old_values), pick(self.returns))
+                           pick(self.advantages), pick(self.old_values), pick(self.returns), self.max_tokens)
 
 
 @dataclass
@@ -179,9 +181,10 @@ def _actor_loss(model, micro: UpdateBatch, mask, cfg: TrainConfig, temperature, 
     logp, entropy = completion_logprobs(model, micro.seqs, temperature, with_entropy=True,
                                         entropy_grad=cfg.entropy_coef > 0)
     old = logp.detach() if micro.old_logprobs is None else micro.old_logprobs
-    loss, pg = clipped_policy_loss(logp, old, micro.advantages, mask, cfg.clip_eps, cfg.loss_aggregation,
-                                   dual_clip=cfg.dual_clip)
-    mean_entropy = aggregate_loss(entropy, mask, cfg.loss_aggregation)
+    high = cfg.clip_eps if cfg.clip_eps_high is None else cfg.clip_eps_high
+    loss, pg = policy_loss(cfg.policy_loss, logp, old, micro.advantages, mask, cfg.clip_eps, high,
+                           cfg.loss_aggregation, cfg.dual_clip, micro.max_tokens)
+    mean_entropy = aggregate_loss(entropy, mask, cfg.loss_aggregation, micro.max_tokens)
     stats = {"policy/loss": loss.item(), "policy/clipfrac": float(pg["clipfrac"]),
              "policy/approx_kl": float(pg["approx_kl"]), "policy/entropy": mean_entropy.item()}
     if "dual_clipfrac" in pg:
@@ -189,7 +192,7 @@ def _actor_loss(model, micro: UpdateBatch, mask, cfg: TrainConfig, temperature, 
     if cfg.entropy_coef > 0:
         loss = loss - cfg.entropy_coef * mean_entropy
     if kl_coef_in_loss > 0 and micro.ref_logprobs is not None:
-        kl = kl_loss(logp, micro.ref_logprobs, mask, cfg.kl.estimator, cfg.loss_aggregation)
+        kl = kl_loss(logp, micro.ref_logprobs, mask, cfg.kl.estimator, cfg.loss_aggregation, micro.max_tokens)
         stats["policy/kl_loss"] = kl.item()
         loss = loss + kl_coef_in_loss * kl
     return loss, stats, logp
@@ -201,7 +204,7 @@ def _critic_loss(critic, micro: UpdateBatch, mask, cfg: TrainConfig):
     heads = values.shape[-1]
     for h in range(heads):
         loss, vs = clipped_value_loss(values[..., h], micro.old_values[..., h], micro.returns[..., h], mask,
-                                      cfg.value_clip_eps, cfg.loss_aggregation)
+                                      cfg.value_clip_eps, cfg.loss_aggregation, micro.max_tokens)
         total = total + loss
         clipfrac += float(vs["value_clipfrac"]) / heads
     return total, {"value/loss": total.item(), "value/clipfrac": clipfrac}

@@ -1,0 +1,75 @@
+"""Policy-gradient loss variants beside PPO's clipped surrogate, chosen by ``train.policy_loss``.
+
+All take right-padded (B, T) tensors and a ``mask`` (B, T), 1 on real response tokens, and
+return ``(loss, stats)`` with detached 0-d stats.
+
+- ``ppo`` (Schulman et al. 2017; RLSP): ``losses.clipped_policy_loss``, with DAPO's clip-higher
+  when ``clip_high`` differs from ``clip_low`` (Yu et al. 2025, arXiv 2503.14476).
+- ``gspo`` (Zheng et al. 2025, arXiv 2507.18071): one importance ratio per *sequence*, the
+  geometric mean of its token ratios ``s = exp(mean_t(logp - old_logp))``, clipped to
+  ``[1 - clip_low, 1 + clip_high]`` (the paper: 3e-4 and 4e-4), times the sequence's advantage;
+  averaged over sequences.
+- ``cispo`` (MiniMax-M1, arXiv 2506.13585): REINFORCE with the clipped importance weight held
+  constant, ``-sg(clip(ratio, 1 - clip_low, 1 + clip_high)) * A * logp``: every token keeps a
+  gradient (PPO drops clipped ones), only its weight is bounded.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from rlsp.algorithms.losses import aggregate_loss, clipped_policy_loss
+from rlsp.algorithms.normalization import masked_mean
+
+POLICY_LOSSES = ("ppo", "gspo", "cispo")
+
+
+def policy_loss(kind: str, logp: Tensor, old_logp: Tensor, advantages: Tensor, mask: Tensor, clip_low: float,
+                clip_high: float, aggregation: str = "token-mean", dual_clip: float | None = None,
+                max_tokens: int | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+    if kind == "ppo":
+        return clipped_policy_loss(logp, old_logp, advantages, mask, clip_low, aggregation, dual_clip,
+                                   clip_high=clip_high, max_tokens=max_tokens)
+    if kind == "gspo":
+        return gspo_loss(logp, old_logp, advantages, mask, clip_low, clip_high)
+    if kind == "cispo":
+        return cispo_loss(logp, old_logp, advantages, mask, clip_low, clip_high, aggregation, max_tokens)
+    raise ValueError(f"unknown policy loss {kind!r}; choose one of {', '.join(POLICY_LOSSES)}")
+
+
+def gspo_loss(logp: Tensor, old_logp: Tensor, advantages: Tensor, mask: Tensor, clip_low: float,
+              clip_high: float) -> tuple[Tensor, dict[str, Tensor]]:
+    """GSPO. ``advantages`` (B, T) is read per sequence as its mean over real tokens (critic-free
+    estimators give every token the sequence's advantage). Sequences without tokens are left out."""
+    mask = mask.to(logp.dtype)
+    tokens = mask.sum(-1)
+    has = tokens > 0
+    mean_log_ratio = ((logp - old_logp) * mask).sum(-1) / tokens.clamp(min=1.0)
+    seq_ratio = torch.exp(mean_log_ratio)  # (B,), with gradient through every token
+    seq_adv = (advantages * mask).sum(-1) / tokens.clamp(min=1.0)
+    unclipped = -seq_adv * seq_ratio
+    clipped = -seq_adv * torch.clamp(seq_ratio, 1.0 - clip_low, 1.0 + clip_high)
+    per_seq = torch.maximum(unclipped, clipped)
+    weight = has.to(logp.dtype)
+    loss = (per_seq * weight).sum() / weight.sum().clamp(min=1.0)
+    stats = {
+        "clipfrac": ((clipped > unclipped).to(logp.dtype) * weight).sum().detach() / weight.sum().clamp(min=1.0),
+        "approx_kl": masked_mean(torch.exp(logp - old_logp) - 1.0 - (logp - old_logp), mask).detach(),
+    }
+    return loss, stats
+
+
+def cispo_loss(logp: Tensor, old_logp: Tensor, advantages: Tensor, mask: Tensor, clip_low: float,
+               clip_high: float, aggregation: str = "token-mean",
+               max_tokens: int | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+    """CISPO: the clipped ratio is a constant weight on the REINFORCE term ``A * logp``."""
+    log_ratio = logp - old_logp
+    ratio = torch.exp(log_ratio).detach()
+    weight = torch.clamp(ratio, 1.0 - clip_low, 1.0 + clip_high)
+    per_token = -weight * advantages * logp
+    stats = {
+        "clipfrac": masked_mean((weight != ratio).to(logp.dtype), mask).detach(),
+        "approx_kl": masked_mean(torch.exp(log_ratio) - 1.0 - log_ratio, mask).detach(),
+    }
+    return aggregate_loss(per_token, mask, aggregation, max_tokens), stats
