@@ -52,3 +52,29 @@ def test_a_step_with_dynamic_sampling_draws_more_and_trains_on_a_full_batch(tmp_
     assert 0.0 <= scalars["verifier/informative_group_share"] <= 1.0
     rows = [json.loads(x) for x in (tmp_path / "run" / "rollouts.jsonl").read_text().splitlines()]
     assert len(rows) == 8 and sorted({r["group"] for r in rows}) == [0, 1, 2, 3]
+
+
+def test_truncated_completions_can_be_left_out_of_the_losses(tmp_path, tiny_model_dir, monkeypatch):
+    import rlsp.training.ppo_trainer as trainer_module
+
+    seen = {}
+    original = trainer_module.ppo_update
+
+    def spy(batch, *args):
+        seen["batch"] = batch
+        return original(batch, *args)
+
+    monkeypatch.setattr(trainer_module, "ppo_update", spy)
+    path, recipe = make_recipe(tmp_path, tiny_model_dir, "train.mask_truncated=true", "train.advantage_estimator=rloo",
+                               "train.samples_per_prompt=2", "train.kl.placement=loss", "train.minibatch_size=8",
+                               "generation.max_new_tokens=3")
+    trainer = Trainer(recipe, path)
+    trainer.step = 1
+    trainer.train_step()
+    rows = [json.loads(x) for x in (tmp_path / "run" / "rollouts.jsonl").read_text().splitlines()]
+    truncated = torch.tensor([r["finish_reason"] == "length" for r in rows])
+    batch = seen["batch"]
+    assert truncated.any()  # a 3-token limit cuts the tiny model's answers
+    assert torch.equal(batch.keep.bool(), ~truncated)
+    assert batch.loss_mask()[truncated].sum() == 0
+    assert torch.equal(batch.loss_mask()[~truncated], batch.seqs.completion_mask[~truncated].float())

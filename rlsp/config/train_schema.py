@@ -128,6 +128,10 @@ class TrainConfig:
     dynamic_sampling_oversample: float = option(
         2.0, help="Prompts generated per step under dynamic sampling, as a multiple of prompts_per_step.", ge=1.0
     )
+    mask_truncated: bool = option(
+        False, help="Leave completions cut at generation.max_new_tokens out of the policy and value losses "
+        "(DAPO's overlong filtering); response/truncation_rate shows how many that is."
+    )
     grpo_scale_by_std: bool = option(
         True, help="GRPO divides each group's centred scores by their std; false: Dr. GRPO (centred only)."
     )

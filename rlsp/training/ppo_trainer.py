@@ -201,8 +201,9 @@ class Trainer:
                                      kl=kl if in_reward else None, kl_coef=self.kl_ctl.value, values=values,
                                      mask=mask, group_ids=generated.group_ids, normalizers=self.normalizers)
         with timer("5_update"), autocast():
+            keep = torch.tensor([r != "length" for r in generated.finish_reasons]).float() if cfg.mask_truncated else None
             batch = UpdateBatch(seqs, old_logp, ref_logp, adv.advantages, values, adv.returns,
-                                self.recipe.generation.max_new_tokens)
+                                self.recipe.generation.max_new_tokens, keep)
             actor = models.actor if self.step > cfg.critic_warmup_steps else None
             update_stats, old_logp = ppo_update(batch, actor, models.critic_opt, cfg, self._temperature(),
                                                 0.0 if in_reward else self.kl_ctl.value, dist, hooks)

@@ -35,6 +35,7 @@ class UpdateBatch:
     old_values: torch.Tensor | None  # (B, T, H) critic values before the update
     returns: torch.Tensor | None  # (B, T, H) critic targets
     max_tokens: int | None = None  # generation.max_new_tokens: the normaliser of token-sum-norm
+    keep: torch.Tensor | None = None  # (B,) 0 for samples left out of the losses (truncated ones)
 
     def __len__(self) -> int:
         return self.seqs.completion_ids.shape[0]
@@ -42,7 +43,13 @@ class UpdateBatch:
     def rows(self, index: torch.Tensor) -> UpdateBatch:
         pick = lambda x: None if x is None else x[index]
         return UpdateBatch(self.seqs.index(index), pick(self.old_logprobs), pick(self.ref_logprobs),
-                           pick(self.advantages), pick(self.old_values), pick(self.returns), self.max_tokens)
+                           pick(self.advantages), pick(self.old_values), pick(self.returns), self.max_tokens,
+                           pick(self.keep))
+
+    def loss_mask(self) -> torch.Tensor:
+        """(B, T) 1 on the completion tokens that enter the losses."""
+        mask = self.seqs.completion_mask.float()
+        return mask if self.keep is None else mask * self.keep[:, None]
 
 
 @dataclass
@@ -104,7 +111,7 @@ def single_optimizer_step(cfg: TrainConfig, batch_size: int) -> bool:
 
 def _share(mask: torch.Tensor, total_mask: torch.Tensor, aggregation: str) -> float:
     if aggregation == "token-mean":
-        return float(mask.sum() / total_mask.sum())
+        return float(mask.sum() / total_mask.sum().clamp(min=1.0))
     return mask.shape[0] / total_mask.shape[0]
 
 
@@ -120,8 +127,8 @@ def _minibatch_step(mb: UpdateBatch, actor, critic, cfg, temperature, kl_coef_in
     def micro_batches():
         for i, start in enumerate(micro_starts):
             micro = mb.rows(torch.arange(start, min(start + cfg.micro_batch_size, n)))
-            mask = micro.seqs.completion_mask.float()
-            yield i == len(micro_starts) - 1, micro, mask, _share(mask, mb.seqs.completion_mask.float(), cfg.loss_aggregation)
+            mask = micro.loss_mask()
+            yield i == len(micro_starts) - 1, micro, mask, _share(mask, mb.loss_mask(), cfg.loss_aggregation)
 
     def replay() -> dict[str, torch.Tensor]:
         """This step's actor gradients again, every hook suspended (for gradient diagnostics)."""
