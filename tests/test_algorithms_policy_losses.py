@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from rlsp.algorithms.losses import aggregate_loss, clipped_policy_loss
-from rlsp.algorithms.policy_losses import cispo_loss, gspo_loss, policy_loss
+from rlsp.algorithms.policy_losses import cispo_loss, gspo_loss, policy_loss, truncated_is_weights
 from rlsp.training.step_records import sampling_mismatch
 
 
@@ -72,6 +72,30 @@ def test_sampling_mismatch_by_hand():
     # diffs 0 and 0.5 on real tokens: k3 = e^0.5 - 1 - 0.5 on one of two tokens
     assert stats["mismatch/kl"] == pytest.approx((math.exp(0.5) - 1.5) / 2)
     assert stats["mismatch/max_abs_logprob_diff"] == pytest.approx(0.5)
+
+
+def test_truncated_importance_weights_by_hand():
+    trainer = torch.tensor([[-1.0, -1.5, 0.0]])
+    sampling = torch.tensor([[-1.0, -2.0, -5.0]])
+    mask = torch.tensor([[1.0, 1.0, 0.0]])
+    # ratios 1 and e^0.5 = 1.65, capped at 1.5; the padding position gets 0
+    assert truncated_is_weights(trainer, sampling, mask, "token", 1.5).tolist() == [[1.0, 1.5, 0.0]]
+    # the sequence's ratio e^(0 + 0.5), capped, on each real token
+    assert truncated_is_weights(trainer, sampling, mask, "sequence", 1.5).tolist() == [[1.5, 1.5, 0.0]]
+    assert truncated_is_weights(trainer, sampling, mask, "sequence", 9.0)[0, 0].item() == pytest.approx(math.exp(0.5))
+
+
+def test_a_step_with_truncated_importance_sampling_logs_its_weights(tmp_path, tiny_model_dir):
+    from test_training import make_recipe
+
+    from rlsp.training.ppo_trainer import Trainer
+
+    path, recipe = make_recipe(tmp_path, tiny_model_dir, "train.tis=token", "train.tis_cap=2")
+    trainer = Trainer(recipe, path)
+    trainer.step = 1
+    scalars = trainer.train_step()
+    # the built-in generator samples from the trainer's own distribution in fp32: weights ~1, none capped
+    assert scalars["tis/weight_mean"] == pytest.approx(1.0, abs=1e-3) and scalars["tis/capped_share"] == 0.0
 
 
 @pytest.mark.parametrize(("overrides", "message"), [

@@ -73,3 +73,17 @@ def cispo_loss(logp: Tensor, old_logp: Tensor, advantages: Tensor, mask: Tensor,
         "approx_kl": masked_mean(torch.exp(log_ratio) - 1.0 - log_ratio, mask).detach(),
     }
     return aggregate_loss(per_token, mask, aggregation, max_tokens), stats
+
+
+def truncated_is_weights(trainer_logp: Tensor, sampling_logp: Tensor, mask: Tensor, level: str,
+                         cap: float) -> Tensor:
+    """Truncated importance sampling (Yao et al. 2025, "Your efficient RL framework secretly brings
+    you off-policy RL"): (B, T) detached weights ``min(pi_trainer / pi_sampler, cap)`` per token
+    (``level="token"``), or one ``min(prod_t ratio_t, cap)`` per sequence (``"sequence"``), for
+    rollouts sampled by another engine or precision than the one being trained."""
+    log_ratio = (trainer_logp.detach() - sampling_logp) * mask
+    if level == "sequence":
+        log_ratio = log_ratio.sum(-1, keepdim=True).expand_as(trainer_logp)
+    elif level != "token":
+        raise ValueError(f"unknown importance-sampling level {level!r}; choose token or sequence")
+    return torch.clamp(torch.exp(log_ratio), max=cap) * mask

@@ -132,6 +132,11 @@ class TrainConfig:
         False, help="Leave completions cut at generation.max_new_tokens out of the policy and value losses "
         "(DAPO's overlong filtering); response/truncation_rate shows how many that is."
     )
+    tis: Literal["off", "token", "sequence"] = option(
+        "off", help="Truncated importance sampling between the generator's log-probs and the trainer's, per "
+        "token or per sequence, for rollouts from another engine or precision (mismatch/* is logged anyway)."
+    )
+    tis_cap: float = option(2.0, help="Upper bound of the importance weights (truncated IS).", gt=0.0)
     grpo_scale_by_std: bool = option(
         True, help="GRPO divides each group's centred scores by their std; false: Dr. GRPO (centred only)."
     )

@@ -203,7 +203,7 @@ class Trainer:
         with timer("5_update"), autocast():
             keep = torch.tensor([r != "length" for r in generated.finish_reasons]).float() if cfg.mask_truncated else None
             batch = UpdateBatch(seqs, old_logp, ref_logp, adv.advantages, values, adv.returns,
-                                self.recipe.generation.max_new_tokens, keep)
+                                self.recipe.generation.max_new_tokens, keep, generated.sampling_logprobs)
             actor = models.actor if self.step > cfg.critic_warmup_steps else None
             update_stats, old_logp = ppo_update(batch, actor, models.critic_opt, cfg, self._temperature(),
                                                 0.0 if in_reward else self.kl_ctl.value, dist, hooks)

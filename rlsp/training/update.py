@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import torch
 
 from rlsp.algorithms import aggregate_loss, clipped_value_loss, kl_loss
-from rlsp.algorithms.policy_losses import policy_loss
+from rlsp.algorithms.normalization import masked_mean
+from rlsp.algorithms.policy_losses import policy_loss, truncated_is_weights
 from rlsp.config.train_schema import TrainConfig
 from rlsp.hooks import HookRunner
 from rlsp.training.distributed import Distributed
@@ -36,6 +37,7 @@ class UpdateBatch:
     returns: torch.Tensor | None  # (B, T, H) critic targets
     max_tokens: int | None = None  # generation.max_new_tokens: the normaliser of token-sum-norm
     keep: torch.Tensor | None = None  # (B,) 0 for samples left out of the losses (truncated ones)
+    sampling_logprobs: torch.Tensor | None = None  # (B, T) the generator's, for truncated importance sampling
 
     def __len__(self) -> int:
         return self.seqs.completion_ids.shape[0]
@@ -44,7 +46,7 @@ class UpdateBatch:
         pick = lambda x: None if x is None else x[index]
         return UpdateBatch(self.seqs.index(index), pick(self.old_logprobs), pick(self.ref_logprobs),
                            pick(self.advantages), pick(self.old_values), pick(self.returns), self.max_tokens,
-                           pick(self.keep))
+                           pick(self.keep), pick(self.sampling_logprobs))
 
     def loss_mask(self) -> torch.Tensor:
         """(B, T) 1 on the completion tokens that enter the losses."""
@@ -189,11 +191,18 @@ def _actor_loss(model, micro: UpdateBatch, mask, cfg: TrainConfig, temperature, 
                                         entropy_grad=cfg.entropy_coef > 0)
     old = logp.detach() if micro.old_logprobs is None else micro.old_logprobs
     high = cfg.clip_eps if cfg.clip_eps_high is None else cfg.clip_eps_high
-    loss, pg = policy_loss(cfg.policy_loss, logp, old, micro.advantages, mask, cfg.clip_eps, high,
+    advantages, tis_stats = micro.advantages, {}
+    if cfg.tis != "off" and micro.sampling_logprobs is not None:
+        weights = truncated_is_weights(old, micro.sampling_logprobs, mask, cfg.tis, cfg.tis_cap)
+        # every loss here is linear in a positive per-token scale of A, so weighting A is exact
+        advantages = advantages * weights
+        tis_stats = {"tis/weight_mean": float(masked_mean(weights, mask)),
+                     "tis/capped_share": float(masked_mean((weights >= cfg.tis_cap).float(), mask))}
+    loss, pg = policy_loss(cfg.policy_loss, logp, old, advantages, mask, cfg.clip_eps, high,
                            cfg.loss_aggregation, cfg.dual_clip, micro.max_tokens)
     mean_entropy = aggregate_loss(entropy, mask, cfg.loss_aggregation, micro.max_tokens)
     stats = {"policy/loss": loss.item(), "policy/clipfrac": float(pg["clipfrac"]),
-             "policy/approx_kl": float(pg["approx_kl"]), "policy/entropy": mean_entropy.item()}
+             "policy/approx_kl": float(pg["approx_kl"]), "policy/entropy": mean_entropy.item(), **tis_stats}
     if "dual_clipfrac" in pg:
         stats["policy/dual_clipfrac"] = float(pg["dual_clipfrac"])
     if cfg.entropy_coef > 0:
