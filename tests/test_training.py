@@ -335,7 +335,7 @@ def test_user_reward_file_reaches_tensorboard_and_rollouts(tmp_path, tiny_model_
     assert (tmp_path / "run" / "final" / "config.json").exists()
 
 
-@pytest.mark.parametrize("estimator", ["rloo", "gae", "rloo+gspo", "grpo+cispo", "grpo+dr"])
+@pytest.mark.parametrize("estimator", ["rloo", "gae", "rloo+dapo", "rloo+gspo", "grpo+cispo", "grpo+dr"])
 def test_update_moves_log_probabilities_with_the_advantage(tmp_path, tiny_model_dir, estimator, monkeypatch):
     """After one update, samples with positive advantage became likelier, negative ones less likely."""
     import rlsp.training.ppo_trainer as trainer_module
@@ -352,7 +352,8 @@ def test_update_moves_log_probabilities_with_the_advantage(tmp_path, tiny_model_
         return stats, old_logprobs
 
     monkeypatch.setattr(trainer_module, "ppo_update", spy)
-    variant = {"gspo": ["train.policy_loss=gspo", "train.clip_eps=0.0003", "train.clip_eps_high=0.0004"],
+    variant = {"dapo": ["train.clip_eps_high=0.28", "train.mask_truncated=false", "train.tis=token"],
+               "gspo": ["train.policy_loss=gspo", "train.clip_eps=0.0003", "train.clip_eps_high=0.0004"],
                "cispo": ["train.policy_loss=cispo", "train.clip_eps_high=0.28"],
                "dr": ["train.grpo_scale_by_std=false", "train.loss_aggregation=token-sum-norm"]}
     name, _, loss = estimator.partition("+")
