@@ -1,0 +1,229 @@
+"""rlsp against TRL's GRPOTrainer on one fixed RL workload, one after the other in the same run.
+
+    python benchmarks/vs_trl.py [--steps 5] [--sides trl,rlsp-grpo,rlsp-gae] [--json out.json]
+
+The workload (issue #17): SmolLM2-135M-Instruct, 4 prompts x 4 samples per step from the
+built-in arithmetic task (the demo's prompt), at most 128 new tokens, temperature 1.0, the math
+verifier as the only reward, KL to the reference with beta 0.04 (k3, in the loss), one optimizer
+step per batch, learning rate 1e-6, fp32 (bf16 autocast on both sides where the device runs it
+natively). TRL keeps its other defaults (it turns gradient checkpointing on). rlsp runs twice:
+``grpo`` (like for like) and ``gae`` (the PPO critic, KL in the loss as well).
+
+Each side runs in a fresh process, so its peak RSS is its own. Per side it prints seconds per step
+(median of the steps after the first), generated tokens per second and seconds per 1,000
+generated tokens (the sides sample different lengths), peak RSS; for rlsp also the generation
+rate and the update phase's achieved FLOP/s (6 x parameters x tokens through the update, the
+policy's forward and backward) against this machine's fp32 matmul peak, measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+STEPS_DEFAULT = 5
+PROMPTS, SAMPLES, MAX_TOKENS, BETA, LR = 4, 4, 128, 0.04, 1e-6
+TEMPLATE = "{prompt} Put the final answer in \\boxed{}."
+
+
+def prompts_and_answers(n: int, seed: int = 0) -> list[tuple[str, str]]:
+    from rlsp.config import load_recipe
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "r.yaml"
+        path.write_text("data: {source: 'builtin:arith', split: train, arith: {levels: [2, 3], train_size: 1000}}\n")
+        recipe = load_recipe(path, [])
+    from rlsp.data import load_examples
+
+    examples = load_examples(recipe.data, seed).examples[:n]
+    return [(TEMPLATE.replace("{prompt}", e.prompt), e.reference) for e in examples]
+
+
+# -- the sides, each in its own process --------------------------------------------------------
+
+def run_rlsp(estimator: str, steps: int, out: Path) -> dict:
+    from rlsp.config import load_recipe
+    from rlsp.training.ppo_trainer import Trainer
+
+    recipe_path = out / "recipe.yaml"
+    recipe_path.write_text(f"""
+run: {{output_dir: {out / 'run'}, seed: 0}}
+model: {{name_or_path: smollm2-135m-instruct, device: cpu}}
+data:
+  source: builtin:arith
+  split: train
+  prompt_template: "{{prompt}} Put the final answer in \\\\boxed{{}}."
+  arith: {{levels: [2, 3], train_size: 1000, heldout_size: 8}}
+generation: {{temperature: 1.0, max_new_tokens: {MAX_TOKENS}, batch_size: 16}}
+rewards: [{{function: math, channel: verifier}}]
+train:
+  steps: {steps}
+  prompts_per_step: {PROMPTS}
+  samples_per_prompt: {SAMPLES}
+  minibatch_size: {PROMPTS * SAMPLES}
+  micro_batch_size: {PROMPTS * SAMPLES}
+  actor_lr: {LR}
+  advantage_estimator: {estimator}
+  kl: {{coef: {BETA}, estimator: k3, placement: loss}}
+  reward: {{alpha: {{start: 1.0}}}}
+  log_behaviours: false
+""")
+    trainer = Trainer(load_recipe(recipe_path, []), recipe_path)
+    params = sum(p.numel() for p in trainer.models.dist.unwrap(trainer.models.policy).parameters())
+    rows = []
+    for step in range(1, steps + 1):
+        trainer.step = step
+        start = time.perf_counter()
+        scalars = trainer.train_step()
+        seconds = time.perf_counter() - start
+        tokens = scalars["response/length_mean"] * PROMPTS * SAMPLES
+        rows.append({"seconds": seconds, "generated_tokens": tokens, "generate_s": scalars["time/1_generate"],
+                     "update_s": scalars["time/5_update"], "update_tokens": _update_tokens(trainer)})
+    return {"steps": rows, "parameters": params}
+
+
+def _update_tokens(trainer) -> int:
+    rows = [json.loads(x) for x in (trainer.run_dir / "rollouts.jsonl").read_text().splitlines()]
+    last = [r for r in rows if r["step"] == trainer.step]
+    # completions plus their prompts (~60 tokens with the chat template) go through the update
+    return sum(r["length"] for r in last) + 60 * len(last)
+
+
+def run_trl(steps: int, out: Path) -> dict:
+    from datasets import Dataset
+    from rlsp_verifiers.math_verifier import math as math_verifier
+    from transformers import TrainerCallback
+    from trl import GRPOConfig, GRPOTrainer
+
+    from rlsp.modeling.causal_lm import resolve_model_path
+
+    data = prompts_and_answers(PROMPTS * steps)
+    dataset = Dataset.from_list([{"prompt": [{"role": "user", "content": p}], "answer": a} for p, a in data])
+
+    def verifier(prompts, completions, answer, **kwargs):
+        texts = [c[0]["content"] for c in completions]
+        return [0.0 if v is None else float(v.score) for v in math_verifier(prompts, texts, answer)]
+
+    rows, marks = [], {}
+
+    class Clock(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kw):
+            marks["start"] = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kw):
+            rows.append({"seconds": time.perf_counter() - marks["start"]})
+
+        def on_log(self, args, state, control, logs=None, **kw):
+            if logs and "completions/mean_length" in logs and rows:
+                rows[-1]["generated_tokens"] = logs["completions/mean_length"] * PROMPTS * SAMPLES
+
+    config = GRPOConfig(output_dir=str(out / "trl"), per_device_train_batch_size=PROMPTS * SAMPLES,
+                        num_generations=SAMPLES, max_completion_length=MAX_TOKENS, temperature=1.0, beta=BETA,
+                        learning_rate=LR, max_steps=steps, logging_steps=1, report_to=[], save_strategy="no",
+                        use_cpu=True, bf16=False, seed=0, shuffle_dataset=False)
+    trainer = GRPOTrainer(model=resolve_model_path("smollm2-135m-instruct"), reward_funcs=[verifier], args=config,
+                          train_dataset=dataset, callbacks=[Clock()])
+    trainer.train()
+    return {"steps": rows}
+
+
+# -- the parent: run each side, summarise ------------------------------------------------------
+
+def matmul_peak_gflops(size: int = 1024, repeats: int = 5) -> float:
+    import torch
+
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b
+    best = min(_timed(lambda: a @ b) for _ in range(repeats))
+    return 2 * size**3 / best / 1e9
+
+
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def summarise(side: str, result: dict) -> dict:
+    measured = result["steps"][1:] or result["steps"]
+    seconds = statistics.median(r["seconds"] for r in measured)
+    tokens = statistics.median(r.get("generated_tokens", float("nan")) for r in measured)
+    out = {"side": side, "s_per_step": seconds, "generated_tokens_per_step": tokens,
+           "generated_tok_per_s": tokens / seconds, "s_per_1k_generated": 1000 * seconds / tokens,
+           "peak_rss_mb": result["peak_rss_mb"], "steps_measured": len(measured)}
+    if "parameters" in result:
+        gen = statistics.median(r["generated_tokens"] / r["generate_s"] for r in measured)
+        flops = statistics.median(6 * result["parameters"] * r["update_tokens"] / r["update_s"] for r in measured)
+        out.update({"generation_tok_per_s": gen, "update_gflops": flops / 1e9})
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", type=int, default=STEPS_DEFAULT, help="Steps per side; the first is warm-up.")
+    parser.add_argument("--sides", default="trl,rlsp-grpo,rlsp-gae")
+    parser.add_argument("--json", help="Write the figures here.")
+    parser.add_argument("--side", help=argparse.SUPPRESS)  # the child process's job
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.steps < 2:
+        parser.error("--steps: at least 2 (the first step is a warm-up)")
+    if args.side:
+        out = Path(args.out)
+        result = run_trl(args.steps, out) if args.side == "trl" else run_rlsp(args.side.split("-", 1)[1], args.steps, out)
+        result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # this process's own
+        (out / "result.json").write_text(json.dumps(result))
+        return 0
+
+    from rlsp.precision import cpu_description
+
+    print(f"machine: {cpu_description()}; fp32 matmul peak {matmul_peak_gflops():.0f} GFLOP/s (1024^3, best of 5)")
+    summaries = []
+    for side in args.sides.split(","):
+        with tempfile.TemporaryDirectory() as tmp:
+            print(f"running {side} for {args.steps} steps ...", flush=True)
+            subprocess.run([sys.executable, __file__, "--side", side, "--out", tmp, "--steps", str(args.steps)],
+                           check=True, stdout=subprocess.DEVNULL)
+            summaries.append(summarise(side, json.loads((Path(tmp) / "result.json").read_text())))
+    print_table(summaries)
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures(summaries), indent=2) + "\n")
+    return 0
+
+
+def figures(summaries: list[dict]) -> dict:
+    by = {s["side"]: s for s in summaries}
+    out = {"sides": summaries}
+    if "trl" in by and "rlsp-grpo" in by:
+        out.update({"rlsp_s_per_step": by["rlsp-grpo"]["s_per_step"], "trl_s_per_step": by["trl"]["s_per_step"],
+                    "speedup": by["trl"]["s_per_step"] / by["rlsp-grpo"]["s_per_step"],
+                    "rlsp_peak_rss_mb": by["rlsp-grpo"]["peak_rss_mb"], "trl_peak_rss_mb": by["trl"]["peak_rss_mb"]})
+    return out
+
+
+def print_table(summaries: list[dict]) -> None:
+    print(f"\n{'side':<10} {'s/step':>7} {'gen tok/step':>12} {'tok/s':>7} {'s/1k tok':>9} {'peak RSS MB':>11}")
+    for s in summaries:
+        print(f"{s['side']:<10} {s['s_per_step']:7.1f} {s['generated_tokens_per_step']:12.0f} "
+              f"{s['generated_tok_per_s']:7.1f} {s['s_per_1k_generated']:9.1f} {s['peak_rss_mb']:11.0f}")
+    by = {s["side"]: s for s in summaries}
+    if "trl" in by:
+        for side in (s for s in by if s != "trl"):
+            print(f"{side} vs TRL: {by['trl']['s_per_step'] / by[side]['s_per_step']:.2f}x per step, "
+                  f"{by['trl']['s_per_1k_generated'] / by[side]['s_per_1k_generated']:.2f}x per generated token, "
+                  f"{by[side]['peak_rss_mb'] / by['trl']['peak_rss_mb']:.2f}x TRL's peak RSS")
+    for s in summaries:
+        if "update_gflops" in s:
+            print(f"{s['side']}: generation {s['generation_tok_per_s']:.1f} tok/s; update {s['update_gflops']:.1f} "
+                  f"GFLOP/s (6 x params x tokens)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

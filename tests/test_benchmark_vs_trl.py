@@ -1,0 +1,29 @@
+"""benchmarks/vs_trl.py's arithmetic: medians after the warm-up step, rates, ratios, the JSON keys.
+(The benchmark itself runs minutes per side; it is run by hand, not here.)"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "vs_trl.py"
+spec = importlib.util.spec_from_file_location("vs_trl", PATH)
+vs_trl = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(vs_trl)
+
+
+def test_summaries_skip_the_warm_up_step_and_figures_compare_like_for_like():
+    trl = vs_trl.summarise("trl", {"peak_rss_mb": 7000.0, "steps": [
+        {"seconds": 500.0, "generated_tokens": 1.0},  # warm-up: left out
+        {"seconds": 100.0, "generated_tokens": 1000.0}, {"seconds": 90.0, "generated_tokens": 900.0},
+        {"seconds": 110.0, "generated_tokens": 1100.0}]})
+    assert trl["s_per_step"] == 100.0 and trl["generated_tokens_per_step"] == 1000.0
+    assert trl["s_per_1k_generated"] == pytest.approx(100.0) and trl["steps_measured"] == 3
+    rlsp = vs_trl.summarise("rlsp-grpo", {"peak_rss_mb": 6000.0, "parameters": 100, "steps": [
+        {"seconds": 1.0, "generated_tokens": 1.0, "generate_s": 1.0, "update_s": 1.0, "update_tokens": 1},
+        {"seconds": 50.0, "generated_tokens": 800.0, "generate_s": 20.0, "update_s": 2.0, "update_tokens": 1000}]})
+    assert rlsp["generation_tok_per_s"] == 40.0 and rlsp["update_gflops"] == pytest.approx(6 * 100 * 1000 / 2 / 1e9)
+    figures = vs_trl.figures([trl, rlsp])
+    assert figures["speedup"] == 2.0 and figures["trl_peak_rss_mb"] == 7000.0 and figures["rlsp_peak_rss_mb"] == 6000.0
