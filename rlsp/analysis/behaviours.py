@@ -10,7 +10,7 @@ in rlsp's logs); elsewhere they are estimated as words plus punctuation marks, a
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from rlsp.analysis.markers import DEFAULT_MARKERS, compile_markers
 
@@ -35,7 +35,6 @@ class BehaviourProfile:
     tokens_estimated: bool = False
     sentences: int = 0
     labeller: str = "markers"
-    extra: dict = field(default_factory=dict)
 
     def has(self, behaviour: str) -> bool:
         return self.counts.get(behaviour, 0) > 0

@@ -50,10 +50,3 @@ class LoadedRun:
     @property
     def steps(self) -> list[int]:
         return sorted({s.step for s in self.samples if s.step is not None})
-
-    @property
-    def name(self) -> str:
-        from pathlib import Path
-
-        path = Path(self.source)
-        return path.name if path.is_dir() else f"{path.parent.name}/{path.name}"
