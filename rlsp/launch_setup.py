@@ -50,6 +50,14 @@ def check_world(num_processes: int, uses_deepspeed: bool, command: str) -> None:
         )
 
 
+def announce_setup(state, command: str) -> None:
+    """What every command does once accelerate is set up: refuse a short process group, then say
+    on the main process what the run got."""
+    check_world(state.num_processes, os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() == "true", command)
+    if state.is_main_process:
+        print(describe_setup(state))
+
+
 def describe_setup(state) -> str:
     """One line on what the run got: processes, backend, device, DeepSpeed stage or none."""
     from accelerate.utils import DistributedType

@@ -19,6 +19,7 @@ import re
 from pathlib import Path
 
 from rlsp.analysis.rollout_schema import SCHEMA_VERSION, LoadedRun, Sample
+from rlsp.data.rows import read_parquet
 from rlsp.errors import DataError
 
 KNOWN_LAYOUTS = ("rollouts.jsonl (rlsp train), eval_samples.jsonl (rlsp eval), completions/*.parquet (TRL "
@@ -160,14 +161,8 @@ def _rlsp_rollout(row: dict, where: str) -> Sample:
 
 
 def _read_trl_parquet(path: Path, correct_field: str | None) -> list[Sample]:
-    import pyarrow.parquet as pq
-
-    try:
-        table = pq.read_table(path).to_pylist()
-    except Exception as e:  # noqa: BLE001 -- pyarrow raises several types for a file that is not parquet
-        raise DataError(f"{path}: not a readable parquet file ({type(e).__name__}: {e}).") from None
     samples = []
-    for i, row in enumerate(table):
+    for _, row in read_parquet(path):
         if "completion" not in row:
             raise DataError(f"{path}: no 'completion' column (columns: {', '.join(sorted(row))}); "
                             f"TRL's completions files have step, prompt, completion and one column per reward.")

@@ -79,14 +79,14 @@ def read_rows(
         return Rows(_read_hub(source, subset, split, field), 0, source)
     path = resolve_data_file(source, base_dir, field)
     if path.suffix == ".parquet":
-        return Rows(_read_parquet(path), 0, str(path))
+        return Rows(read_parquet(path), 0, str(path))
     if path.suffix == ".json":
         return Rows(_read_json(path), 0, str(path))
     rows, malformed = _read_jsonl(path, on_bad_row, field)
     return Rows(rows, malformed, str(path))
 
 
-def _read_parquet(path: Path) -> list[tuple[int, dict]]:
+def read_parquet(path: Path) -> list[tuple[int, dict]]:
     import pyarrow.parquet as pq  # directly: datasets' reader also prints pyarrow's error to the log
 
     try:

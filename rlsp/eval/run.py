@@ -13,7 +13,6 @@ row's other fields (subject, level...).
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Sequence
 from contextlib import contextmanager
@@ -164,13 +163,12 @@ def run_eval(recipe: Recipe, base_dir: Path, out_dir: Path, overwrite: bool = Fa
     verifier = build_verifier(recipe.verifier, base_dir)
     from accelerate import PartialState
 
-    from rlsp.launch_setup import check_world, describe_setup
+    from rlsp.launch_setup import announce_setup
 
     state = PartialState()
-    check_world(state.num_processes, os.environ.get("ACCELERATE_USE_DEEPSPEED") == "true", "eval")
+    announce_setup(state, "eval")
     precision = resolve_precision(recipe.model.precision, pick_device(recipe.model.device), training=False)
     if state.is_main_process:
-        print(describe_setup(state))
         print(precision.describe())
     model, tokenizer = load_causal_lm(recipe.model.name_or_path, precision.weights, recipe.model.device)
     n = recipe.eval.samples_per_prompt

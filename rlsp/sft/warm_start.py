@@ -16,7 +16,6 @@ before the model is loaded, so ZeRO-3 can shard the weights while they load.
 from __future__ import annotations
 
 import json
-import os
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ import torch
 from rlsp.config import Recipe
 from rlsp.errors import ModelError
 from rlsp.hooks import HookRunner, build_hooks
-from rlsp.launch_setup import check_world, describe_setup
+from rlsp.launch_setup import announce_setup
 from rlsp.modeling.causal_lm import (
     ALIASES,
     load_merged_adapter,
@@ -124,10 +123,7 @@ def build_trainer(recipe: Recipe, recipe_dir: Path | None, out: Path, precision:
         processing_class=tokenizer,
         peft_config=peft_lora_config(recipe.model.lora),
     )
-    state = trainer.accelerator.state
-    check_world(state.num_processes, os.environ.get("ACCELERATE_USE_DEEPSPEED") == "true", "sft")
-    if state.is_main_process:
-        print(describe_setup(state))
+    announce_setup(trainer.accelerator.state, "sft")
     return trainer, data
 
 

@@ -13,12 +13,22 @@ from tqdm.auto import tqdm
 from rlsp.steering.layers import masked_token_mean
 
 
+def chat(prompt: str, system_prompt: str | None = None) -> list[dict]:
+    """The conversation a logged response answered: its system prompt, if any, and the prompt."""
+    return ([{"role": "system", "content": system_prompt}] if system_prompt else []) + [{"role": "user", "content": prompt}]
+
+
+def generation_prompt_ids(tokenizer, conversation: list[dict]) -> list[int]:
+    """The token ids the model saw before its response: the chat template with the generation prompt."""
+    prompt = tokenizer.apply_chat_template(conversation, add_generation_prompt=True, tokenize=False)
+    return tokenizer(prompt, add_special_tokens=False)["input_ids"]
+
+
 def encode_responses(tokenizer, conversations: list[list[dict]], responses: list[str]):
     """Right-padded ``input_ids``, ``attention_mask`` and the response-token mask, (N, L) each."""
     rows, masks = [], []
     for conversation, response in zip(conversations, responses):
-        prompt = tokenizer.apply_chat_template(conversation, add_generation_prompt=True, tokenize=False)
-        prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        prompt_ids = generation_prompt_ids(tokenizer, conversation)
         response_ids = tokenizer(response, add_special_tokens=False)["input_ids"] or [tokenizer.eos_token_id]
         rows.append(prompt_ids + response_ids)
         masks.append([0] * len(prompt_ids) + [1] * len(response_ids))

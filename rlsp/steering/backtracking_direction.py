@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from rlsp.analysis.behaviours import MarkerDetector, sentence_spans
 from rlsp.analysis.rollout_schema import Sample
 from rlsp.errors import DataError
+from rlsp.steering.activations import chat, generation_prompt_ids
 
 
 @dataclass
@@ -46,10 +47,7 @@ class Activations:
 def encode_with_positions(tokenizer, sample: Sample, detector: MarkerDetector, offsets: tuple[int, int],
                           max_tokens: int) -> tuple[list[int], Positions]:
     """The chat-formatted input ids, and window/other positions inside the completion."""
-    conversation = ([{"role": "system", "content": sample.system_prompt}] if sample.system_prompt else []) + \
-        [{"role": "user", "content": sample.prompt}]
-    prompt = tokenizer.apply_chat_template(conversation, add_generation_prompt=True, tokenize=False)
-    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    prompt_ids = generation_prompt_ids(tokenizer, chat(sample.prompt, sample.system_prompt))
     encoded = tokenizer(sample.completion, add_special_tokens=False, return_offsets_mapping=True)
     ids, char_spans = encoded["input_ids"][:max_tokens], encoded["offset_mapping"][:max_tokens]
     spans = detector.detect(sample.completion).spans

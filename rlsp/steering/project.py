@@ -16,7 +16,7 @@ import torch
 
 from rlsp.data.rows import read_rows
 from rlsp.errors import DataError
-from rlsp.steering.activations import response_activations
+from rlsp.steering.activations import chat, response_activations
 from rlsp.steering.vectors import SteeringVectors
 
 
@@ -37,11 +37,7 @@ def read_texts(path: Path, prompt_field: str = "prompt", completion_field: str =
 def project_texts(model, tokenizer, vectors: SteeringVectors, rows: list[dict], batch_size: int = 8,
                   prompt_field: str = "prompt", completion_field: str = "completion") -> torch.Tensor:
     """(N, n_layers): each text's mean projection on each layer's unit vector."""
-    conversations = []
-    for row in rows:
-        system = row.get("system_prompt")
-        conversations.append(([{"role": "system", "content": system}] if system else [])
-                             + [{"role": "user", "content": row[prompt_field]}])
+    conversations = [chat(row[prompt_field], row.get("system_prompt")) for row in rows]
     activations = response_activations(model, tokenizer, conversations, [r[completion_field] for r in rows],
                                        batch_size, desc="projections")
     unit = vectors.vectors / vectors.vectors.norm(dim=-1, keepdim=True).clamp(min=1e-12)

@@ -23,12 +23,10 @@ class Distributed:
     def __init__(self, cpu: bool):
         from accelerate import Accelerator
 
-        from rlsp.launch_setup import check_world, describe_setup
+        from rlsp.launch_setup import announce_setup
 
         self.accelerator = Accelerator(cpu=cpu)
-        check_world(self.num_processes, os.environ.get("ACCELERATE_USE_DEEPSPEED") == "true", "train")
-        if self.is_main_process:
-            print(describe_setup(self.accelerator.state))
+        announce_setup(self.accelerator.state, "train")
 
     # -- who am I ----------------------------------------------------------------------------
     @property
