@@ -26,6 +26,7 @@ COMMANDS = {
     "train": "train",
     "steer": "steer",
     "inspect": "inspect",
+    "ablate": "ablate",
 }
 _OVERRIDE = re.compile(r"^[A-Za-z_]\w*(\.\w+)*=")
 

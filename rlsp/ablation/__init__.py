@@ -1,0 +1,1 @@
+"""``rlsp ablate``: arms of one recipe over seeds, run and compared."""
