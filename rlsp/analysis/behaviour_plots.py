@@ -2,23 +2,25 @@
 
 ``behaviours.png``: the share of samples showing each behaviour, and sentences per 1k tokens.
 ``length_accuracy.png``: mean length, and accuracy of samples with and without backtracking.
-In a comparison the first run is drawn solid, the second dashed, in the same colours.
+In a comparison the first run is drawn solid, the second dashed (then dotted, dash-dotted), in the
+same colours.
 """
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 from rlsp.analysis.step_table import StepRow
 
-_STYLES = ("-", "--")
+_STYLES = ("-", "--", ":", "-.")  # one per run, in order; repeats beyond four
 
 
 def plot_behaviours(rows_by_run: dict[str, list[StepRow]], behaviours: tuple[str, ...], path: Path) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     fig, (share_ax, rate_ax) = plt.subplots(1, 2, figsize=(12, 4.2))
     colours = _colours(plt, behaviours)
-    for style, (run, rows) in zip(_STYLES, rows_by_run.items()):
+    for style, (run, rows) in zip(itertools.cycle(_STYLES), rows_by_run.items()):
         x = _steps(rows)
         for b in behaviours:
             label = f"{b} ({run})" if len(rows_by_run) > 1 else b
@@ -28,13 +30,13 @@ def plot_behaviours(rows_by_run: dict[str, list[StepRow]], behaviours: tuple[str
                  ylim=(-0.03, 1.03))
     rate_ax.set(title="Sentences with the behaviour per 1k tokens", xlabel=_xlabel(rows_by_run), ylabel="per 1k tokens")
     rate_ax.legend(fontsize=8, loc="best")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_length_accuracy(rows_by_run: dict[str, list[StepRow]], path: Path, behaviour: str = "backtracking") -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     fig, (len_ax, acc_ax) = plt.subplots(1, 2, figsize=(12, 4.2))
-    for style, (run, rows) in zip(_STYLES, rows_by_run.items()):
+    for style, (run, rows) in zip(itertools.cycle(_STYLES), rows_by_run.items()):
         x = _steps(rows)
         suffix = f" ({run})" if len(rows_by_run) > 1 else ""
         len_ax.plot(x, [r.length_mean for r in rows], style, marker="o", ms=3, color="tab:blue", label=f"length{suffix}")
@@ -52,7 +54,7 @@ def plot_length_accuracy(rows_by_run: dict[str, list[StepRow]], path: Path, beha
         acc_ax.legend(fontsize=8)
     else:
         acc_ax.text(0.5, 0.5, "the log has no correctness", ha="center", va="center", transform=acc_ax.transAxes)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _accuracy(row: StepRow, key: str, behaviour: str) -> float | None:
@@ -75,7 +77,7 @@ def _colours(plt, behaviours) -> dict[str, str]:
     return {b: cycle[i % len(cycle)] for i, b in enumerate(behaviours)}
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")  # files only; no display needed
@@ -84,10 +86,10 @@ def _pyplot():
     return plt
 
 
-def _save(fig, path: Path) -> Path:
+def save_figure(fig, path: Path) -> Path:
     for ax in fig.axes:
         ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    _pyplot().close(fig)
+    pyplot().close(fig)
     return path

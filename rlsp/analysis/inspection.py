@@ -41,14 +41,15 @@ def view_names(paths: list[Path]) -> list[str]:
 
 
 def inspect_runs(paths: list[Path], out_dir: Path, detector: MarkerDetector | None = None, labeller=None,
-                 fields: dict | None = None, max_html_samples: int = 400) -> Inspection:
+                 fields: dict | None = None, max_html_samples: int = 400, names: list[str] | None = None) -> Inspection:
     """``labeller``: an object with ``label(texts, tokens) -> list[BehaviourProfile]`` (the LLM
-    labeller); without one the marker ``detector`` labels every sample."""
+    labeller); without one the marker ``detector`` labels every sample. ``names``: the runs'
+    labels in tables and plots (default: their folder names)."""
     detector = detector or MarkerDetector()
     behaviours = labeller.behaviours if labeller else detector.behaviours
     runs = [load_run(p, **(fields or {})) for p in paths]  # all read before any file is written
     views = []
-    for name, run in zip(view_names(paths), runs):
+    for name, run in zip(names or view_names(paths), runs):
         texts, tokens = [s.completion for s in run.samples], [s.length for s in run.samples]
         profiles = labeller.label(texts, tokens) if labeller else detector.detect_all(texts, tokens)
         views.append(RunView(name, run, profiles, step_table(run.samples, profiles, behaviours)))

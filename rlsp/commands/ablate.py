@@ -69,7 +69,8 @@ def run(args) -> int:
           f"seed(s) -> {plan.out_dir}/")
     if not args.compare_only:
         run_all(plan)
-    from rlsp.ablation.comparison import compare  # after the runs: the slow part never waits on plotting imports
+    # Imported after the runs: the long part never waits on the plotting imports.
+    from rlsp.ablation.comparison import compare
 
     compare(plan)
     return 0

@@ -145,8 +145,7 @@ class Trainer:
             "heldout_accuracy_after": after["eval/accuracy"],
             "heldout_boxed_rate_before": self.eval_before["eval/boxed_rate"],
             "heldout_boxed_rate_after": after["eval/boxed_rate"],
-            "heldout_size": len(self.heldout),
-            "steps": self.step,
+            "heldout_size": len(self.heldout), "model": self.recipe.model.name_or_path, "steps": self.step,
             "wall_seconds": round(time.time() - self.start_time, 1),
             "precision": self.precision.summary(),
         }
