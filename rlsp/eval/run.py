@@ -63,6 +63,7 @@ def evaluate_model(
     data_cfg: DataConfig | None = None,
     seed: int | None = None,
     show_progress: bool = True,
+    backend=None,
 ) -> list[dict]:
     """Sample completions for ``examples`` with ``model``, verify them; one record per sample.
 
@@ -73,6 +74,8 @@ def evaluate_model(
         seed: sampling seed; default ``recipe.run.seed``. Sampling runs in a forked RNG, so the
             same seed gives the same samples (the same draws at every periodic evaluation) and
             the caller's random state is left as it was.
+        backend: a generation backend already built on ``model`` (the trainer's, with its weights
+            synced); default: one built here from ``recipe.generation``.
 
     Returns records ordered by (problem_index, sample_index); see the module docstring.
     Sampling settings come from ``recipe.generation`` and the pass threshold from ``recipe.verifier``.
@@ -88,7 +91,7 @@ def evaluate_model(
         if mine:
             with _seeded(recipe.run.seed if seed is None else seed, model):
                 completions = generate_all(
-                    make_backend(model, tokenizer, recipe.generation),
+                    backend or make_backend(model, tokenizer, recipe.generation, recipe.run.seed),
                     [chat_messages(examples[i], data_cfg) for i, _ in mine],
                     sampling_params(recipe.generation),
                     recipe.generation.batch_size,

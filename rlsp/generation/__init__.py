@@ -1,4 +1,4 @@
-"""Sampling completions behind a small backend interface (transformers now, vLLM later)."""
+"""Sampling completions behind a small backend interface: rlsp's loop on transformers, or vLLM."""
 
 from rlsp.generation.backend import GenerationBackend, Rollout, SamplingParams
 from rlsp.generation.batching import Completion, generate_all
@@ -11,12 +11,16 @@ def sampling_params(generation_cfg) -> SamplingParams:
     return SamplingParams(temperature=g.temperature, top_p=g.top_p, max_new_tokens=g.max_new_tokens)
 
 
-def make_backend(model, tokenizer, generation_cfg=None) -> GenerationBackend:
+def make_backend(model, tokenizer, generation_cfg=None, seed: int = 0) -> GenerationBackend:
     """The generation backend for a recipe's ``generation`` section; the one place one is built.
 
-    transformers (``HFBackend``) is the only backend so far; ``generation_cfg`` is where the
-    choice of another will be read.
+    ``generation.backend: vllm`` builds a vLLM engine (once: callers keep the backend) holding a
+    copy of ``model``'s weights; otherwise ``HFBackend`` samples with ``model`` itself.
     """
+    if generation_cfg is not None and generation_cfg.backend == "vllm":
+        from rlsp.generation.vllm_backend import VLLMBackend
+
+        return VLLMBackend(model, tokenizer, generation_cfg, seed)
     return HFBackend(model, tokenizer)
 
 

@@ -1,4 +1,4 @@
-"""The generation interface every caller uses, so a vLLM backend can slot in later.
+"""The generation interface every caller uses (``HFBackend`` in hf.py, ``VLLMBackend`` in vllm_backend.py).
 
 A backend takes a batch of chat conversations and sampling settings and returns a ``Rollout``:
 token ids, masks, per-token log-probabilities under the sampling policy, texts and finish reasons.
@@ -48,4 +48,8 @@ class GenerationBackend(Protocol):
     def sync_weights(self, policy) -> None:
         """Make the next ``generate`` sample from ``policy``'s current weights (the trainer calls it
         before every generation phase, so after every update)."""
+        ...
+
+    def release(self) -> None:
+        """Free memory the backend holds on the training device while the trainer updates."""
         ...

@@ -57,6 +57,9 @@ class HFBackend:
         if policy is not self.model:
             raise ValueError("HFBackend samples with the module it was built on; build a new backend for another model")
 
+    def release(self) -> None:
+        """Nothing held apart from the model the trainer updates."""
+
     @torch.no_grad()
     def generate(self, conversations: list[list[dict]], params: SamplingParams, samples_per_prompt: int = 1) -> Rollout:
         """``samples_per_prompt`` completions of each conversation, a conversation's samples adjacent."""

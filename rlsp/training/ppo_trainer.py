@@ -104,7 +104,8 @@ class Trainer:
         dist = self.models.dist
         if dist.is_main_process:
             print(self.precision.describe())
-        self.backend = make_backend(dist.unwrap(self.models.policy), self.models.tokenizer, recipe.generation)
+        self.backend = make_backend(dist.unwrap(self.models.policy), self.models.tokenizer, recipe.generation,
+                                    recipe.run.seed)
         self.sampler = PromptSampler(len(self.train_data), recipe.run.seed)
         kl = self.cfg.kl
         self.kl_ctl = AdaptiveKLController(kl.coef, kl.target, kl.horizon) if kl.adaptive else FixedKLController(kl.coef)
@@ -172,6 +173,7 @@ class Trainer:
             with hooks.around("generation"):
                 generated = generate_step(self.backend, examples, conversations, cfg.samples_per_prompt,
                                           sampling_params(self.recipe.generation), self.recipe.generation.batch_size)
+            self.backend.release()  # the update needs the memory more
         with timer("2_score"):
             scores = score_step(self.reward_functions, generated)
             generated, scores, sampling_stats = shape_batch(cfg, generated, scores)
@@ -243,10 +245,11 @@ class Trainer:
     def evaluate(self, desc: str) -> dict[str, float]:
         """Greedy held-out metrics of the current policy (accuracy, boxed rate, lengths, per level)."""
         greedy = dataclasses.replace(self.recipe, generation=dataclasses.replace(self.recipe.generation, temperature=0.0))
+        policy = self.models.dist.unwrap(self.models.policy)
         with self._autocast():
-            records = evaluate_model(self.models.dist.unwrap(self.models.policy), self.models.tokenizer,
-                                     greedy, self.heldout, self.verifier, desc=desc, samples_per_prompt=1,
-                                     data_cfg=self.heldout_cfg)
+            self.backend.sync_weights(policy)
+            records = evaluate_model(policy, self.models.tokenizer, greedy, self.heldout, self.verifier, desc=desc,
+                                     samples_per_prompt=1, data_cfg=self.heldout_cfg, backend=self.backend)
         return eval_metrics(records, k=[1], group_by=self.recipe.eval.group_by)
 
     def _autocast(self):

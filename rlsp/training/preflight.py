@@ -15,6 +15,9 @@ from rlsp.training.advantage_step import CRITIC_FREE
 
 
 def check_training_recipe(recipe: Recipe) -> None:
+    from rlsp.generation.vllm_backend import check_vllm_installed
+
+    check_vllm_installed(recipe.generation)
     t = recipe.train
     rollout = t.prompts_per_step * t.samples_per_prompt
     problems = []
