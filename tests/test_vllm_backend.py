@@ -19,13 +19,13 @@ import torch
 
 pytest.importorskip("vllm", reason="vLLM is not installed here; make vllm-env && make test-vllm runs these tests")
 
-from tiny_models import build_model, build_tokenizer  # noqa: E402
+from test_training import make_recipe
+from tiny_models import build_model, build_tokenizer
 
-from rlsp.config.schema import GenerationConfig, VllmConfig  # noqa: E402
-from rlsp.generation import HFBackend, SamplingParams  # noqa: E402
-from rlsp.generation.vllm_backend import VLLMBackend  # noqa: E402
-from rlsp.training.forward import Sequences, completion_logprobs  # noqa: E402
-from test_training import make_recipe  # noqa: E402
+from rlsp.config.schema import GenerationConfig, VllmConfig
+from rlsp.generation import HFBackend, SamplingParams
+from rlsp.generation.vllm_backend import VLLMBackend
+from rlsp.training.forward import Sequences, completion_logprobs
 
 TOLERANCE = 1e-4
 CONVERSATIONS = [[{"role": "user", "content": "What is 12 + 7?"}], [{"role": "user", "content": "Wait, 3 + 4?"}]]
@@ -111,8 +111,8 @@ def test_weight_sync_is_real(engine):
 
 
 def test_lora_policy_is_synced_merged(vllm_model_dir):
-    from peft import get_peft_model
     from peft import LoraConfig as PeftLoraConfig
+    from peft import get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(vllm_model_dir)

@@ -11,9 +11,9 @@ from rlsp.errors import ConfigError
 
 def check_eval_settings(recipe: Recipe) -> None:
     """Settings that are valid one by one but not together; raised before any loading."""
-    from rlsp.generation.vllm_backend import check_vllm_installed
+    from rlsp.generation.vllm_backend import check_vllm_backend
 
-    check_vllm_installed(recipe.generation)
+    check_vllm_backend(recipe.generation)
     n, ks = recipe.eval.samples_per_prompt, recipe.eval.k
     too_large = [k for k in ks if k > n]
     if too_large:

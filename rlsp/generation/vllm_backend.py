@@ -32,10 +32,17 @@ def vllm_available() -> bool:
     return importlib.util.find_spec("vllm") is not None
 
 
-def check_vllm_installed(generation_cfg) -> None:
-    """Refuse a vLLM recipe where vLLM cannot be imported, before any model loads."""
-    if generation_cfg.backend == "vllm" and not vllm_available():
+def check_vllm_backend(generation_cfg) -> None:
+    """Refuse, before any model loads, a vLLM recipe where vLLM cannot be imported or the launch
+    has several processes (each would start an engine that sets up torch.distributed on its own
+    beside accelerate's process group; vLLM's external launcher mode is what multi-process needs)."""
+    if generation_cfg.backend != "vllm":
+        return
+    if not vllm_available():
         raise ConfigError(INSTALL)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ConfigError("generation.backend: vllm runs in single-process launches only so far; launch with one "
+                          "process, or use generation.backend: hf under accelerate launch.")
 
 
 class VLLMBackend:
@@ -44,7 +51,7 @@ class VLLMBackend:
     def __init__(self, model: torch.nn.Module, tokenizer, generation_cfg, seed: int = 0):
         # In-process engine core: weights are synced by reference and no worker process is spawned.
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
-        check_vllm_installed(generation_cfg)
+        check_vllm_backend(generation_cfg)
         from vllm import LLM
 
         cfg = generation_cfg.vllm

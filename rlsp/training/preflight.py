@@ -15,9 +15,9 @@ from rlsp.training.advantage_step import CRITIC_FREE
 
 
 def check_training_recipe(recipe: Recipe) -> None:
-    from rlsp.generation.vllm_backend import check_vllm_installed
+    from rlsp.generation.vllm_backend import check_vllm_backend
 
-    check_vllm_installed(recipe.generation)
+    check_vllm_backend(recipe.generation)
     t = recipe.train
     rollout = t.prompts_per_step * t.samples_per_prompt
     problems = []
