@@ -165,3 +165,21 @@ def test_tiny_model_fixture_is_a_model(tiny_model_dir, tmp_path):
 
     assert model_config(str(tiny_model_dir), local_only=True).model_type == "llama"
     assert model_config(str(save_tiny_lm(tmp_path / "again")), local_only=True).hidden_size == 32
+
+
+def test_a_failed_checkpoint_write_says_what_is_left_and_keeps_the_earlier_one(tmp_path, monkeypatch):
+    import torch
+
+    from rlsp.training import checkpoint as ckpt
+
+    first = ckpt.save_checkpoint(tmp_path, 1, {"w": torch.ones(2)}, {"step": 1}, keep=3)
+
+    def disk_full(*args, **kwargs):
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 1185977536 vs 1185977488")
+
+    monkeypatch.setattr(ckpt.torch, "save", disk_full)
+    with pytest.raises(ckpt.CheckpointError, match=r"checkpoint of step 2 .* failed .*GiB free there.*"
+                                                   r"latest complete checkpoint is step-000001.*--resume"):
+        ckpt.save_checkpoint(tmp_path, 2, {"w": torch.ones(2)}, {"step": 2}, keep=3)
+    assert ckpt.latest_checkpoint(tmp_path) == first
+    assert not list((tmp_path / "checkpoints").glob(".tmp-*"))  # the half-written one is gone

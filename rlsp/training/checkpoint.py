@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from rlsp.errors import RlspError
+
 STEP_DIR = re.compile(r"^step-(\d{6,})$")
 
 
@@ -61,9 +63,12 @@ def save_checkpoint(run_dir: Path, step: int, tensors: dict, trainer_state: dict
     final = root / f"step-{step:06d}"
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-step-{step:06d}-", dir=root))
     try:
-        torch.save(tensors, tmp / "state.pt")
-        (tmp / "trainer_state.json").write_text(json.dumps(trainer_state, indent=2) + "\n")
-        _fsync_dir(tmp)
+        try:
+            torch.save(tensors, tmp / "state.pt")
+            (tmp / "trainer_state.json").write_text(json.dumps(trainer_state, indent=2) + "\n")
+            _fsync_dir(tmp)
+        except (OSError, RuntimeError) as e:  # torch reports a full disk as a RuntimeError of its zip writer
+            raise CheckpointError(_save_failed(run_dir, step, e)) from e
         if final.exists():  # a re-run of the same step after a resume: replace it
             shutil.rmtree(final)
         os.rename(tmp, final)
@@ -75,6 +80,19 @@ def save_checkpoint(run_dir: Path, step: int, tensors: dict, trainer_state: dict
     for stale in root.glob(".tmp-step-*"):
         shutil.rmtree(stale, ignore_errors=True)
     return final
+
+
+class CheckpointError(RlspError):
+    """A checkpoint could not be written; the earlier ones are intact."""
+
+
+def _save_failed(run_dir: Path, step: int, error: Exception) -> str:
+    free = shutil.disk_usage(checkpoint_root(run_dir)).free / 2**30
+    latest = latest_checkpoint(run_dir)
+    resume = (f"the latest complete checkpoint is {latest.name}; free space and continue with --resume"
+              if latest else "no earlier checkpoint was saved; free space and start the run again")
+    return (f"writing the checkpoint of step {step} in {checkpoint_root(run_dir)} failed ({error}); "
+            f"{free:.1f} GiB free there (a full disk is the usual cause). Nothing earlier was lost: {resume}.")
 
 
 def load_checkpoint(path: Path) -> tuple[dict, dict]:
