@@ -28,7 +28,8 @@ METRICS = {
     "reward_exploration": lambda r: r.rewards.get("exploration"),
 }
 # The summary compares each of these at the start of RL with the end: means over this many steps.
-SUMMARY_METRICS = ("length_mean", "backtracking_per_1k", "verification_per_1k", "reward_exploration")
+SUMMARY_METRICS = ("length_mean", "backtracking_share", "backtracking_per_1k", "verification_share",
+                   "verification_per_1k", "reward_exploration")
 WINDOW = 3
 
 

@@ -15,7 +15,9 @@ LABELS = {
     "heldout_accuracy_before": "held-out acc. before RL",
     "heldout_accuracy_after": "held-out acc. after RL",
     "length_mean": "length (tokens)",
+    "backtracking_share": "samples with backtracking",
     "backtracking_per_1k": "backtracking / 1k tok",
+    "verification_share": "samples with verification",
     "verification_per_1k": "verification / 1k tok",
     "reward_exploration": "exploration reward",
 }
