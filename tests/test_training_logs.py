@@ -70,7 +70,7 @@ def test_trainer_generates_through_the_backend_factory_and_syncs_before_each_gen
             calls.append(("sync", policy is self.model))
             super().sync_weights(policy)
 
-    monkeypatch.setattr("rlsp.training.ppo_trainer.make_backend", lambda model, tok, cfg: RecordingBackend(model, tok))
+    monkeypatch.setattr("rlsp.training.ppo_trainer.make_backend", lambda model, tok, cfg, seed: RecordingBackend(model, tok))
     path, recipe = make_recipe(tmp_path, tiny_model_dir, "train.advantage_estimator=rloo", "train.samples_per_prompt=2",
                                "train.kl.placement=loss", "train.minibatch_size=8")
     trainer = Trainer(recipe, path)
@@ -80,3 +80,6 @@ def test_trainer_generates_through_the_backend_factory_and_syncs_before_each_gen
     # The policy's weights reach the backend before every step's generation (so after every
     # update); generation.batch_size 8 holds all 4 prompts x 2 samples: one call per step.
     assert calls == [("sync", True), ("generate", 4, 2)] * 2
+    calls.clear()
+    trainer.evaluate("eval after")  # the held-out evaluation samples with the same, synced backend
+    assert calls[0] == ("sync", True) and calls[1][0] == "generate"
