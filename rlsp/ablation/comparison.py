@@ -41,9 +41,10 @@ def compare(plan: AblationPlan, console=None) -> Comparison:
     out = plan.out_dir / "comparison"
     out.mkdir(parents=True, exist_ok=True)
     rows = summary_rows(results, arms)
-    files = [_write_per_step(results, arms, out / "per_step.csv"), _write_runs(results, out / "runs.csv"),
+    records = [_run_record(r) for r in results]
+    files = [_write_per_step(results, arms, out / "per_step.csv"), _write_runs(records, out / "runs.csv"),
              write_markdown(rows, results, out / "summary.md")]
-    (out / "comparison.json").write_text(json.dumps({"arms": rows, "runs": [_run_record(r) for r in results]},
+    (out / "comparison.json").write_text(json.dumps({"arms": rows, "runs": records},
                                                     indent=2) + "\n")
     files += [out / "comparison.json", plot_ablation(results, arms, out / "ablation.png")]
     first_seed = [next(r for r in results if r.arm == arm) for arm in arms]
@@ -68,8 +69,7 @@ def _write_per_step(results: list[RunResult], arms: list[str], path: Path) -> Pa
     return path
 
 
-def _write_runs(results: list[RunResult], path: Path) -> Path:
-    records = [_run_record(r) for r in results]
+def _write_runs(records: list[dict], path: Path) -> Path:
     with path.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(records[0]))
         writer.writeheader()

@@ -47,7 +47,8 @@ class RunResult:
         steps = sorted(self.steps)
         size = min(WINDOW, max(1, len(steps) // 2))
         chosen = steps[-size:] if last else steps[:size]
-        return _mean([self.steps[s][metric] for s in chosen])
+        known = spread([self.steps[s][metric] for s in chosen])
+        return known[0] if known else None
 
 
 def load_results(plan: AblationPlan) -> list[RunResult]:
@@ -103,11 +104,6 @@ def _eval_before(run_dir: Path) -> float | None:
 
 def _read_json(path: Path) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
-
-
-def _mean(values) -> float | None:
-    known = [v for v in values if _finite(v)]
-    return sum(known) / len(known) if known else None
 
 
 def _finite(v) -> bool:
