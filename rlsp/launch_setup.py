@@ -13,20 +13,11 @@ from pathlib import Path
 
 from rlsp.errors import ConfigError
 
-TRAIN_WITHOUT_DEEPSPEED = (
-    "rlsp train does not run under DeepSpeed yet: its policy and critic are two models with two optimizers, "
-    "and the ZeRO engines for them are not written (see launch/README.md). Launch it with launch/ddp.yaml "
-    "(data parallel; each GPU holds the whole model) or launch/single.yaml; rlsp sft and rlsp eval do run "
-    "under launch/zero*.yaml."
-)
-
 
 def check_launch(command: str) -> None:
     """Refuse, before loading anything, a launch configuration ``command`` would not honour."""
     if os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() != "true":
         return
-    if command == "train":
-        raise ConfigError(TRAIN_WITHOUT_DEEPSPEED)
     config_file = os.environ.get("ACCELERATE_DEEPSPEED_CONFIG_FILE")
     if config_file and config_file != "none" and not Path(config_file).is_file():
         raise ConfigError(
@@ -66,6 +57,11 @@ def describe_setup(state) -> str:
     if state.distributed_type == DistributedType.DEEPSPEED:
         plugin = getattr(state, "deepspeed_plugin", None)
         deepspeed = f"ZeRO-{plugin.zero_stage}" if plugin is not None else "yes"
+    elif os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() == "true":
+        # On CPUs rlsp sets up the gloo group through accelerate and builds the engines itself.
+        from rlsp.training.deepspeed_config import launch_config, zero_stage
+
+        deepspeed = f"ZeRO-{zero_stage(launch_config())} (engines built by rlsp)"
     backend = getattr(state, "backend", None) or "none"
     return (f"distributed: {state.num_processes} process{'es' if state.num_processes > 1 else ''} "
             f"({state.distributed_type.value}, backend {backend}), device {state.device}, DeepSpeed {deepspeed}")

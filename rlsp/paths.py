@@ -3,6 +3,7 @@ working directory. Data files, reward function files and benchmark folders all f
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -58,6 +59,8 @@ def claim_output_dir(out: Path, outputs: Sequence[str], overwrite: bool, command
             f"run.output_dir {out} already holds the output of an earlier rlsp {command} ({', '.join(found)}); "
             f"nothing was overwritten. Choose another run.output_dir, or pass --overwrite to replace it."
         )
+    if os.environ.get("RANK", "0") != "0":
+        return  # under a launcher the main process removes them; two removing one tree would collide
     for name in found:
         path = out / name
         shutil.rmtree(path) if path.is_dir() else path.unlink()

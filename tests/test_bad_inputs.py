@@ -131,28 +131,36 @@ def test_ctrl_c_says_where_the_run_stopped_and_how_to_resume(tmp_path, tiny_mode
     assert f"Continue with: rlsp train {path} train.steps=50 train.checkpoint_every=1 --resume" in err
 
 
-def test_accelerate_deepspeed_launch_of_train_is_refused_once(tmp_path, tiny_model_dir):
-    path, _ = make_recipe(tmp_path, tiny_model_dir)
+def test_a_deepspeed_launch_zero3_cannot_honour_is_refused_once_before_loading(tmp_path, tiny_model_dir):
+    overrides = ["train.samples_per_prompt=2", "train.dynamic_sampling=true"]
+    path, _ = make_recipe(tmp_path, tiny_model_dir, *overrides)
     accelerate = Path(sys.executable).with_name("accelerate")
-    result = subprocess.run([str(accelerate), "launch", "--config_file", "launch/zero2.yaml", "--num_processes", "2",
-                             "-m", "rlsp", "train", str(path)], cwd=REPO, capture_output=True, text=True,
+    result = subprocess.run([str(accelerate), "launch", "--config_file", "launch/zero3.yaml", "--num_processes", "2",
+                             "-m", "rlsp", "train", str(path), *overrides], cwd=REPO, capture_output=True, text=True,
                             timeout=300, check=False, env={**os.environ, "OMP_NUM_THREADS": "1"})
     output = result.stdout + result.stderr
     assert result.returncode != 0
-    assert output.count("rlsp train: error: rlsp train does not run under DeepSpeed yet") == 1, output[-3000:]
+    assert output.count("run.yaml: train.dynamic_sampling: under ZeRO-3 every process") == 1, output[-3000:]
+    assert "Loading weights" not in output
     assert "rlsp/" not in output.split("Traceback")[-1] if "Traceback" in output else True  # only the launcher's
 
 
 def test_launch_checks_read_what_accelerate_passed(monkeypatch, tmp_path):
     from rlsp.launch_setup import check_launch, check_world
+    from rlsp.training.deepspeed_config import launch_config
 
     monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "true")
-    with pytest.raises(ConfigError, match="rlsp train does not run under DeepSpeed yet"):
-        check_launch("train")
+    check_launch("train")  # rlsp train runs under DeepSpeed
     monkeypatch.setenv("ACCELERATE_DEEPSPEED_CONFIG_FILE", "launch/ds_zero2.json")
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ConfigError, match="deepspeed_config_file 'launch/ds_zero2.json', which is not there"):
         check_launch("eval")
+    with pytest.raises(ConfigError, match="deepspeed_config_file 'launch/ds_zero2.json', which is not there"):
+        launch_config()
+    (tmp_path / "launch").mkdir()
+    (tmp_path / "launch" / "ds_zero2.json").write_text('{"zero_optimization": {"stage": 2,}}')
+    with pytest.raises(ConfigError, match=r"launch/ds_zero2.json: not valid JSON .*line 1"):
+        launch_config()
     monkeypatch.setenv("WORLD_SIZE", "2")
     with pytest.raises(ConfigError, match="started 2 processes .* but accelerate set up 1 .*DeepSpeed without a GPU"):
         check_world(1, True, "eval")

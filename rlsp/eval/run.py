@@ -168,7 +168,9 @@ def run_eval(recipe: Recipe, base_dir: Path, out_dir: Path, overwrite: bool = Fa
 
     from rlsp.launch_setup import announce_setup
 
-    state = PartialState()
+    # cpu=True on a CPU: accelerate then joins every launched process in a gloo group (without it,
+    # under a DeepSpeed launch, each process would count itself alone).
+    state = PartialState(cpu=pick_device(recipe.model.device).type == "cpu")
     announce_setup(state, "eval")
     precision = resolve_precision(recipe.model.precision, pick_device(recipe.model.device), training=False)
     if state.is_main_process:

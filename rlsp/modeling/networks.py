@@ -23,9 +23,10 @@ def backbone_of(causal_lm: nn.Module) -> nn.Module:
 class Reference:
     """Log-probabilities under the starting policy, without a second copy for LoRA policies."""
 
-    def __init__(self, policy: nn.Module, uses_lora: bool):
-        self.uses_lora = uses_lora
-        self.frozen = None if uses_lora else copy.deepcopy(policy).eval().requires_grad_(False)
+    def __init__(self, policy: nn.Module, frozen: nn.Module | None):
+        """``frozen``: the reference network, or None for a LoRA ``policy`` (adapters switched off)."""
+        self.uses_lora = frozen is None
+        self.frozen = frozen
         self.policy = policy
 
     def model(self) -> contextlib.AbstractContextManager:
@@ -44,9 +45,11 @@ def _adapters_disabled(peft_model):
 class Critic(nn.Module):
     """Backbone + one linear value head per reward channel; values are (B, L, n_heads)."""
 
-    def __init__(self, causal_lm: nn.Module, n_heads: int):
+    def __init__(self, causal_lm: nn.Module, n_heads: int, copy_backbone: bool = True):
+        """``copy_backbone=False`` takes ``causal_lm``'s own backbone (a model loaded for the critic)."""
         super().__init__()
-        self.backbone = copy.deepcopy(backbone_of(causal_lm))
+        backbone = backbone_of(causal_lm)
+        self.backbone = copy.deepcopy(backbone) if copy_backbone else backbone
         hidden = causal_lm.config.hidden_size
         self.value_head = nn.Linear(hidden, n_heads)
         # Start predicting zero so the first advantages are the returns themselves.

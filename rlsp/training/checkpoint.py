@@ -58,15 +58,26 @@ def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 def save_checkpoint(run_dir: Path, step: int, tensors: dict, trainer_state: dict, keep: int) -> Path:
     """Write ``tensors`` (torch-saveable) and the JSON ``trainer_state`` as checkpoint ``step``."""
+    return commit_checkpoint(run_dir, step, open_checkpoint(run_dir, step), tensors, trainer_state, keep)
+
+
+def open_checkpoint(run_dir: Path, step: int) -> Path:
+    """A fresh hidden folder for checkpoint ``step``; others (DeepSpeed's shards) may write there
+    before ``commit_checkpoint`` completes it."""
     root = checkpoint_root(run_dir)
     root.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".tmp-step-{step:06d}-", dir=root))
+
+
+def commit_checkpoint(run_dir: Path, step: int, tmp: Path, tensors: dict, trainer_state: dict, keep: int) -> Path:
+    """Add ``state.pt`` and ``trainer_state.json`` to ``tmp`` and rename it to ``step-NNNNNN``."""
+    root = checkpoint_root(run_dir)
     final = root / f"step-{step:06d}"
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-step-{step:06d}-", dir=root))
     try:
         try:
             torch.save(tensors, tmp / "state.pt")
             (tmp / "trainer_state.json").write_text(json.dumps(trainer_state, indent=2) + "\n")
-            _fsync_dir(tmp)
+            _fsync_tree(tmp)
         except (OSError, RuntimeError) as e:  # torch reports a full disk as a RuntimeError of its zip writer
             raise CheckpointError(_save_failed(run_dir, step, e)) from e
         if final.exists():  # a re-run of the same step after a resume: replace it
@@ -99,6 +110,12 @@ def load_checkpoint(path: Path) -> tuple[dict, dict]:
     tensors = torch.load(path / "state.pt", weights_only=False)
     trainer_state = json.loads((path / "trainer_state.json").read_text())
     return tensors, trainer_state
+
+
+def _fsync_tree(path: Path) -> None:
+    """``_fsync_dir`` on ``path`` and every folder under it (DeepSpeed writes sub-folders)."""
+    for folder in [path, *(p for p in path.rglob("*") if p.is_dir())]:
+        _fsync_dir(folder)
 
 
 def _fsync_dir(path: Path) -> None:

@@ -1,24 +1,45 @@
-"""Every accelerate (and, later, DeepSpeed) specific of the RL loop, in one place.
+"""Every accelerate and DeepSpeed specific of the RL loop, behind one interface.
 
 The loop asks this object to prepare models and optimizers, run the backward pass, skip the
-gradient all-reduce between micro-batches, clip gradients, hand out the unwrapped policy for
-generation and gather rollout records onto the main process. Today that is accelerate's DDP or a
-single process; DeepSpeed ZeRO (the scale-out issue) changes this file, not the loop.
+gradient all-reduce between micro-batches, clip and step, hand out the whole policy for
+generation and gather rollout records onto the main process. Here: accelerate's DDP or a single
+process. Under a DeepSpeed launch, ``make_distributed`` returns the ZeRO version
+(zero_distributed.py), which overrides what differs.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import torch
 
 from rlsp.config import Recipe
 
 
+def make_distributed(recipe: Recipe) -> Distributed:
+    """The process group this launch asked for: DeepSpeed ZeRO engines or accelerate's DDP."""
+    from rlsp.training.deepspeed_config import launched_with_deepspeed
+
+    cpu = training_device(recipe).type == "cpu"
+    if launched_with_deepspeed():
+        from rlsp.training.zero_distributed import DeepSpeedDistributed
+
+        dist = DeepSpeedDistributed(recipe, cpu)
+    else:
+        dist = Distributed(cpu)
+    if dist.is_main_process:
+        print(f"training engines: {dist.describe()}")
+    return dist
+
+
 class Distributed:
     """The process group of a run, as the RL loop sees it."""
+
+    uses_deepspeed = False
+    stage = 0
 
     def __init__(self, cpu: bool):
         from accelerate import Accelerator
@@ -27,6 +48,9 @@ class Distributed:
 
         self.accelerator = Accelerator(cpu=cpu)
         announce_setup(self.accelerator.state, "train")
+
+    def describe(self) -> str:
+        return "data parallel (DDP), a whole copy per process" if self.num_processes > 1 else "one process"
 
     # -- who am I ----------------------------------------------------------------------------
     @property
@@ -46,9 +70,18 @@ class Distributed:
         return self.accelerator.num_processes
 
     # -- models ------------------------------------------------------------------------------
-    def prepare(self, *objects):
-        """Models and optimizers wrapped for this process group (DDP, or as they are on one)."""
-        return self.accelerator.prepare(*objects)
+    @contextlib.contextmanager
+    def sharded_loading(self, bf16: bool, hidden_size: int) -> Iterator[None]:
+        """Models loaded inside are sharded as they load (ZeRO-3 only)."""
+        yield
+
+    def prepare_training(self, roles: list, make_scheduler: Callable, bf16: bool, hidden_size: int) -> None:
+        """Wrap each trained network's model and optimizer for this process group, in place."""
+        for opt in roles:
+            opt.model, opt.optimizer = self.accelerator.prepare(opt.model, opt.optimizer)
+
+    def prepare_reference(self, module: torch.nn.Module) -> torch.nn.Module:
+        return module
 
     def unwrap(self, model: torch.nn.Module) -> torch.nn.Module:
         """The plain model under any wrapper: what hooks, checkpoints and saving see."""
@@ -57,19 +90,47 @@ class Distributed:
     @contextlib.contextmanager
     def policy_for_generation(self, policy: torch.nn.Module) -> Iterator[torch.nn.Module]:
         """The whole policy, ready to generate. Under DDP every process holds all weights, so
-        this is the unwrapped model; under ZeRO-3 this is where the shards will be gathered."""
+        this is the unwrapped model; under ZeRO-3 the shards are gathered."""
+        yield self.unwrap(policy)
+
+    @contextlib.contextmanager
+    def full_weights(self, policy: torch.nn.Module) -> Iterator[torch.nn.Module]:
+        """The whole policy with its current weights, e.g. to save ``final/``."""
         yield self.unwrap(policy)
 
     # -- the backward pass ---------------------------------------------------------------------
-    def backward(self, loss: torch.Tensor) -> None:
+    def backward(self, loss: torch.Tensor, model: torch.nn.Module) -> None:
         self.accelerator.backward(loss)
 
     def no_sync_unless(self, last: bool, model: torch.nn.Module) -> contextlib.AbstractContextManager:
         """Skip DDP's gradient all-reduce on every micro-batch but the minibatch's last."""
         return contextlib.nullcontext() if last else self.accelerator.no_sync(model)
 
-    def clip_grad_norm_(self, parameters, max_norm: float) -> float:
-        return float(self.accelerator.clip_grad_norm_(parameters, max_norm))
+    def optimizer_step(self, opt, max_norm: float, before_step: Callable[[], None]) -> float:
+        """Clip ``opt``'s gradients, run ``before_step`` (hooks), step and zero; returns the norm."""
+        norm = float(self.accelerator.clip_grad_norm_(opt.model.parameters(), max_norm))
+        before_step()
+        opt.optimizer.step()
+        opt.optimizer.zero_grad(set_to_none=True)
+        return norm
+
+    # -- checkpoints -----------------------------------------------------------------------------
+    def save_engines(self, engines: dict, directory: Path) -> None:
+        """Only DeepSpeed writes its own checkpoint files; here the weights go into state.pt."""
+
+    def load_engines(self, engines: dict, directory: Path) -> None:
+        """See save_engines."""
+
+    def barrier(self) -> None:
+        self.accelerator.wait_for_everyone()
+
+    def broadcast_object(self, obj):
+        """The main process's ``obj``, on every process."""
+        if self.num_processes == 1:
+            return obj
+        from accelerate.utils import broadcast_object_list
+
+        return broadcast_object_list([obj])[0]
 
     # -- logs ----------------------------------------------------------------------------------
     def gather_objects(self, items: list) -> list:

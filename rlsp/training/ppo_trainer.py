@@ -54,6 +54,7 @@ from rlsp.training.forward import completion_logprobs, completion_values
 from rlsp.training.preflight import check_training_recipe, heldout_config
 from rlsp.training.rollout import PromptSampler, generate_step, score_step
 from rlsp.training.run_logs import RunLogs
+from rlsp.training.run_state import load_run, save_run
 from rlsp.training.update import UpdateBatch, ppo_update, single_optimizer_step
 
 # What a run writes into run.output_dir (other folders there, e.g. a demo's sft/, are left alone).
@@ -100,7 +101,8 @@ class Trainer:
         self.precision = resolve_precision(recipe.model.precision, training_device(recipe), training=True)
 
         torch.manual_seed(recipe.run.seed)
-        self.models = build_models(recipe, value_heads(self.cfg), self._total_optimizer_steps(), self.precision.weights)
+        self.models = build_models(recipe, value_heads(self.cfg), self._total_optimizer_steps(), self.precision,
+                                   getattr(config, "hidden_size", 0))
         dist = self.models.dist
         if dist.is_main_process:
             print(self.precision.describe())
@@ -114,7 +116,7 @@ class Trainer:
         self.reuse_update_logprobs = single_optimizer_step(self.cfg, rollout_size)
         self.step, self.position, self.eval_before = 0, 0, None
         if self.resume_from is not None:
-            self._load(self.resume_from)
+            load_run(self, self.resume_from)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.logs = RunLogs(self.run_dir, self.step if self.resume_from is not None else None,
                             enabled=dist.is_main_process)
@@ -124,7 +126,8 @@ class Trainer:
         if self.eval_before is None:
             self.eval_before = self.evaluate("eval before")
             self.logs.scalars(0, self.eval_before)
-        bar = tqdm(total=self.cfg.steps, initial=self.step, desc="rlsp train", unit="step")
+        bar = tqdm(total=self.cfg.steps, initial=self.step, desc="rlsp train", unit="step",
+                   disable=not self.models.dist.is_main_process)
         self.hooks.step = self.step
         self.hooks.fire("train_start")
         try:
@@ -233,7 +236,7 @@ class Trainer:
             self.logs.rollouts(dist.gather_objects(rows))
         with timer("7_checkpoint"):
             if self.step == cfg.steps or (cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0):
-                self._save()
+                save_run(self)
         with timer("8_evaluate"):
             if cfg.eval_every and self.step % cfg.eval_every == 0 and self.step != cfg.steps:
                 scalars.update(self.evaluate(f"eval step {self.step}"))
@@ -245,8 +248,7 @@ class Trainer:
     def evaluate(self, desc: str) -> dict[str, float]:
         """Greedy held-out metrics of the current policy (accuracy, boxed rate, lengths, per level)."""
         greedy = dataclasses.replace(self.recipe, generation=dataclasses.replace(self.recipe.generation, temperature=0.0))
-        policy = self.models.dist.unwrap(self.models.policy)
-        with self._autocast():
+        with self._autocast(), self.models.dist.policy_for_generation(self.models.policy) as policy:
             self.backend.sync_weights(policy)
             records = evaluate_model(policy, self.models.tokenizer, greedy, self.heldout, self.verifier, desc=desc,
                                      samples_per_prompt=1, data_cfg=self.heldout_cfg, backend=self.backend)
@@ -287,21 +289,3 @@ class Trainer:
             )
         claim_output_dir(self.run_dir, RUN_OUTPUTS, overwrite, "train")
         return None
-
-    def _save(self) -> None:
-        if not self.models.dist.is_main_process:
-            return
-        state = {
-            "step": self.step, "position": self.position, "eval_before": self.eval_before,
-            "kl_controller": self.kl_ctl.state_dict(), "normalizers": self.normalizers.state_dict(),
-        }
-        ckpt.save_checkpoint(self.run_dir, self.step, {**self.models.state_dict(), "rng": ckpt.rng_state()},
-                             state, keep=self.cfg.keep_checkpoints)
-
-    def _load(self, path: Path) -> None:
-        tensors, state = ckpt.load_checkpoint(path)
-        self.models.load_state_dict(tensors, path)
-        ckpt.restore_rng(tensors["rng"])
-        self.step, self.position, self.eval_before = state["step"], state["position"], state["eval_before"]
-        self.kl_ctl.load_state_dict(state["kl_controller"])
-        self.normalizers.load_state_dict(state["normalizers"])

@@ -12,12 +12,21 @@ from rlsp.analysis.markers import check_markers
 from rlsp.config import Recipe
 from rlsp.errors import ConfigError
 from rlsp.training.advantage_step import CRITIC_FREE
+from rlsp.training.deepspeed_config import (
+    check_deepspeed_recipe,
+    check_devices,
+    launch_config,
+    launched_with_deepspeed,
+)
 
 
 def check_training_recipe(recipe: Recipe) -> None:
     from rlsp.generation.vllm_backend import check_vllm_backend
 
     check_vllm_backend(recipe.generation)
+    if launched_with_deepspeed():  # before the other checks: a broken launch config is the first thing to fix
+        check_devices()
+        check_deepspeed_recipe(recipe, launch_config())
     t = recipe.train
     rollout = t.prompts_per_step * t.samples_per_prompt
     problems = []

@@ -140,7 +140,7 @@ def _minibatch_step(mb: UpdateBatch, actor, critic, cfg, temperature, kl_coef_in
         with hooks.suspended():
             for _, micro, mask, share in micro_batches():
                 loss = _actor_loss(model, micro, mask, cfg, temperature, kl_coef_in_loss)[0]
-                dist.backward(loss * share)
+                dist.backward(loss * share, model)
         grads = {name: p.grad.detach().clone() for name, p in dist.unwrap(model).named_parameters()
                  if p.grad is not None}
         for name, p in model.named_parameters():
@@ -153,7 +153,7 @@ def _minibatch_step(mb: UpdateBatch, actor, critic, cfg, temperature, kl_coef_in
                 token_mask = response_token_mask(micro.seqs) if hooks.hooks else None
                 with hooks.around("forward", role="policy", grad=True, token_mask=token_mask):
                     loss, actor_stats, logp = _actor_loss(actor.model, micro, mask, cfg, temperature, kl_coef_in_loss)
-                dist.backward(loss * share)
+                dist.backward(loss * share, actor.model)
                 hooks.fire("backward_end")
             seen_logprobs.append(logp.detach())
             for k, v in actor_stats.items():
@@ -161,18 +161,18 @@ def _minibatch_step(mb: UpdateBatch, actor, critic, cfg, temperature, kl_coef_in
         if critic is not None:
             with dist.no_sync_unless(last, critic.model):
                 loss, critic_stats = _critic_loss(critic.model, micro, mask, cfg)
-                dist.backward(loss * share)
+                dist.backward(loss * share, critic.model)
             for k, v in critic_stats.items():
                 stats[k] += v * share
     for name, opt in (("actor", actor), ("critic", critic)):
         if opt is None:
             continue
-        stats[f"{name}/grad_norm"] = dist.clip_grad_norm_(opt.model.parameters(), cfg.max_grad_norm)
-        if name == "actor":
-            hooks.fire("optimizer_step_start", replay=replay if hooks.wants_replay else None)
-        opt.optimizer.step()
+        def before_step(name=name):
+            if name == "actor":
+                hooks.fire("optimizer_step_start", replay=replay if hooks.wants_replay else None)
+
+        stats[f"{name}/grad_norm"] = dist.optimizer_step(opt, cfg.max_grad_norm, before_step)
         opt.scheduler.step()
-        opt.optimizer.zero_grad(set_to_none=True)
         stats[f"{name}/lr"] = opt.scheduler.get_last_lr()[0]
         if name == "actor":
             hooks.fire("optimizer_step_end")
