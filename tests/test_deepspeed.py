@@ -1,0 +1,178 @@
+"""`rlsp train` and `rlsp sft` under DeepSpeed ZeRO with two CPU processes (gloo), through
+`accelerate launch` and the repository's own launch configs, against one process.
+
+Tolerance: one process and two agree to 1e-5 in every weight after two updates at lr 0.01 (the
+two sum the gradients in another order; measured differences are about 3e-6).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from test_training import make_recipe
+from transformers import AutoModelForCausalLM
+
+from rlsp.config.schema import HookSpec
+from rlsp.errors import ConfigError
+from rlsp.training.deepspeed_config import check_deepspeed_recipe, reference_config, training_config
+
+REPO = Path(__file__).resolve().parents[1]
+ACCELERATE = Path(sys.executable).with_name("accelerate")
+WORKER = Path(__file__).with_name("zero_worker.py")
+TOLERANCE = 1e-5
+pytestmark = pytest.mark.skipif(not ACCELERATE.exists(), reason="accelerate's launcher is not beside this Python")
+SMALL = ["train.prompts_per_step=2", "train.samples_per_prompt=2", "train.minibatch_size=4"]
+
+
+def launch(config: str, *args: str) -> str:
+    """``accelerate launch --config_file launch/<config> --num_processes 2 ARGS`` from the repo root."""
+    command = [str(ACCELERATE), "launch", "--config_file", f"launch/{config}", "--num_processes", "2", *args]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300, check=False,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    return result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("stage", [2, 3])
+def test_two_updates_under_zero_match_one_process_on_the_same_global_batch(stage, tmp_path, tiny_model_dir):
+    path, _ = make_recipe(tmp_path, tiny_model_dir)  # GAE: policy and critic both train
+    alone, shared = tmp_path / "one.pt", tmp_path / "two.pt"
+    subprocess.run([sys.executable, str(WORKER), str(path), str(alone), "train.minibatch_size=8"], check=True,
+                   capture_output=True, timeout=300)
+    launch(f"zero{stage}.yaml", str(WORKER), str(path), str(shared))
+    one, two = torch.load(alone), torch.load(shared)
+    assert (one["world_size"], two["world_size"]) == (1, 2)
+    assert two["engines"].startswith(f"DeepSpeed ZeRO-{stage}")
+    for a, b in zip(one["updates"], two["updates"]):
+        assert b["policy_loss"] == pytest.approx(a["policy_loss"], abs=TOLERANCE)
+        assert b["actor_grad_norm"] == pytest.approx(a["actor_grad_norm"], rel=TOLERANCE)
+        assert b["critic_grad_norm"] == pytest.approx(a["critic_grad_norm"], rel=TOLERANCE)
+    assert one["updates"][0]["actor_grad_norm"] > 1.0  # so the clipping at train.max_grad_norm=1 took part
+    for role in ("policy", "critic"):
+        assert (two[role] - one[role]).abs().max() < TOLERANCE, role
+    start = torch.cat([p.flatten() for p in AutoModelForCausalLM.from_pretrained(tiny_model_dir).parameters()])
+    assert (two["policy"] - start).abs().max() > 100 * TOLERANCE  # the updates did move the weights
+
+
+def test_train_under_zero3_with_a_critic_shards_data_logs_once_and_resumes_exactly(tmp_path, tiny_model_dir):
+    overrides = [*SMALL, "train.steps=3", "train.checkpoint_every=1", "train.keep_checkpoints=5"]
+    path, recipe = make_recipe(tmp_path, tiny_model_dir, *overrides)
+    out = launch("zero3.yaml", "-m", "rlsp", "train", str(path), *overrides)
+    assert "distributed: 2 processes" in out and "DeepSpeed ZeRO-3" in out
+    assert out.count("held-out accuracy") == 1 and out.count("training engines: DeepSpeed ZeRO-3") == 1
+    run = Path(recipe.run.output_dir)
+    records = [json.loads(line) for line in (run / "rollouts.jsonl").read_text().splitlines()]
+    assert len(records) == 3 * 2 * 2 * 2  # steps x processes x prompts x samples, written once
+    for step in (1, 2, 3):  # each process drew its own prompts
+        assert len({r["prompt"] for r in records if r["step"] == step}) == 4
+    assert len(list((run / "tensorboard").rglob("events.*"))) == 1
+    step3 = run / "checkpoints" / "step-000003"
+    assert sorted(p.name for p in (step3 / "actor" / "engine").glob("*optim_states.pt")) == [
+        "zero_pp_rank_0_mp_rank_00_optim_states.pt", "zero_pp_rank_1_mp_rank_00_optim_states.pt"]
+    assert (step3 / "critic" / "engine").is_dir() and (step3 / "rng-rank001.pt").is_file()
+    final = load_file(run / "final" / "model.safetensors")
+    base = load_file(tiny_model_dir / "model.safetensors")
+    assert any(not torch.equal(final[k], base[k]) for k in base)  # consolidated, trained weights
+
+    straight = tmp_path / "straight"
+    shutil.copytree(run, straight)
+    shutil.rmtree(step3)
+    shutil.rmtree(run / "final")
+    launch("zero3.yaml", "-m", "rlsp", "train", str(path), *overrides, "--resume")
+    resumed = load_file(run / "final" / "model.safetensors")
+    assert all(torch.equal(resumed[k], v) for k, v in load_file(straight / "final" / "model.safetensors").items())
+    again = [json.loads(line) for line in (run / "rollouts.jsonl").read_text().splitlines()]
+    assert [r["completion"] for r in again] == [r["completion"] for r in records]
+
+
+def test_train_under_zero2_critic_free_with_lora_saves_the_merged_policy(tmp_path, tiny_model_dir):
+    overrides = [*SMALL, "train.advantage_estimator=rloo", "train.kl.placement=loss", "train.kl.estimator=k3",
+                 "model.lora.enabled=true", "model.lora.r=2"]
+    path, recipe = make_recipe(tmp_path, tiny_model_dir, *overrides)
+    out = launch("zero2.yaml", "-m", "rlsp", "train", str(path), *overrides)
+    assert "distributed: 2 processes" in out and "training engines: DeepSpeed ZeRO-2" in out
+    run = Path(recipe.run.output_dir)
+    assert not (run / "checkpoints" / "step-000002" / "critic").exists()  # critic-free: no critic engine
+    final = load_file(run / "final" / "model.safetensors")
+    base = load_file(tiny_model_dir / "model.safetensors")
+    assert not any("lora" in k for k in final) and set(base) <= set(final)
+    assert any(not torch.equal(final[k], base[k]) for k in base)
+
+
+SFT = """\
+data:
+  prompt_template: "{prompt} Put the final answer in \\\\\\\\boxed{}."
+  arith: {levels: [2, 3]}
+sft: {arith: {size: 8, error_share: 0.5}, max_length: 512, logging_steps: 1, max_steps: 2,
+      learning_rate: 3.0e-3, lr_scheduler: constant}
+"""
+
+
+def test_sft_under_zero3_matches_one_process(tmp_path, tiny_model_dir):
+    path = tmp_path / "sft.yaml"
+    path.write_text(SFT)
+    common = [f"model.name_or_path={tiny_model_dir}", "model.device=cpu"]
+    subprocess.run([sys.executable, "-m", "rlsp", "sft", str(path), *common, f"run.output_dir={tmp_path / 'one'}",
+                    "sft.per_device_batch_size=4"], check=True, capture_output=True, timeout=300)
+    out = launch("zero3.yaml", "-m", "rlsp", "sft", str(path), *common, f"run.output_dir={tmp_path / 'two'}",
+                 "sft.per_device_batch_size=2")
+    assert "distributed: 2 processes (DEEPSPEED, backend gloo), device cpu:0, DeepSpeed ZeRO-3" in out
+    losses = [[e["loss"] for e in json.loads((tmp_path / d / "sft_log.json").read_text()) if "loss" in e]
+              for d in ("one", "two")]
+    assert len(losses[0]) == 2 and losses[1] == pytest.approx(losses[0], abs=TOLERANCE)
+    one, two = (load_file(tmp_path / d / "model.safetensors") for d in ("one", "two"))
+    assert max((one[k] - two[k]).abs().max().item() for k in one) < TOLERANCE
+
+
+# -- the config, without launching -------------------------------------------------------------
+def test_auto_values_are_filled_from_the_recipe(tmp_path, tiny_model_dir):
+    _, recipe = make_recipe(tmp_path, tiny_model_dir, "train.micro_batch_size=2", "train.max_grad_norm=0.5")
+    config = json.loads((REPO / "launch" / "ds_zero3.json").read_text())
+    filled = training_config(config, recipe, world_size=8, bf16=True, hidden_size=64)
+    assert filled["train_micro_batch_size_per_gpu"] == 2 and filled["train_batch_size"] == 16
+    assert filled["gradient_accumulation_steps"] == 1 and filled["gradient_clipping"] == 0.5
+    assert filled["bf16"]["enabled"] is True and filled["fp16"]["enabled"] is False
+    zero = filled["zero_optimization"]
+    assert zero["reduce_bucket_size"] == 64 * 64 and zero["stage3_param_persistence_threshold"] == 640
+    assert zero["stage3_prefetch_bucket_size"] == int(0.9 * 64 * 64)
+    assert "auto" not in json.dumps(filled)
+    reference = reference_config(filled)
+    assert reference["zero_optimization"]["stage"] == 3 and "optimizer" not in reference
+
+
+def test_what_zero_cannot_honour_is_refused_with_the_field(tmp_path, tiny_model_dir):
+    _, recipe = make_recipe(tmp_path, tiny_model_dir)
+    stage2_offload = {"zero_optimization": {"stage": 2, "offload_param": {"device": "cpu"}}}
+    with pytest.raises(ConfigError, match="offload_param needs ZeRO stage 3"):
+        check_deepspeed_recipe(recipe, stage2_offload)
+    with pytest.raises(ConfigError, match="remove the 'scheduler' section"):
+        check_deepspeed_recipe(recipe, {"zero_optimization": {"stage": 3}, "scheduler": {"type": "WarmupLR"}})
+    with pytest.raises(ConfigError, match="zero_optimization.stage is 0"):
+        check_deepspeed_recipe(recipe, {"zero_optimization": {"stage": 0}})
+    with pytest.raises(ConfigError, match="fp16 under DeepSpeed needs loss scaling"):
+        check_deepspeed_recipe(recipe, {"zero_optimization": {"stage": 3}, "fp16": {"enabled": True}})
+    hooked = dataclasses.replace(recipe, hooks=[HookSpec(hook="gradient_diagnostics")])
+    with pytest.raises(ConfigError, match="gradient_diagnostics reads every parameter's gradient"):
+        check_deepspeed_recipe(hooked, {"zero_optimization": {"stage": 2}})
+    check_deepspeed_recipe(recipe, {"zero_optimization": {"stage": 3, "offload_optimizer": {"device": "cpu"}}})
+
+
+def test_more_processes_than_gpus_is_refused(monkeypatch):
+    from rlsp.training.deepspeed_config import check_devices
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
+    with pytest.raises(ConfigError, match="started 4 processes on this machine but it has 2 GPU"):
+        check_devices()
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    check_devices()
