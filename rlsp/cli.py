@@ -27,6 +27,7 @@ COMMANDS = {
     "steer": "steer",
     "inspect": "inspect",
     "ablate": "ablate",
+    "plan": "plan",
 }
 _OVERRIDE = re.compile(r"^[A-Za-z_]\w*(\.\w+)*=")
 

@@ -109,6 +109,10 @@ class GenerationConfig:
         "hf", help="Generation backend: 'hf' (rlsp's sampling loop on the transformers model) or 'vllm' (a vLLM "
         "engine in the same process, weights synced from the policy before every generation).")
     vllm: VllmConfig = option(VllmConfig, help="Settings of the vLLM backend (generation.backend: vllm).")
+    zero3_gather: Literal["whole", "layer"] = option(
+        "whole", help="Under DeepSpeed ZeRO-3 with the hf backend: 'whole' gathers every policy weight on every GPU "
+        "for the generation phase (fast; needs the whole model's memory), 'layer' keeps the weights sharded and "
+        "gathers each layer as it runs (every process then steps in lockstep; for models that do not fit whole).")
 
 
 @section

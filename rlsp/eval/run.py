@@ -86,7 +86,9 @@ def evaluate_model(
     data_cfg = data_cfg or recipe.data
     state = PartialState()
     pairs = [(i, j) for i in range(len(examples)) for j in range(n)]
-    with state.split_between_processes(pairs) as mine:
+    # Padded so every process makes the same number of generate calls (ZeRO-3 gathering layer by
+    # layer needs it); the repeated pairs are dropped after the gather.
+    with state.split_between_processes(pairs, apply_padding=state.num_processes > 1) as mine:
         records = []
         if mine:
             with _seeded(recipe.run.seed if seed is None else seed, model):
@@ -120,7 +122,7 @@ def evaluate_model(
     if state.num_processes > 1:
         from accelerate.utils import gather_object
 
-        records = gather_object(records)
+        records = list({(r["problem_index"], r["sample_index"]): r for r in gather_object(records)}.values())
     return sorted(records, key=lambda r: (r["problem_index"], r["sample_index"]))
 
 

@@ -22,6 +22,7 @@ import torch
 from transformers import DynamicCache
 
 from rlsp.generation.backend import SamplingParams
+from rlsp.generation.lockstep import Lockstep
 
 
 def nucleus_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:
@@ -104,11 +105,13 @@ def decode(
     stop_ids: list[int],
     pad_id: int,
     samples_per_prompt: int = 1,
+    lockstep: Lockstep | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Sample ``samples_per_prompt`` completions for each of B left-padded prompts.
 
     Args:
         prompt_ids, prompt_mask: (B, P) left-padded prompts.
+        lockstep: keep stepping with the other processes until all are done (ZeRO-3, layer mode).
     Returns:
         completion_ids: (B * k, T) long, a prompt's k samples adjacent; ``pad_id`` after the
             first stop token (which is kept). T is the longest completion, at most max_new_tokens.
@@ -116,7 +119,9 @@ def decode(
     """
     k = samples_per_prompt
     cache = DynamicCache(config=model.config)
-    logits, attention, next_position = _prefill(model, prompt_ids, prompt_mask, cache)
+    # In lockstep every process prefills in one pass (the shared-prefix split is a per-batch choice).
+    logits, attention, next_position = _prefill(model, prompt_ids, prompt_mask, cache,
+                                                min_shared=8 if lockstep is None else 1 << 62)
     if k > 1:
         cache.batch_repeat_interleave(k)
         logits, attention, next_position = (x.repeat_interleave(k, dim=0) for x in (logits, attention, next_position))
@@ -127,14 +132,19 @@ def decode(
     logprobs_out = torch.zeros((rows, params.max_new_tokens), dtype=torch.float32, device=device)
     active = torch.arange(rows, device=device)  # which output rows the batch still holds
     stops = torch.tensor(stop_ids, device=device)
-    steps = 0
+    steps, mine_running = 0, True
     for t in range(params.max_new_tokens):
-        tokens, logprobs = pick_tokens(logits, params)
-        tokens_out[active, t], logprobs_out[active, t] = tokens, logprobs
-        steps = t + 1
-        running = ~torch.isin(tokens, stops)
-        if t + 1 == params.max_new_tokens or not running.any():
+        if mine_running:
+            tokens, logprobs = pick_tokens(logits, params)
+            tokens_out[active, t], logprobs_out[active, t] = tokens, logprobs
+            steps = t + 1
+            running = ~torch.isin(tokens, stops)
+            mine_running = t + 1 < params.max_new_tokens and bool(running.any())
+        if not (lockstep.any(mine_running) if lockstep is not None else mine_running):
             break
+        if not mine_running:  # done here, but another process still generates
+            lockstep.idle_forward(model)
+            continue
         if not running.all():  # finished rows leave the batch and the cache
             keep = running.nonzero().squeeze(1)
             cache.batch_select_indices(keep)

@@ -51,6 +51,7 @@ class HFBackend:
         self.model = model
         self.tokenizer = tokenizer
         self.stop_ids = stop_token_ids(tokenizer, model)
+        self.lockstep = None  # set under ZeRO-3 with layer-by-layer gathering (see lockstep.py)
 
     def sync_weights(self, policy) -> None:
         """Nothing to copy: this backend samples with the trained module itself."""
@@ -72,7 +73,7 @@ class HFBackend:
         self.model.eval()
         try:
             completion_ids, logprobs = decode(self.model, prompt_ids, prompt_mask, params, self.stop_ids,
-                                              tok.pad_token_id, samples_per_prompt)
+                                              tok.pad_token_id, samples_per_prompt, self.lockstep)
         finally:
             self.model.train(was_training)
         mask, stopped = completion_mask_from_ids(completion_ids, self.stop_ids)

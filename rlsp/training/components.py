@@ -20,7 +20,8 @@ from rlsp.modeling.lora import add_lora
 from rlsp.modeling.networks import Critic, Reference, trainable_parameters
 from rlsp.precision import Precision
 from rlsp.training.checkpoint import trainable_state
-from rlsp.training.distributed import Distributed, make_distributed
+from rlsp.training.deepspeed_config import launched_with_deepspeed
+from rlsp.training.distributed import Distributed, training_device
 from rlsp.training.update import Optimisation
 
 
@@ -92,6 +93,20 @@ class TrainingModels:
             model = policy.get_base_model() if self.uses_lora else policy
             model.save_pretrained(directory, state_dict=weights, safe_serialization=True)
         self.tokenizer.save_pretrained(directory)
+
+
+def make_distributed(recipe: Recipe) -> Distributed:
+    """The process group this launch asked for: DeepSpeed ZeRO engines or accelerate's DDP."""
+    cpu = training_device(recipe).type == "cpu"
+    if launched_with_deepspeed():
+        from rlsp.training.zero_distributed import DeepSpeedDistributed
+
+        dist = DeepSpeedDistributed(recipe, cpu)
+    else:
+        dist = Distributed(cpu)
+    if dist.is_main_process:
+        print(f"training engines: {dist.describe()}")
+    return dist
 
 
 def build_models(recipe: Recipe, n_value_heads: int, total_optimizer_steps: int, precision: Precision,

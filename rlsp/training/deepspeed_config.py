@@ -141,6 +141,8 @@ def with_optimizer(config: dict, lr: float, betas, weight_decay: float) -> dict:
     filled = copy.deepcopy(config)
     params = filled["optimizer"].setdefault("params", {})
     params.update({"lr": lr, "betas": list(betas), "weight_decay": weight_decay})
+    if params.get("eps") == "auto":
+        params["eps"] = 1e-8  # torch's AdamW default, which rlsp uses without DeepSpeed
     return filled
 
 

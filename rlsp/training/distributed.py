@@ -3,7 +3,7 @@
 The loop asks this object to prepare models and optimizers, run the backward pass, skip the
 gradient all-reduce between micro-batches, clip and step, hand out the whole policy for
 generation and gather rollout records onto the main process. Here: accelerate's DDP or a single
-process. Under a DeepSpeed launch, ``make_distributed`` returns the ZeRO version
+process. Under a DeepSpeed launch, ``components.make_distributed`` builds the ZeRO version
 (zero_distributed.py), which overrides what differs.
 """
 
@@ -17,22 +17,6 @@ from pathlib import Path
 import torch
 
 from rlsp.config import Recipe
-
-
-def make_distributed(recipe: Recipe) -> Distributed:
-    """The process group this launch asked for: DeepSpeed ZeRO engines or accelerate's DDP."""
-    from rlsp.training.deepspeed_config import launched_with_deepspeed
-
-    cpu = training_device(recipe).type == "cpu"
-    if launched_with_deepspeed():
-        from rlsp.training.zero_distributed import DeepSpeedDistributed
-
-        dist = DeepSpeedDistributed(recipe, cpu)
-    else:
-        dist = Distributed(cpu)
-    if dist.is_main_process:
-        print(f"training engines: {dist.describe()}")
-    return dist
 
 
 class Distributed:
@@ -92,6 +76,10 @@ class Distributed:
         """The whole policy, ready to generate. Under DDP every process holds all weights, so
         this is the unwrapped model; under ZeRO-3 the shards are gathered."""
         yield self.unwrap(policy)
+
+    def generation_lockstep(self):
+        """What keeps sampling loops in step across processes (ZeRO-3 layer by layer); None here."""
+        return
 
     @contextlib.contextmanager
     def full_weights(self, policy: torch.nn.Module) -> Iterator[torch.nn.Module]:

@@ -108,6 +108,8 @@ class Trainer:
             print(self.precision.describe())
         self.backend = make_backend(dist.unwrap(self.models.policy), self.models.tokenizer, recipe.generation,
                                     recipe.run.seed)
+        if (lockstep := dist.generation_lockstep()) is not None:
+            self.backend.lockstep = lockstep
         self.sampler = PromptSampler(len(self.train_data), recipe.run.seed)
         kl = self.cfg.kl
         self.kl_ctl = AdaptiveKLController(kl.coef, kl.target, kl.horizon) if kl.adaptive else FixedKLController(kl.coef)

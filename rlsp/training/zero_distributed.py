@@ -11,9 +11,11 @@ The loop calls the same methods as on DDP (distributed.py); what differs is here
 - backward: the engine's, with rlsp's own loss scaling (DeepSpeed's accumulation count is 1 and
   rlsp marks the accumulation boundary on the last micro-batch of a minibatch);
 - the optimizer step: the engine's, which clips to ``train.max_grad_norm`` and reports the norm;
-- generation under ZeRO-3: every parameter gathered on every process for the whole generation
-  phase, with the engine's per-module fetch hooks lifted meanwhile (a process that finished
-  generating early would otherwise wait in a collective the others never join);
+- generation under ZeRO-3 (``generation.zero3_gather``): 'whole' gathers every parameter on every
+  process for the generation phase and lifts the engine's per-module fetch hooks meanwhile (a
+  process that finished early would otherwise wait in a collective the others never join);
+  'layer' leaves the hooks to gather each layer as it runs and keeps the sampling loops of all
+  processes in step (rlsp/generation/lockstep.py);
 - checkpoints: DeepSpeed's own save/load (every process writes its shards); ``final/`` gets the
   consolidated weights.
 """
@@ -26,6 +28,7 @@ from pathlib import Path
 
 import torch
 
+from rlsp.generation.lockstep import Lockstep
 from rlsp.training.deepspeed_config import (
     launch_config,
     offloads,
@@ -118,11 +121,24 @@ class DeepSpeedDistributed(Distributed):
     def unwrap(self, model: torch.nn.Module) -> torch.nn.Module:
         return getattr(model, "module", model)
 
+    def _gathers_by_layer(self) -> bool:
+        g = self.recipe.generation
+        return self.stage == 3 and g.zero3_gather == "layer" and g.backend == "hf"  # vLLM syncs whole weights
+
+    def generation_lockstep(self) -> Lockstep | None:
+        return Lockstep(self.device) if self._gathers_by_layer() else None
+
     @contextlib.contextmanager
     def policy_for_generation(self, policy: torch.nn.Module) -> Iterator[torch.nn.Module]:
         module = self.unwrap(policy)
         if self.stage != 3:
             yield module
+            return
+        if self._gathers_by_layer():
+            try:
+                yield module  # ZeRO-3's own hooks gather each layer as it runs
+            finally:
+                _settle(policy)
             return
         import deepspeed
 
@@ -188,3 +204,10 @@ def _lift_fetch_hooks(offload) -> None:
     for hook in [*offload.forward_hooks, *offload.backward_hooks]:
         hook.remove()
     offload.forward_hooks, offload.backward_hooks = [], []
+
+
+def _settle(engine) -> None:
+    """Release the layers ZeRO-3 fetched ahead for a forward pass that never came (generation
+    ends at a different layer than its prefetch trace expects); a later gather would find them
+    still in flight."""
+    engine.optimizer.parameter_offload.get_param_coordinator().release_and_reset_all(engine.module)

@@ -1,0 +1,1 @@
+"""Memory plans: what a recipe needs per GPU before it runs."""
