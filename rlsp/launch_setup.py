@@ -58,10 +58,10 @@ def describe_setup(state) -> str:
         plugin = getattr(state, "deepspeed_plugin", None)
         deepspeed = f"ZeRO-{plugin.zero_stage}" if plugin is not None else "yes"
     elif os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() == "true":
-        # On CPUs rlsp sets up the gloo group through accelerate and builds the engines itself.
+        # On CPUs rlsp has accelerate set up a gloo group and builds any ZeRO engines itself.
         from rlsp.training.deepspeed_config import launch_config, zero_stage
 
-        deepspeed = f"ZeRO-{zero_stage(launch_config())} (engines built by rlsp)"
+        deepspeed = f"ZeRO-{zero_stage(launch_config())} (from the launch config)"
     backend = getattr(state, "backend", None) or "none"
     return (f"distributed: {state.num_processes} process{'es' if state.num_processes > 1 else ''} "
             f"({state.distributed_type.value}, backend {backend}), device {state.device}, DeepSpeed {deepspeed}")

@@ -139,3 +139,37 @@ def test_shared_prefix_prefill_equals_transformers_generate(tiny_model_dir):
     assert torch.equal(ours, out.sequences[:, ids.shape[1]:])
     theirs = model.compute_transition_scores(out.sequences, out.scores, normalize_logits=True)
     assert torch.allclose(logp, theirs, atol=1e-4)
+
+
+class FakeLockstep:
+    """Stands in for the other processes: they keep generating ``extra`` steps after this one."""
+
+    def __init__(self, extra: int):
+        self.extra, self.idle = extra, 0
+
+    def any(self, flag: bool) -> bool:
+        if flag:
+            return True
+        self.extra -= 1
+        return self.extra >= 0
+
+    def idle_forward(self, model) -> None:
+        self.idle += 1
+        model(input_ids=torch.zeros((1, 1), dtype=torch.long), use_cache=False)
+
+
+def test_lockstep_keeps_stepping_until_every_process_is_done_and_samples_the_same(tiny_model_dir):
+    model, tokenizer = load_causal_lm(str(tiny_model_dir), device="cpu")
+    ids, mask = encoded_prompts(tokenizer, CONVERSATIONS)
+    stop_ids = HFBackend(model, tokenizer).stop_ids
+    params = SamplingParams(temperature=0.0, max_new_tokens=5)
+    alone = decode(model, ids, mask, params, stop_ids, tokenizer.pad_token_id)
+    lockstep = FakeLockstep(extra=0)  # one prefill pass instead of the shared-prefix split, same samples
+    stepped = decode(model, ids, mask, params, stop_ids, tokenizer.pad_token_id, lockstep=lockstep)
+    assert torch.equal(stepped[0], alone[0]) and torch.allclose(stepped[1], alone[1], atol=1e-5)
+    assert lockstep.idle == 0
+    every_token_stops = list(range(tokenizer.vocab_size))  # every row stops after its first token
+    lockstep = FakeLockstep(extra=3)
+    tokens, _ = decode(model, ids, mask, SamplingParams(temperature=0.0, max_new_tokens=8), every_token_stops,
+                       tokenizer.pad_token_id, lockstep=lockstep)
+    assert tokens.shape[1] == 1 and lockstep.idle == 3

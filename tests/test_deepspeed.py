@@ -176,3 +176,17 @@ def test_more_processes_than_gpus_is_refused(monkeypatch):
         check_devices()
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
     check_devices()
+
+
+def test_zero3_generation_layer_by_layer_samples_what_the_gathered_policy_does(tmp_path, tiny_model_dir):
+    overrides = [*SMALL, "generation.max_new_tokens=16"]
+    path, recipe = make_recipe(tmp_path, tiny_model_dir, *overrides)
+    run = Path(recipe.run.output_dir)
+    results = {}
+    for gather in ("whole", "layer"):
+        launch("zero3.yaml", "-m", "rlsp", "train", str(path), *overrides, f"generation.zero3_gather={gather}",
+               "--overwrite")
+        rows = [json.loads(line) for line in (run / "rollouts.jsonl").read_text().splitlines()]
+        results[gather] = ([r["completion"] for r in rows], load_file(run / "final" / "model.safetensors"))
+    assert results["layer"][0] == results["whole"][0]
+    assert all(torch.equal(results["layer"][1][k], v) for k, v in results["whole"][1].items())

@@ -23,6 +23,7 @@ The loop calls the same methods as on DDP (distributed.py); what differs is here
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -56,7 +57,6 @@ class DeepSpeedDistributed(Distributed):
         self.recipe = recipe
         self.config = launch_config()
         self.stage = zero_stage(self.config)
-        self._hf_config = None
 
     def describe(self) -> str:
         off = ", ".join(f"{k} offload to {v}" for k, v in offloads(self.config).items())
@@ -69,13 +69,19 @@ class DeepSpeedDistributed(Distributed):
     def sharded_loading(self, bf16: bool, hidden_size: int) -> Iterator[None]:
         """Under ZeRO-3, ``from_pretrained`` inside this block shards the weights as they load
         (transformers reads the live DeepSpeed config), so no process holds a whole model."""
-        if self.stage != 3:
+        if self.stage != 3 or os.environ.get("ACCELERATE_DEEPSPEED_ZERO3_INIT", "true").lower() != "true":
             yield
             return
         from transformers.integrations import HfDeepSpeedConfig
+        from transformers.integrations.deepspeed import unset_hf_deepspeed_config
 
-        self._hf_config = HfDeepSpeedConfig(self.filled_config(bf16, hidden_size))  # kept alive: it is a weak ref
-        yield
+        config = HfDeepSpeedConfig(self.filled_config(bf16, hidden_size))  # transformers holds a weak reference
+        try:
+            yield
+        finally:
+            # Models loaded later (a judge reward's) must load whole: they are not in an engine.
+            del config
+            unset_hf_deepspeed_config()
 
     # -- models ------------------------------------------------------------------------------
     def prepare_training(self, roles: list, make_scheduler: Callable, bf16: bool, hidden_size: int) -> None:

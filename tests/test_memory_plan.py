@@ -1,0 +1,90 @@
+"""`rlsp plan`: model sizes from configs, per-GPU figures against hand-computed ones, the CLI."""
+
+from __future__ import annotations
+
+import pytest
+from test_training import make_recipe
+from transformers import AutoModelForCausalLM
+
+from rlsp.cli import main
+from rlsp.planning.memory_plan import plan_memory
+from rlsp.planning.model_size import ModelSize, model_size
+
+# A made-up model small enough to check every term by hand.
+SIZE = ModelSize("made-up", params=1000, lm_head_params=100, largest_layer_params=200, layers=2, hidden=10,
+                 intermediate=40, kv_dim=5, vocab=50)
+
+
+def recipe(tmp_path, tiny_model_dir, *overrides):
+    # micro-batch 2, 6 new tokens, 8 generation rows; GAE (a critic) unless overridden
+    return make_recipe(tmp_path, tiny_model_dir, "train.micro_batch_size=2", *overrides)[1]
+
+
+def test_model_size_counts_what_the_model_holds(tiny_model_dir):
+    size = model_size(str(tiny_model_dir))
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    assert size.params == sum(p.numel() for p in model.parameters())  # tied weights once
+    assert size.layers == model.config.num_hidden_layers and size.vocab == model.config.vocab_size
+
+
+def test_the_paper_models_are_known_offline_with_their_published_sizes():
+    assert model_size("meta-llama/Llama-3.1-8B-Instruct").params == 8_030_261_248
+    qwen = model_size("Qwen/Qwen2.5-32B-Instruct")
+    assert qwen.params == 32_763_876_352 and qwen.lm_head_params == 152064 * 5120
+
+
+def test_one_process_plan_by_hand(tmp_path, tiny_model_dir):
+    plan = plan_memory(SIZE, recipe(tmp_path, tiny_model_dir), "DDP", 1, prompt_tokens=4, compute_bytes=4)
+    assert plan.trained == 16 * 1000 + 16 * (1000 - 100 + 2 * 10)  # policy + critic, fp32 + grads + Adam
+    assert plan.reference == 4 * 1000
+    # s = 4 + 6 tokens; per layer 2 x 10 x (8*10 + 2*5 + 4*40) x 4 bytes = 20,000; logits 3 x 2 x 6 x 50 x 4
+    assert plan.update == 2 * 20_000 + 7_200
+    # KV 8 rows x 10 tokens x (2 x 2 layers x 5 x 4 bytes); logits 2 x 8 x 50 x 4; prefill one layer
+    assert plan.generation == 8 * 10 * 80 + 3_200 + 8 * 4 * 250 * 4
+    assert plan.peak == plan.trained + plan.reference + plan.update
+
+
+def test_zero_plans_use_deepspeeds_estimates(tmp_path, tiny_model_dir):
+    r = recipe(tmp_path, tiny_model_dir)
+    zero3 = plan_memory(SIZE, r, "ZeRO-3", 4, prompt_tokens=4)
+    # 4 x largest layer + 18 bytes x params / GPUs, for the policy (1000) and the critic (920)
+    assert zero3.trained == (800 + 18 * 1000 // 4) + (800 + 18 * 920 // 4)
+    assert zero3.reference == 2 * 1000 / 4
+    gathered = plan_memory(SIZE, r, "ZeRO-3", 4, prompt_tokens=4).generation
+    by_layer = plan_memory(SIZE, recipe(tmp_path, tiny_model_dir, "generation.zero3_gather=layer"), "ZeRO-3", 4,
+                           prompt_tokens=4).generation
+    assert gathered - by_layer == 2 * 1000  # the whole policy in bf16
+    offload = plan_memory(SIZE, r, "ZeRO-2 + optimizer offload", 4, prompt_tokens=4)
+    assert offload.trained == 2 * 1000 + 2 * 920 and offload.reference == 2 * 1000
+    assert offload.cpu_per_node == 1.5 * 16 * (1000 + 920)  # max(4 x GPUs, 16) bytes per parameter
+
+
+def test_critic_free_and_lora_plans_hold_less(tmp_path, tiny_model_dir):
+    rloo = recipe(tmp_path, tiny_model_dir, "train.advantage_estimator=rloo", "train.samples_per_prompt=2",
+                  "train.kl.placement=loss")
+    assert plan_memory(SIZE, rloo, "DDP", 1, 4).trained == 16 * 1000
+    lora = recipe(tmp_path, tiny_model_dir, "model.lora.enabled=true", "train.advantage_estimator=rloo",
+                  "train.samples_per_prompt=2", "train.kl.placement=loss")
+    plan = plan_memory(SIZE, lora, "ZeRO-3", 2, 4, lora_params=30)
+    assert plan.reference == 0  # the base with the adapters off
+    assert plan.trained == 800 + 18 * 30 // 2 + 2 * 1000 / 2  # adapters' states + the frozen base's shard
+
+
+def test_plan_cli_prints_every_launch_and_exits_1_when_the_named_one_does_not_fit(capsys):
+    recipe_path = "recipes/rl_llama3.1-8b_length.yaml"
+    assert main(["plan", recipe_path, "--gpus", "8"]) == 0
+    out = capsys.readouterr().out
+    assert "8.03B parameters, with a critic" in out and out.count("| ZeRO-") == 5 and "| DDP |" in out
+    assert main(["plan", recipe_path, "--gpus", "8", "--launch", "ZeRO-2"]) == 1
+    assert main(["plan", recipe_path, "--gpus", "8", "--launch", "ZeRO-3"]) == 0
+    assert main(["plan", recipe_path, "--gpus", "8", "--launch", "ZeRO-5"]) == 2
+    assert "--launch 'ZeRO-5': choose one of" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("path,gpus,launch", [
+    ("recipes/rl_llama3.1-8b_length.yaml", "8", "ZeRO-3"),
+    ("recipes/rl_qwen2.5-32b_length_judge.yaml", "16", "ZeRO-3 + optimizer offload"),
+])
+def test_the_paper_recipes_validate_and_fit_the_launch_they_name(path, gpus, launch):
+    assert main(["validate", path]) == 0
+    assert main(["plan", path, "--gpus", gpus, "--launch", launch, "--prompt-tokens", "512"]) == 0
