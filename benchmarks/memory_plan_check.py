@@ -72,7 +72,7 @@ def main() -> None:
     parts = {"policy+critic states": plan.trained, "reference": plan.reference, "update": plan.update,
              "generation": plan.generation}
     result = {
-        "cpu": platform.processor() or platform.machine(), "precision": trainer.precision.summary(),
+        "cpu": trainer.precision.summary().get("cpu", platform.machine()), "precision": trainer.precision.summary(),
         "prompt_tokens": prompt_tokens, "planned_gib": plan.peak / GIB, "measured_growth_gib": grown / GIB,
         "rss_before_models_gib": before["rss"] / GIB, "peak_before_models_gib": before["peak"] / GIB,
         "parts_gib": {k: v / GIB for k, v in parts.items()}, "gap": grown / plan.peak - 1,

@@ -27,7 +27,7 @@ COMMANDS = {
     "steer": "steer",
     "inspect": "inspect",
     "ablate": "ablate",
-    "plan": "plan",
+    "plan": "memory",  # rlsp plan: the memory plan (ablation/plan.py is the ablation's)
 }
 _OVERRIDE = re.compile(r"^[A-Za-z_]\w*(\.\w+)*=")
 

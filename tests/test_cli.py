@@ -99,7 +99,7 @@ SHIPPED = sorted((Path(__file__).parents[1] / "recipes").glob("*.yaml"))
 
 @pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
 def test_every_shipped_recipe_passes_validate(path, capsys, shared_data):
-    expected = "train" if path.stem.startswith(("demo_rlsp", "ablate_")) else "sft" if path.stem.startswith("sft_") else "eval"
+    expected = "train" if path.stem.startswith(("demo_rlsp", "ablate_", "rl_")) else "sft" if path.stem.startswith("sft_") else "eval"
     code, output = run_cli(capsys, "validate", path)
     assert code == 0 and f"is a valid recipe for rlsp {expected}." in output, output
 

@@ -178,8 +178,9 @@ def test_more_processes_than_gpus_is_refused(monkeypatch):
     check_devices()
 
 
-def test_zero3_generation_layer_by_layer_samples_what_the_gathered_policy_does(tmp_path, tiny_model_dir):
-    overrides = [*SMALL, "generation.max_new_tokens=16"]
+def test_zero3_critic_free_generation_layer_by_layer_samples_what_the_gathered_policy_does(tmp_path,
+                                                                                          tiny_model_dir):
+    overrides = [*SMALL, "generation.max_new_tokens=16", "train.advantage_estimator=grpo", "train.kl.placement=loss"]
     path, recipe = make_recipe(tmp_path, tiny_model_dir, *overrides)
     run = Path(recipe.run.output_dir)
     results = {}
