@@ -191,3 +191,14 @@ def test_zero3_critic_free_generation_layer_by_layer_samples_what_the_gathered_p
         results[gather] = ([r["completion"] for r in rows], load_file(run / "final" / "model.safetensors"))
     assert results["layer"][0] == results["whole"][0]
     assert all(torch.equal(results["layer"][1][k], v) for k, v in results["whole"][1].items())
+
+
+def test_zero3_with_optimizer_and_parameter_offload_trains_like_zero3(tmp_path, tiny_model_dir):
+    path, recipe = make_recipe(tmp_path, tiny_model_dir, *SMALL)
+    run = Path(recipe.run.output_dir)
+    finals = {}
+    for config in ("zero3.yaml", "zero3_offload.yaml"):
+        out = launch(config, "-m", "rlsp", "train", str(path), *SMALL, "--overwrite")
+        finals[config] = load_file(run / "final" / "model.safetensors")
+    assert "DeepSpeed ZeRO-3 (optimizer offload to cpu, param offload to cpu)" in out  # DeepSpeed's CPU Adam
+    assert all((finals["zero3_offload.yaml"][k] - v).abs().max() < TOLERANCE for k, v in finals["zero3.yaml"].items())
