@@ -51,3 +51,37 @@ def test_logprobs_and_values_equal_the_untrimmed_pass(tiny_model_dir):
         plain = critic(**padded.inputs())[:, P - 1 : P + 4 - 1]
     assert values.shape == (2, 9, 2)
     assert torch.allclose(values[:, :4][mask[:, :4]], plain[mask[:, :4]], atol=1e-5)
+
+
+def test_chunked_logprobs_equal_one_chunk_in_values_and_gradients(tiny_model_dir, monkeypatch):
+    """Log-probs over chunks of positions (checkpointed under autograd) against the whole
+    completion at once: the same log-probs, entropy and parameter gradients."""
+    from rlsp.training import forward
+
+    model, _ = load_causal_lm(str(tiny_model_dir), device="cpu")
+    model.train()
+    seqs = padded_sequences(extra_left=1, extra_right=2)
+
+    def run():
+        model.zero_grad(set_to_none=True)
+        logp, entropy = completion_logprobs(model, seqs, temperature=0.7, with_entropy=True, entropy_grad=True)
+        (logp.sum() - 0.1 * entropy.sum()).backward()
+        return logp.detach(), entropy.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}
+
+    whole = run()
+    vocab = model.get_output_embeddings().weight.shape[0]
+    monkeypatch.setattr(forward, "LOGITS_BUDGET_BYTES", 4 * 2 * vocab)  # one position per chunk
+    chunked = run()
+    assert torch.allclose(chunked[0], whole[0], atol=1e-6) and torch.allclose(chunked[1], whole[1], atol=1e-6)
+    assert chunked[2].keys() == whole[2].keys()
+    for name, grad in whole[2].items():
+        assert torch.allclose(chunked[2][name], grad, atol=1e-6), name
+    # and against the plain pass through the model's own logits
+    assert torch.allclose(whole[0][:, :4], untrimmed_logprobs_at(model, seqs, 0.7)[:, :4], atol=1e-5)
+
+
+def untrimmed_logprobs_at(model, seqs: Sequences, temperature: float) -> torch.Tensor:
+    P, T = seqs.prompt_ids.shape[1], seqs.completion_ids.shape[1]
+    with torch.no_grad():
+        logits = model(**seqs.inputs(), use_cache=False).logits[:, P - 1 : P + T - 1].float() / temperature
+    return torch.log_softmax(logits, -1).gather(-1, seqs.completion_ids[..., None])[..., 0]

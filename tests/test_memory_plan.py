@@ -42,6 +42,12 @@ def test_one_process_plan_by_hand(tmp_path, tiny_model_dir):
     # KV 8 rows x 10 tokens x (2 x 2 layers x 5 x 4 bytes); logits 2 x 8 x 50 x 4; prefill one layer
     assert plan.generation == 8 * 10 * 80 + 3_200 + 8 * 4 * 250 * 4
     assert plan.peak == plan.trained + plan.reference + plan.update
+    # A vocabulary whose logits exceed one chunk: the log-probs run chunk by chunk, except under ZeRO-3.
+    big = ModelSize("big-vocab", 1000, 0, 200, 2, 10, 40, 5, vocab=10_000_000)
+    r = recipe(tmp_path, tiny_model_dir)
+    chunk = 3 * 256 * 2**20
+    assert plan_memory(big, r, "DDP", 1, 4, compute_bytes=4).update == 2 * 20_000 + chunk
+    assert plan_memory(big, r, "ZeRO-3", 4, 4).update == 2 * 10_000 + 3 * 2 * 6 * 10_000_000 * 4
 
 
 def test_zero_plans_use_deepspeeds_estimates(tmp_path, tiny_model_dir):

@@ -12,7 +12,8 @@ What is counted, per process:
   tokens: per layer ``b*s*(8h + 2kv + 4I)`` values (layer inputs, q/k/v, attention output, MLP
   inputs and the three MLP intermediates; attention scores are not stored by SDPA/flash
   attention); all layers without gradient checkpointing, else each layer's input plus one
-  layer; plus the policy's fp32 logits over the completion (logits, log-softmax, gradient);
+  layer; plus the policy's fp32 logits over the completion (logits, log-softmax, gradient), at
+  most a 256 MiB chunk of them at a time except under ZeRO-3 (rlsp/training/forward.py);
 - generation at ``generation.batch_size`` rows: KV cache, the last position's logits, one
   layer's prefill activations, and under ZeRO-3 with ``generation.zero3_gather: whole`` the whole
   policy gathered (with 'layer' only the largest layer is, which the ZeRO-3 estimate holds).
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 
 from rlsp.config import Recipe
 from rlsp.planning.model_size import ModelSize
+from rlsp.training.forward import LOGITS_BUDGET_BYTES
 
 GIB = 2**30
 STRATEGIES = {  # name: (ZeRO stage, optimizer offload, parameter offload)
@@ -103,7 +105,9 @@ def plan_memory(size: ModelSize, recipe: Recipe, strategy: str, gpus: int, promp
         reference = 2 * size.params
     s = prompt_tokens + g.max_new_tokens
     update = _activations(size, t.micro_batch_size, s, compute_bytes, t.gradient_checkpointing)
-    update += 3 * t.micro_batch_size * g.max_new_tokens * size.vocab * 4
+    logits = t.micro_batch_size * g.max_new_tokens * size.vocab * 4
+    # Outside ZeRO-3 rlsp computes the log-probs over chunks of at most LOGITS_BUDGET_BYTES of logits.
+    update += 3 * (logits if stage == 3 else min(logits, LOGITS_BUDGET_BYTES))
     rows = g.batch_size
     generation = rows * s * size.kv_bytes_per_token(compute_bytes) + 2 * rows * size.vocab * 4
     generation += _layer_activations(size, rows, prompt_tokens, compute_bytes)  # prefill, one layer live

@@ -44,29 +44,70 @@ class Sequences:
                          self.completion_ids[:, :last], self.completion_mask[:, :last])
 
 
+# The most fp32 logits one log-prob chunk holds at once. Above it the completion is split into
+# chunks of positions: the full (B, T, vocabulary) tensor of an 8B model at 8 x 4,096 tokens is
+# 16 GiB, and its log-softmax and gradient as much again. Below it (the CPU demo: 0.2 GiB) one
+# chunk is the whole completion, as before. Not under ZeRO-3 (see completion_logprobs).
+LOGITS_BUDGET_BYTES = 256 * 2**20
+
+
 def completion_logprobs(
     model, seqs: Sequences, temperature: float, with_entropy: bool = False, entropy_grad: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(B, T) log p(token) at ``temperature``, and (B, T) entropy if asked; fp32.
 
     ``entropy_grad``: keep the entropy in the autograd graph (for an entropy bonus).
+
+    The model returns its last hidden states; the output head and log-softmax then run over
+    chunks of positions (see LOGITS_BUDGET_BYTES). With gradients each chunk is checkpointed: its
+    logits are recomputed in the backward pass instead of kept, one chunk at a time.
     """
     full_T = seqs.completion_ids.shape[1]
     seqs = seqs.trimmed()
-    T = seqs.completion_ids.shape[1]
-    # Only the last T + 1 positions predict completion tokens (the final one predicts nothing):
-    # projecting the prompt positions onto the vocabulary would be wasted work.
-    logits = model(**seqs.inputs(), use_cache=False, logits_to_keep=T + 1).logits[:, :-1].float()
+    B, T = seqs.completion_ids.shape
+    # Only the positions before each completion token predict it; projecting the prompt positions
+    # onto the vocabulary would be wasted work. logits_to_keep=1 keeps the model's own projection
+    # to one position; the head runs here, chunk by chunk.
+    out = model(**seqs.inputs(), use_cache=False, logits_to_keep=1, output_hidden_states=True)
+    hidden = out.hidden_states[-1][:, -(T + 1) : -1]
+    head = _output_head(model)
+    vocab = head.out_features  # not weight.shape: under ZeRO-3 the weight is an empty shard here
+    width = max(1, LOGITS_BUDGET_BYTES // (4 * B * vocab))
+    if hasattr(head.weight, "ds_id"):
+        # ZeRO-3 shards the head: every chunk (and every recomputed chunk in the backward pass)
+        # would gather it anew, a collective whose count would differ between processes whose
+        # completions differ in length. One chunk there.
+        width = T
+    pieces = []
+    for start in range(0, T, width):
+        args = (head, hidden[:, start : start + width], seqs.completion_ids[:, start : start + width],
+                temperature, with_entropy, entropy_grad)
+        if torch.is_grad_enabled() and T > width:
+            pieces.append(torch.utils.checkpoint.checkpoint(_chunk_logprobs, *args, use_reentrant=False))
+        else:
+            pieces.append(_chunk_logprobs(*args))
+    token_logprobs = torch.cat([lp for lp, _ in pieces], dim=1)
+    entropy = torch.cat([e for _, e in pieces], dim=1) if with_entropy else None
+    return _pad_right(token_logprobs, full_T), (None if entropy is None else _pad_right(entropy, full_T))
+
+
+def _chunk_logprobs(head, hidden, token_ids, temperature, with_entropy, entropy_grad):
+    logits = head(hidden).float()
     if temperature > 0 and temperature != 1.0:
         logits = logits / temperature
-    log_probs = torch.log_softmax(logits, dim=-1)
-    token_logprobs = log_probs.gather(-1, seqs.completion_ids.unsqueeze(-1)).squeeze(-1)
+    token_logprobs = torch.log_softmax(logits, dim=-1).gather(-1, token_ids.unsqueeze(-1)).squeeze(-1)
     entropy = None
     if with_entropy:
         # A softmax over the whole vocabulary per token: keep it out of the graph unless it trains.
         with torch.set_grad_enabled(torch.is_grad_enabled() and entropy_grad):
             entropy = entropy_from_logits(logits if entropy_grad else logits.detach())
-    return _pad_right(token_logprobs, full_T), (None if entropy is None else _pad_right(entropy, full_T))
+    return token_logprobs, entropy
+
+
+def _output_head(model) -> torch.nn.Module:
+    """The LM head under any wrapper (DDP, DeepSpeed engine, PEFT)."""
+    inner = getattr(model, "module", model)
+    return inner.get_output_embeddings()
 
 
 def completion_values(critic, seqs: Sequences) -> torch.Tensor:
