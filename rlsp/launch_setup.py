@@ -9,7 +9,6 @@ something else (plain data parallelism in place of ZeRO, every rank acting as th
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from rlsp.errors import ConfigError
 
@@ -18,13 +17,10 @@ def check_launch(command: str) -> None:
     """Refuse, before loading anything, a launch configuration ``command`` would not honour."""
     if os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() != "true":
         return
-    config_file = os.environ.get("ACCELERATE_DEEPSPEED_CONFIG_FILE")
-    if config_file and config_file != "none" and not Path(config_file).is_file():
-        raise ConfigError(
-            f"accelerate's DeepSpeed config names deepspeed_config_file {config_file!r}, which is not there "
-            f"(seen from {Path.cwd()}). Launch from the repository root, or put an absolute path in the "
-            f"accelerate config (launch/zero*.yaml)."
-        )
+    if os.environ.get("ACCELERATE_DEEPSPEED_CONFIG_FILE", "none") != "none":
+        from rlsp.training.deepspeed_config import launch_config
+
+        launch_config()  # reads the named file: a missing or malformed one is reported here
 
 
 def check_world(num_processes: int, uses_deepspeed: bool, command: str) -> None:

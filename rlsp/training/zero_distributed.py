@@ -115,14 +115,10 @@ class DeepSpeedDistributed(Distributed):
             return module.to(self.device)
         import deepspeed
 
-        base = self.filled_config(bool(self._bf16_of(module)), None)
-        engine, *_ = deepspeed.initialize(model=module, config=reference_config(base))
+        bf16 = next(module.parameters()).dtype == torch.bfloat16
+        engine, *_ = deepspeed.initialize(model=module, config=reference_config(self.filled_config(bf16, None)))
         engine.eval()
         return engine
-
-    @staticmethod
-    def _bf16_of(module: torch.nn.Module) -> bool:
-        return next(module.parameters()).dtype == torch.bfloat16
 
     def unwrap(self, model: torch.nn.Module) -> torch.nn.Module:
         return getattr(model, "module", model)
@@ -136,20 +132,17 @@ class DeepSpeedDistributed(Distributed):
 
     @contextlib.contextmanager
     def policy_for_generation(self, policy: torch.nn.Module) -> Iterator[torch.nn.Module]:
-        module = self.unwrap(policy)
-        if self.stage != 3:
-            yield module
-            return
         if self._gathers_by_layer():
             try:
-                yield module  # ZeRO-3's own hooks gather each layer as it runs
+                yield self.unwrap(policy)  # ZeRO-3's own hooks gather each layer as it runs
             finally:
                 _settle(policy)
             return
-        import deepspeed
-
-        offload = policy.optimizer.parameter_offload
-        with deepspeed.zero.GatheredParameters(list(module.parameters())):
+        with self.full_weights(policy) as module:
+            if self.stage != 3:
+                yield module
+                return
+            offload = policy.optimizer.parameter_offload
             _lift_fetch_hooks(offload)
             try:
                 yield module
