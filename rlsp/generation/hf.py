@@ -6,6 +6,7 @@ import torch
 
 from rlsp.generation.backend import Rollout, SamplingParams
 from rlsp.generation.decode import decode
+from rlsp.generation.packed_linear import packed_linears
 
 # End-of-turn tokens of common chat templates; generation stops at whichever the vocabulary has.
 CHAT_END_TOKENS = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<|endoftext|>", "<end_of_turn>")
@@ -72,8 +73,9 @@ class HFBackend:
         was_training = self.model.training
         self.model.eval()
         try:
-            completion_ids, logprobs = decode(self.model, prompt_ids, prompt_mask, params, self.stop_ids,
-                                              tok.pad_token_id, samples_per_prompt, self.lockstep)
+            with packed_linears(self.model):  # oneDNN-packed weights on a CPU: see packed_linear.py
+                completion_ids, logprobs = decode(self.model, prompt_ids, prompt_mask, params, self.stop_ids,
+                                                  tok.pad_token_id, samples_per_prompt, self.lockstep)
         finally:
             self.model.train(was_training)
         mask, stopped = completion_mask_from_ids(completion_ids, self.stop_ids)
