@@ -15,8 +15,9 @@ script with .venv-vllm's python, which ``make vllm-env`` builds).
 Each side runs in a fresh process, so its peak RSS is its own. Per side it prints seconds per step
 (median of the steps after the first), generated tokens per second and seconds per 1,000
 generated tokens (the sides sample different lengths), peak RSS; for rlsp also the generation
-rate and the update phase's achieved FLOP/s (6 x parameters x tokens through the update, the
-policy's forward and backward) against this machine's fp32 matmul peak, measured in the same run.
+rate and the update phase's achieved FLOP/s (6 x parameters x tokens for the policy's forward and
+backward, where the tokens are every completion token and each distinct prompt once, padding
+excluded) against this machine's fp32 matmul peak, measured in the same run.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from pathlib import Path
 
 STEPS_DEFAULT = 5
 PROMPTS, SAMPLES, MAX_TOKENS, BETA, LR = 4, 4, 128, 0.04, 1e-6
+MICRO = 4  # rlsp's default micro-batch: length-sorted rows, four per forward/backward
 TEMPLATE = "{prompt} Put the final answer in \\boxed{}."
 
 
@@ -71,15 +73,24 @@ train:
   prompts_per_step: {PROMPTS}
   samples_per_prompt: {SAMPLES}
   minibatch_size: {PROMPTS * SAMPLES}
-  micro_batch_size: {PROMPTS * SAMPLES}
+  micro_batch_size: {MICRO}
   actor_lr: {LR}
   advantage_estimator: {estimator}
   kl: {{coef: {BETA}, estimator: k3, placement: loss}}
   reward: {{alpha: {{start: 1.0}}}}
   log_behaviours: false
 """)
+    import rlsp.training.ppo_trainer as loop
+
     trainer = Trainer(load_recipe(recipe_path, []), recipe_path)
     params = sum(p.numel() for p in trainer.models.dist.unwrap(trainer.models.policy).parameters())
+    updated, update = [], loop.ppo_update
+
+    def watched_update(batch, *args, **kwargs):  # what the update phase had to compute
+        updated.append(batch.seqs)
+        return update(batch, *args, **kwargs)
+
+    loop.ppo_update = watched_update
     rows = []
     for step in range(1, steps + 1):
         trainer.step = step
@@ -88,15 +99,18 @@ train:
         seconds = time.perf_counter() - start
         tokens = scalars["response/length_mean"] * PROMPTS * SAMPLES
         rows.append({"seconds": seconds, "generated_tokens": tokens, "generate_s": scalars["time/1_generate"],
-                     "update_s": scalars["time/5_update"], "update_tokens": _update_tokens(trainer)})
+                     "update_s": scalars["time/5_update"], "update_tokens": useful_tokens(updated[-1])})
     return {"steps": rows, "parameters": params}
 
 
-def _update_tokens(trainer) -> int:
-    rows = [json.loads(x) for x in (trainer.run_dir / "rollouts.jsonl").read_text().splitlines()]
-    last = [r for r in rows if r["step"] == trainer.step]
-    # completions plus their prompts (~60 tokens with the chat template) go through the update
-    return sum(r["length"] for r in last) + 60 * len(last)
+def useful_tokens(seqs) -> int:
+    """The tokens an update must run through the policy: every completion token, and each
+    distinct prompt once (padding excluded; the padding-free pass computes about this)."""
+    from rlsp.training.packing import prompt_groups
+
+    groups = prompt_groups(seqs.prompt_ids, seqs.prompt_mask)
+    first_rows = [groups.index(g) for g in set(groups)]
+    return int(seqs.completion_mask.sum()) + int(seqs.prompt_mask[first_rows].sum())
 
 
 def run_trl(steps: int, out: Path) -> dict:

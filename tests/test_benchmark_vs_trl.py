@@ -27,3 +27,14 @@ def test_summaries_skip_the_warm_up_step_and_figures_compare_like_for_like():
     assert rlsp["generation_tok_per_s"] == 40.0 and rlsp["update_gflops"] == pytest.approx(6 * 100 * 1000 / 2 / 1e9)
     figures = vs_trl.figures([trl, rlsp])
     assert figures["speedup"] == 2.0 and figures["trl_peak_rss_mb"] == 7000.0 and figures["rlsp_peak_rss_mb"] == 6000.0
+
+
+def test_update_tokens_count_completions_and_each_distinct_prompt_once():
+    import torch
+
+    from rlsp.training.forward import Sequences
+
+    prompt_ids = torch.tensor([[0, 5, 6], [7, 8, 9], [0, 5, 6]])
+    completion_mask = torch.tensor([[1, 1, 1], [1, 0, 0], [1, 1, 0]])
+    seqs = Sequences(prompt_ids, (prompt_ids != 0).long(), completion_mask * 4, completion_mask)
+    assert vs_trl.useful_tokens(seqs) == 6 + 2 + 3  # completions 3 + 1 + 2; prompts [5 6] and [7 8 9]

@@ -148,6 +148,10 @@ class TrainConfig:
     keep_checkpoints: int = option(2, help="How many step checkpoints to keep.", ge=1)
     eval_every: int = option(0, help="Evaluate on the held-out set every N steps (0: only before and after).", ge=0)
     gradient_checkpointing: bool = option(False, help="Trade compute for memory in policy and critic.")
+    padding_free: bool = option(
+        True, help="Policy and reference passes: each prompt once per micro-batch with its samples packed behind it, "
+        "no padding (sdpa attention; checked against the plain pass on the first batch). Off while hooks are set."
+    )
     log_behaviours: bool = option(
         True, help="Log to TensorBoard each step the share of samples that backtrack, verify, explore or hedge "
         "(behaviour/<name>/share, /per_1k), by the marker detector of rlsp inspect."

@@ -8,11 +8,13 @@ position just before it: ``logits[:, P - 1 : P + T - 1]``.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import torch
 
 from rlsp.algorithms import entropy_from_logits
+from rlsp.training.packing import pack_by_prompt, supports_packing
 
 
 @dataclass
@@ -52,11 +54,15 @@ LOGITS_BUDGET_BYTES = 256 * 2**20
 
 
 def completion_logprobs(
-    model, seqs: Sequences, temperature: float, with_entropy: bool = False, entropy_grad: bool = False
+    model, seqs: Sequences, temperature: float, with_entropy: bool = False, entropy_grad: bool = False,
+    padding_free: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(B, T) log p(token) at ``temperature``, and (B, T) entropy if asked; fp32.
 
     ``entropy_grad``: keep the entropy in the autograd graph (for an entropy bonus).
+    ``padding_free``: each distinct prompt once, its samples packed behind it (packing.py), where
+    the model supports it and agreed with the plain pass on its first batch. Positions after a
+    completion's end are then 0 (the plain pass gives the pad token's log-prob there).
 
     The model returns its last hidden states; the output head and log-softmax then run over
     chunks of positions (see LOGITS_BUDGET_BYTES). With gradients each chunk is checkpointed: its
@@ -68,7 +74,12 @@ def completion_logprobs(
     # Only the positions before each completion token predict it; projecting the prompt positions
     # onto the vocabulary would be wasted work. logits_to_keep=1 keeps the model's own projection
     # to one position; the head runs here, chunk by chunk.
-    hidden = _final_hidden_states(model, seqs.inputs())[:, -(T + 1) : -1]
+    packed = padding_free and _packing_agrees(model, seqs, temperature)
+    if packed:
+        rows = pack_by_prompt(seqs.prompt_ids, seqs.prompt_mask, seqs.completion_ids, seqs.completion_mask)
+        hidden = _final_hidden_states(model, rows.inputs)[rows.source_row, rows.source_col]
+    else:
+        hidden = _final_hidden_states(model, seqs.inputs())[:, -(T + 1) : -1]
     head = _unwrapped(model).get_output_embeddings()
     vocab = head.out_features  # not weight.shape: under ZeRO-3 the weight is an empty shard here
     width = max(1, LOGITS_BUDGET_BYTES // (4 * B * vocab))
@@ -87,6 +98,9 @@ def completion_logprobs(
             pieces.append(_chunk_logprobs(*args))
     token_logprobs = torch.cat([lp for lp, _ in pieces], dim=1)
     entropy = torch.cat([e for _, e in pieces], dim=1) if with_entropy else None
+    if packed:  # the columns past a completion's end point at arbitrary packed positions
+        token_logprobs = token_logprobs * seqs.completion_mask
+        entropy = None if entropy is None else entropy * seqs.completion_mask
     return _pad_right(token_logprobs, full_T), (None if entropy is None else _pad_right(entropy, full_T))
 
 
@@ -101,6 +115,32 @@ def _chunk_logprobs(head, hidden, token_ids, temperature, with_entropy, entropy_
         with torch.set_grad_enabled(torch.is_grad_enabled() and entropy_grad):
             entropy = entropy_from_logits(logits if entropy_grad else logits.detach())
     return token_logprobs, entropy
+
+
+def _packing_agrees(model, seqs: Sequences, temperature: float) -> bool:
+    """Whether ``model`` takes the padding-free pass: it supports it, and on its first batch the
+    packed log-probs matched the plain ones (checked once per model, without gradients)."""
+    lm = _unwrapped(model)
+    verdict = getattr(lm, "_rlsp_packing_agrees", None)
+    if verdict is None:
+        verdict = supports_packing(lm)
+        if verdict:
+            lm._rlsp_packing_agrees = False  # the plain pass below
+            with torch.no_grad():
+                plain = completion_logprobs(model, seqs, temperature)[0] * seqs.completion_mask
+                lm._rlsp_packing_agrees = True
+                packed = completion_logprobs(model, seqs, temperature, padding_free=True)[0]
+            # fp32 agrees to ~1e-6; half precision to its rounding. A wrong mask is off by O(1).
+            half = (torch.is_autocast_enabled(seqs.prompt_ids.device.type)
+                    or next(lm.parameters()).dtype != torch.float32)
+            tolerance = 5e-2 if half else 1e-3
+            gap = float((plain - packed).abs().max())
+            verdict = gap < tolerance
+            if not verdict:
+                warnings.warn(f"the padding-free pass of {type(lm).__name__} differs from the plain pass by {gap:.3g} "
+                              "(its attention may not honour a 4D mask); using the plain pass", stacklevel=3)
+        lm._rlsp_packing_agrees = verdict
+    return verdict
 
 
 def _unwrapped(model) -> torch.nn.Module:

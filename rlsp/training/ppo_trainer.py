@@ -51,6 +51,7 @@ from rlsp.training.components import build_models
 from rlsp.training.distributed import training_device
 from rlsp.training.dynamic_sampling import prompts_to_draw, shape_batch
 from rlsp.training.forward import completion_logprobs, completion_values
+from rlsp.training.packing import micro_batch_order
 from rlsp.training.preflight import check_training_recipe, heldout_config
 from rlsp.training.rollout import PromptSampler, generate_step, score_step
 from rlsp.training.run_logs import RunLogs
@@ -192,12 +193,13 @@ class Trainer:
             old_logp = None
             if not reuse_update_logprobs:
                 with hooks.around("forward", role="policy", grad=False):
-                    old_logp = self._batched(lambda s: completion_logprobs(models.policy, s, self._temperature())[0],
-                                             seqs)
+                    old_logp = self._batched(lambda s: completion_logprobs(models.policy, s, self._temperature(),
+                                                                           padding_free=self.padding_free)[0], seqs)
             ref_logp = None
             if self.kl_ctl.value > 0:
                 with models.reference.model() as reference, hooks.around("forward", role="reference", grad=False):
-                    ref_logp = self._batched(lambda s: completion_logprobs(reference, s, self._temperature())[0], seqs)
+                    ref_logp = self._batched(lambda s: completion_logprobs(reference, s, self._temperature(),
+                                                                           padding_free=self.padding_free)[0], seqs)
             values = self._batched(lambda s: completion_values(models.critic, s), seqs) if models.critic is not None else None
         with timer("4_advantages"):
             kl = None
@@ -263,10 +265,15 @@ class Trainer:
     def _temperature(self) -> float:
         return self.recipe.generation.temperature or 1.0
 
+    @property
+    def padding_free(self) -> bool:
+        # Hooks see the plain padded layout (gradient diagnostics mask its response positions).
+        return self.cfg.padding_free and not self.hooks.hooks
+
     def _batched(self, fn, seqs):
-        """``fn`` over micro-batches of rows of similar length (each trimmed to its own longest)."""
+        """``fn`` over micro-batches of rows of similar length, or of whole prompts when padding-free."""
         size = self.cfg.micro_batch_size
-        order = seqs.completion_mask.sum(1).argsort()
+        order = micro_batch_order(seqs.prompt_ids, seqs.prompt_mask, seqs.completion_mask, self.padding_free)
         out = torch.cat([fn(seqs.index(order[i : i + size])) for i in range(0, len(order), size)])
         return out[order.argsort()]
 

@@ -19,6 +19,7 @@ from rlsp.config.train_schema import TrainConfig
 from rlsp.hooks import HookRunner
 from rlsp.training.distributed import Distributed
 from rlsp.training.forward import Sequences, completion_logprobs, completion_values
+from rlsp.training.packing import micro_batch_order
 
 
 @dataclass
@@ -93,9 +94,11 @@ def ppo_update(
         order = torch.randperm(len(batch))
         for start in range(0, len(batch), cfg.minibatch_size):
             rows = order[start : start + cfg.minibatch_size]
-            # Micro-batches of similar lengths waste the least on padding; the accumulated
-            # gradient does not depend on how the minibatch is split.
-            rows = rows[batch.seqs.completion_mask[rows].sum(1).argsort()]
+            # Micro-batches of similar lengths (or of whole prompts, padding-free) waste the least;
+            # the accumulated gradient does not depend on how the minibatch is split.
+            seqs = batch.seqs.index(rows)
+            rows = rows[micro_batch_order(seqs.prompt_ids, seqs.prompt_mask, seqs.completion_mask,
+                                          padding_free(cfg, hooks))]
             minibatch = batch.rows(rows)
             stats, seen_logprobs = _minibatch_step(minibatch, actor, critic, cfg, temperature, kl_coef_in_loss, dist, hooks)
             if fill_old:
@@ -104,6 +107,12 @@ def ppo_update(
                 sums[k] += v
                 counts[k] += 1
     return {k: sums[k] / counts[k] for k in sums}, old_logprobs
+
+
+def padding_free(cfg: TrainConfig, hooks: HookRunner) -> bool:
+    """The policy's passes pack each prompt's samples (packing.py), unless hooks are set: they see
+    the plain padded layout (gradient diagnostics mask its response positions)."""
+    return cfg.padding_free and not hooks.hooks
 
 
 def single_optimizer_step(cfg: TrainConfig, batch_size: int) -> bool:
@@ -152,7 +161,8 @@ def _minibatch_step(mb: UpdateBatch, actor, critic, cfg, temperature, kl_coef_in
             with dist.no_sync_unless(last, actor.model):
                 token_mask = response_token_mask(micro.seqs) if hooks.hooks else None
                 with hooks.around("forward", role="policy", grad=True, token_mask=token_mask):
-                    loss, actor_stats, logp = _actor_loss(actor.model, micro, mask, cfg, temperature, kl_coef_in_loss)
+                    loss, actor_stats, logp = _actor_loss(actor.model, micro, mask, cfg, temperature, kl_coef_in_loss,
+                                                          padding_free(cfg, hooks))
                 dist.backward(loss * share, actor.model)
                 hooks.fire("backward_end")
             seen_logprobs.append(logp.detach())
@@ -186,9 +196,10 @@ def response_token_mask(seqs: Sequences) -> torch.Tensor:
     return torch.cat([torch.zeros_like(trimmed.prompt_mask), trimmed.completion_mask], dim=1)
 
 
-def _actor_loss(model, micro: UpdateBatch, mask, cfg: TrainConfig, temperature, kl_coef_in_loss):
+def _actor_loss(model, micro: UpdateBatch, mask, cfg: TrainConfig, temperature, kl_coef_in_loss,
+                padding_free: bool = False):
     logp, entropy = completion_logprobs(model, micro.seqs, temperature, with_entropy=True,
-                                        entropy_grad=cfg.entropy_coef > 0)
+                                        entropy_grad=cfg.entropy_coef > 0, padding_free=padding_free)
     old = logp.detach() if micro.old_logprobs is None else micro.old_logprobs
     high = cfg.clip_eps if cfg.clip_eps_high is None else cfg.clip_eps_high
     advantages, tis_stats = micro.advantages, {}
