@@ -53,10 +53,8 @@ def prompts_and_answers(n: int, seed: int = 0) -> list[tuple[str, str]]:
 
 # -- the sides, each in its own process --------------------------------------------------------
 
-def run_rlsp(estimator: str, steps: int, out: Path, backend: str = "hf") -> dict:
-    from rlsp.config import load_recipe
-    from rlsp.training.ppo_trainer import Trainer
-
+def rlsp_recipe(out: Path, estimator: str, steps: int, backend: str = "hf") -> Path:
+    """The workload as an rlsp recipe, written to ``out``."""
     recipe_path = out / "recipe.yaml"
     recipe_path.write_text(f"""
 run: {{output_dir: {out / 'run'}, seed: 0}}
@@ -80,8 +78,15 @@ train:
   reward: {{alpha: {{start: 1.0}}}}
   log_behaviours: false
 """)
-    import rlsp.training.ppo_trainer as loop
+    return recipe_path
 
+
+def run_rlsp(estimator: str, steps: int, out: Path, backend: str = "hf") -> dict:
+    import rlsp.training.ppo_trainer as loop
+    from rlsp.config import load_recipe
+    from rlsp.training.ppo_trainer import Trainer
+
+    recipe_path = rlsp_recipe(out, estimator, steps, backend)
     trainer = Trainer(load_recipe(recipe_path, []), recipe_path)
     params = sum(p.numel() for p in trainer.models.dist.unwrap(trainer.models.policy).parameters())
     updated, update = [], loop.ppo_update

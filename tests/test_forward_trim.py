@@ -42,7 +42,7 @@ def test_logprobs_and_values_equal_the_untrimmed_pass(tiny_model_dir):
     mask = padded.completion_mask.bool()
     assert logp.shape == entropy.shape == (2, 9)
     assert torch.allclose(logp[mask], reference[mask], atol=1e-5)
-    assert (logp[:, 4:] == 0).all() and (entropy[:, 4:] == 0).all()
+    assert (logp[~mask] == 0).all() and (entropy[~mask] == 0).all()  # the head runs on real tokens only
 
     critic = Critic(model, n_heads=2)
     with torch.no_grad():
@@ -54,7 +54,7 @@ def test_logprobs_and_values_equal_the_untrimmed_pass(tiny_model_dir):
 
 
 def test_chunked_logprobs_equal_one_chunk_in_values_and_gradients(tiny_model_dir, monkeypatch):
-    """Log-probs over chunks of positions (checkpointed under autograd) against the whole
+    """Log-probs over chunks of tokens (checkpointed under autograd) against the whole
     completion at once: the same log-probs, entropy and parameter gradients."""
     from rlsp.training import forward
 
@@ -70,14 +70,15 @@ def test_chunked_logprobs_equal_one_chunk_in_values_and_gradients(tiny_model_dir
 
     whole = run()
     vocab = model.get_output_embeddings().weight.shape[0]
-    monkeypatch.setattr(forward, "LOGITS_BUDGET_BYTES", 4 * 2 * vocab)  # one position per chunk
+    monkeypatch.setattr(forward, "LOGITS_BUDGET_BYTES", 4 * vocab)  # one token per chunk
     chunked = run()
     assert torch.allclose(chunked[0], whole[0], atol=1e-6) and torch.allclose(chunked[1], whole[1], atol=1e-6)
     assert chunked[2].keys() == whole[2].keys()
     for name, grad in whole[2].items():
         assert torch.allclose(chunked[2][name], grad, atol=1e-6), name
     # and against the plain pass through the model's own logits
-    assert torch.allclose(whole[0][:, :4], untrimmed_logprobs_at(model, seqs, 0.7)[:, :4], atol=1e-5)
+    mask = seqs.completion_mask.bool()
+    assert torch.allclose(whole[0][mask], untrimmed_logprobs_at(model, seqs, 0.7)[mask], atol=1e-5)
 
 
 def untrimmed_logprobs_at(model, seqs: Sequences, temperature: float) -> torch.Tensor:

@@ -53,6 +53,7 @@ class HFBackend:
         self.tokenizer = tokenizer
         self.stop_ids = stop_token_ids(tokenizer, model)
         self.lockstep = None  # set under ZeRO-3 with layer-by-layer gathering (see lockstep.py)
+        self.pack_weights = True  # oneDNN-packed weights where they apply (packed_linear.py)
 
     def sync_weights(self, policy) -> None:
         """Nothing to copy: this backend samples with the trained module itself."""
@@ -73,7 +74,7 @@ class HFBackend:
         was_training = self.model.training
         self.model.eval()
         try:
-            with packed_linears(self.model):  # oneDNN-packed weights on a CPU: see packed_linear.py
+            with packed_linears(self.model, self.pack_weights):
                 completion_ids, logprobs = decode(self.model, prompt_ids, prompt_mask, params, self.stop_ids,
                                                   tok.pad_token_id, samples_per_prompt, self.lockstep)
         finally:

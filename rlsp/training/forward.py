@@ -46,8 +46,8 @@ class Sequences:
                          self.completion_ids[:, :last], self.completion_mask[:, :last])
 
 
-# The most fp32 logits one log-prob chunk holds at once. Above it the completion is split into
-# chunks of positions: the full (B, T, vocabulary) tensor of an 8B model at 8 x 4,096 tokens is
+# The most fp32 logits one log-prob chunk holds at once. Above it the completion tokens are split
+# into chunks: the full (B, T, vocabulary) tensor of an 8B model at 8 x 4,096 tokens is
 # 16 GiB, and its log-softmax and gradient as much again. Below it (the CPU demo: 0.2 GiB) one
 # chunk is the whole completion, as before. Not under ZeRO-3 (see completion_logprobs).
 LOGITS_BUDGET_BYTES = 256 * 2**20
@@ -61,16 +61,16 @@ def completion_logprobs(
 
     ``entropy_grad``: keep the entropy in the autograd graph (for an entropy bonus).
     ``padding_free``: each distinct prompt once, its samples packed behind it (packing.py), where
-    the model supports it and agreed with the plain pass on its first batch. Positions after a
-    completion's end are then 0 (the plain pass gives the pad token's log-prob there).
+    the model supports it and agreed with the plain pass on its first batch.
+    Positions after a completion's end are 0.
 
     The model returns its last hidden states; the output head and log-softmax then run over
-    chunks of positions (see LOGITS_BUDGET_BYTES). With gradients each chunk is checkpointed: its
+    chunks of the completion tokens (see LOGITS_BUDGET_BYTES). With gradients each chunk is checkpointed: its
     logits are recomputed in the backward pass instead of kept, one chunk at a time.
     """
     full_T = seqs.completion_ids.shape[1]
     seqs = seqs.trimmed()
-    B, T = seqs.completion_ids.shape
+    T = seqs.completion_ids.shape[1]
     # Only the positions before each completion token predict it; projecting the prompt positions
     # onto the vocabulary would be wasted work. logits_to_keep=1 keeps the model's own projection
     # to one position; the head runs here, chunk by chunk.
@@ -80,27 +80,29 @@ def completion_logprobs(
         hidden = _final_hidden_states(model, rows.inputs)[rows.source_row, rows.source_col]
     else:
         hidden = _final_hidden_states(model, seqs.inputs())[:, -(T + 1) : -1]
+    # The head runs on the completion's real tokens only: the padding after a completion's end
+    # (up to the longest in the micro-batch) would cost a full-vocabulary projection per position.
+    real = seqs.completion_mask.bool()
+    hidden, targets = hidden[real], seqs.completion_ids[real]  # (N, H), (N,)
     head = _unwrapped(model).get_output_embeddings()
     vocab = head.out_features  # not weight.shape: under ZeRO-3 the weight is an empty shard here
-    width = max(1, LOGITS_BUDGET_BYTES // (4 * B * vocab))
+    n = len(targets)
+    width = max(1, LOGITS_BUDGET_BYTES // (4 * vocab))
     if hasattr(head.weight, "ds_id"):
         # ZeRO-3 shards the head: every chunk (and every recomputed chunk in the backward pass)
         # would gather it anew, a collective whose count would differ between processes whose
         # completions differ in length. One chunk there.
-        width = T
+        width = max(n, 1)
     pieces = []
-    for start in range(0, T, width):
-        args = (head, hidden[:, start : start + width], seqs.completion_ids[:, start : start + width],
-                temperature, with_entropy, entropy_grad)
-        if torch.is_grad_enabled() and T > width:
+    for start in range(0, max(n, 1), width):
+        args = (head, hidden[start : start + width], targets[start : start + width], temperature, with_entropy,
+                entropy_grad)
+        if torch.is_grad_enabled() and n > width:
             pieces.append(torch.utils.checkpoint.checkpoint(_chunk_logprobs, *args, use_reentrant=False))
         else:
             pieces.append(_chunk_logprobs(*args))
-    token_logprobs = torch.cat([lp for lp, _ in pieces], dim=1)
-    entropy = torch.cat([e for _, e in pieces], dim=1) if with_entropy else None
-    if packed:  # the columns past a completion's end point at arbitrary packed positions
-        token_logprobs = token_logprobs * seqs.completion_mask
-        entropy = None if entropy is None else entropy * seqs.completion_mask
+    token_logprobs = _scatter(torch.cat([lp for lp, _ in pieces]), real)
+    entropy = _scatter(torch.cat([e for _, e in pieces]), real) if with_entropy else None
     return _pad_right(token_logprobs, full_T), (None if entropy is None else _pad_right(entropy, full_T))
 
 
@@ -170,6 +172,13 @@ def completion_values(critic, seqs: Sequences) -> torch.Tensor:
     P, T = seqs.prompt_ids.shape[1], seqs.completion_ids.shape[1]
     values = critic(**seqs.inputs())[:, P - 1 : P + T - 1]
     return torch.nn.functional.pad(values, (0, 0, 0, full_T - T))
+
+
+def _scatter(values: torch.Tensor, where: torch.Tensor) -> torch.Tensor:
+    """(N,) values back into a zero (B, T) tensor at the N True places of ``where``."""
+    out = values.new_zeros(where.shape)
+    out[where] = values
+    return out
 
 
 def _pad_right(x: torch.Tensor, width: int) -> torch.Tensor:
