@@ -10,8 +10,9 @@ from test_training import make_recipe
 
 from rlsp.generation import HFBackend, SamplingParams
 from rlsp.modeling.causal_lm import load_causal_lm
+from rlsp.modeling.networks import Critic
 from rlsp.training import forward, packing
-from rlsp.training.forward import Sequences, completion_logprobs
+from rlsp.training.forward import Sequences, completion_logprobs, completion_values
 from rlsp.training.packing import micro_batch_order, pack_by_prompt, prompt_groups
 from rlsp.training.ppo_trainer import Trainer
 
@@ -112,32 +113,54 @@ def test_attention_other_than_sdpa_takes_the_plain_pass(tiny_model_dir, monkeypa
     assert not packing.supports_packing(model)
 
 
-def test_a_padding_free_training_step_equals_the_plain_one(tmp_path, tiny_model_dir):
-    """Reference pass, old log-probs and the update's gradient: one step with samples packed per
-    prompt gives the plain step's gradients, KL and losses."""
-    overrides = ["train.advantage_estimator=grpo", "train.samples_per_prompt=3", "train.kl.placement=loss",
+def test_packed_values_equal_the_plain_pass(tiny_model_dir):
+    model, seqs = sampled_rows(tiny_model_dir)
+    critic = Critic(model, n_heads=2)
+    torch.nn.init.normal_(critic.value_head.weight)  # zero at the start: give the heads something to show
+    mask = seqs.completion_mask[..., None]
+    plain = completion_values(critic, seqs) * mask
+    packed = completion_values(critic, seqs, padding_free=True)
+    assert critic._rlsp_packing_agrees
+    assert torch.allclose(plain, packed, atol=1e-5)
+    assert (packed * (1 - mask) == 0).all()
+
+
+@pytest.mark.parametrize("estimator", ["grpo", "gae"])
+def test_a_padding_free_training_step_equals_the_plain_one(tmp_path, tiny_model_dir, estimator):
+    """Reference pass, old log-probs, values and the update's gradients: one step with samples
+    packed per prompt gives the plain step's gradients, KL and losses."""
+    overrides = [f"train.advantage_estimator={estimator}", "train.samples_per_prompt=3", "train.kl.placement=loss",
                  "train.kl.estimator=k3", "train.kl.coef=0.1", "train.minibatch_size=12", "train.micro_batch_size=6",
                  "generation.max_new_tokens=10"]
     results = []
     for padding_free in (False, True):
         path, recipe = make_recipe(tmp_path, tiny_model_dir, *overrides, f"train.padding_free={padding_free}",
-                                   name=f"packed{padding_free}")
+                                   name=f"packed{estimator}{padding_free}")
         trainer = Trainer(recipe, path)
-        grads, original = [], trainer.models.actor.optimizer.step
+        grads = {}
+        for role, opt in (("actor", trainer.models.actor), ("critic", trainer.models.critic_opt)):
+            if opt is None:
+                continue
+            original = opt.optimizer.step
 
-        def step(*args, _model=trainer.models.policy, _original=original, _grads=grads, **kwargs):
-            _grads.extend(p.grad.clone() for p in _model.parameters() if p.grad is not None)
-            return _original(*args, **kwargs)
+            def step(*args, _role=role, _opt=opt, _original=original, _grads=grads, **kwargs):
+                _grads[_role] = [p.grad.clone() for p in _opt.model.parameters() if p.grad is not None]
+                return _original(*args, **kwargs)
 
-        trainer.models.actor.optimizer.step = step
+            opt.optimizer.step = step
         trainer.step = 1
         torch.manual_seed(5)
         scalars = trainer.train_step()
-        results.append((grads, scalars, getattr(trainer.models.policy, "_rlsp_packing_agrees", None)))
-    (plain, plain_scalars, plain_verdict), (packed, packed_scalars, packed_verdict) = results
-    assert plain_verdict is None and packed_verdict is True  # the packed run really packed
-    assert len(plain) == len(packed) > 0
-    for a, b in zip(plain, packed):
-        assert torch.allclose(a, b, atol=1e-6, rtol=1e-4)
-    for key in ("kl/mean", "policy/loss", "policy/kl_loss", "policy/entropy"):
+        verdicts = [getattr(m, "_rlsp_packing_agrees", None) for m in (trainer.models.policy, trainer.models.critic)]
+        results.append((grads, scalars, verdicts))
+    (plain, plain_scalars, plain_verdicts), (packed, packed_scalars, packed_verdicts) = results
+    assert set(plain_verdicts) == {None}
+    assert packed_verdicts == [True, True if estimator == "gae" else None]  # the packed run really packed
+    assert plain.keys() == packed.keys() == ({"actor", "critic"} if estimator == "gae" else {"actor"})
+    for role in plain:
+        assert len(plain[role]) == len(packed[role]) > 0
+        for a, b in zip(plain[role], packed[role]):
+            assert torch.allclose(a, b, atol=1e-6, rtol=1e-4)
+    keys = ["kl/mean", "policy/loss", "policy/kl_loss", "policy/entropy"] + (["value/loss"] if estimator == "gae" else [])
+    for key in keys:
         assert packed_scalars[key] == pytest.approx(plain_scalars[key], abs=1e-5)

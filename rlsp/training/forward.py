@@ -74,7 +74,8 @@ def completion_logprobs(
     # Only the positions before each completion token predict it; projecting the prompt positions
     # onto the vocabulary would be wasted work. logits_to_keep=1 keeps the model's own projection
     # to one position; the head runs here, chunk by chunk.
-    packed = padding_free and _packing_agrees(model, seqs, temperature)
+    packed = padding_free and _packing_agrees(
+        model, seqs, lambda free: completion_logprobs(model, seqs, temperature, padding_free=free)[0])
     if packed:
         rows = pack_by_prompt(seqs.prompt_ids, seqs.prompt_mask, seqs.completion_ids, seqs.completion_mask)
         hidden = _final_hidden_states(model, rows.inputs)[rows.source_row, rows.source_col]
@@ -119,25 +120,28 @@ def _chunk_logprobs(head, hidden, token_ids, temperature, with_entropy, entropy_
     return token_logprobs, entropy
 
 
-def _packing_agrees(model, seqs: Sequences, temperature: float) -> bool:
+def _packing_agrees(model, seqs: Sequences, passes) -> bool:
     """Whether ``model`` takes the padding-free pass: it supports it, and on its first batch the
-    packed log-probs matched the plain ones (checked once per model, without gradients)."""
+    packed pass matched the plain one (checked once per model, without gradients).
+
+    ``passes(padding_free)`` runs the pass in question (log-probs or values) on ``seqs``.
+    """
     lm = _unwrapped(model)
     verdict = getattr(lm, "_rlsp_packing_agrees", None)
     if verdict is None:
         verdict = supports_packing(lm)
         if verdict:
-            lm._rlsp_packing_agrees = False  # the plain pass below
+            mask = seqs.completion_mask.bool()
+            lm._rlsp_packing_agrees = False  # the plain pass first
             with torch.no_grad():
-                plain = completion_logprobs(model, seqs, temperature)[0] * seqs.completion_mask
+                plain = passes(False)[mask]
                 lm._rlsp_packing_agrees = True
-                packed = completion_logprobs(model, seqs, temperature, padding_free=True)[0]
+                packed = passes(True)[mask]
             # fp32 agrees to ~1e-6; half precision to its rounding. A wrong mask is off by O(1).
             half = (torch.is_autocast_enabled(seqs.prompt_ids.device.type)
                     or next(lm.parameters()).dtype != torch.float32)
-            tolerance = 5e-2 if half else 1e-3
-            gap = float((plain - packed).abs().max())
-            verdict = gap < tolerance
+            gap = float((plain - packed).abs().max()) if plain.numel() else 0.0
+            verdict = gap < (5e-2 if half else 1e-3)
             if not verdict:
                 warnings.warn(f"the padding-free pass of {type(lm).__name__} differs from the plain pass by {gap:.3g} "
                               "(its attention may not honour a 4D mask); using the plain pass", stacklevel=3)
@@ -165,12 +169,17 @@ def _final_hidden_states(model, inputs: dict) -> torch.Tensor:
     return captured[0]
 
 
-def completion_values(critic, seqs: Sequences) -> torch.Tensor:
-    """(B, T, n_heads) value of the state before each completion token."""
+def completion_values(critic, seqs: Sequences, padding_free: bool = False) -> torch.Tensor:
+    """(B, T, n_heads) value of the state before each completion token; ``padding_free`` as in
+    ``completion_logprobs`` (values after a completion's end are then 0)."""
     full_T = seqs.completion_ids.shape[1]
     seqs = seqs.trimmed()
     P, T = seqs.prompt_ids.shape[1], seqs.completion_ids.shape[1]
-    values = critic(**seqs.inputs())[:, P - 1 : P + T - 1]
+    if padding_free and _packing_agrees(critic, seqs, lambda free: completion_values(critic, seqs, free)):
+        rows = pack_by_prompt(seqs.prompt_ids, seqs.prompt_mask, seqs.completion_ids, seqs.completion_mask)
+        values = critic(**rows.inputs)[rows.source_row, rows.source_col] * seqs.completion_mask[..., None]
+    else:
+        values = critic(**seqs.inputs())[:, P - 1 : P + T - 1]
     return torch.nn.functional.pad(values, (0, 0, 0, full_T - T))
 
 

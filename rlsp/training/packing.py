@@ -38,6 +38,8 @@ class PackedRows:
 def supports_packing(model: torch.nn.Module) -> bool:
     """``sdpa`` attention without a sliding window: the 4D mask reaches attention as it is."""
     config = getattr(model, "config", None)
+    if config is None:  # the critic: its backbone has the config
+        config = getattr(getattr(model, "backbone", None), "config", None)
     if config is None or getattr(config, "_attn_implementation", None) != "sdpa":
         return False
     window = getattr(config, "sliding_window", None)

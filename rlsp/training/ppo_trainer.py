@@ -200,7 +200,8 @@ class Trainer:
                 with models.reference.model() as reference, hooks.around("forward", role="reference", grad=False):
                     ref_logp = self._batched(lambda s: completion_logprobs(reference, s, self._temperature(),
                                                                            padding_free=self.padding_free)[0], seqs)
-            values = self._batched(lambda s: completion_values(models.critic, s), seqs) if models.critic is not None else None
+            values = (self._batched(lambda s: completion_values(models.critic, s, self.padding_free), seqs)
+                      if models.critic is not None else None)
         with timer("4_advantages"):
             kl = None
             if ref_logp is not None and in_reward:

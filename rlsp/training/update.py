@@ -170,7 +170,7 @@ def _minibatch_step(mb: UpdateBatch, actor, critic, cfg, temperature, kl_coef_in
                 stats[k] += v * share
         if critic is not None:
             with dist.no_sync_unless(last, critic.model):
-                loss, critic_stats = _critic_loss(critic.model, micro, mask, cfg)
+                loss, critic_stats = _critic_loss(critic.model, micro, mask, cfg, padding_free(cfg, hooks))
                 dist.backward(loss * share, critic.model)
             for k, v in critic_stats.items():
                 stats[k] += v * share
@@ -225,8 +225,8 @@ def _actor_loss(model, micro: UpdateBatch, mask, cfg: TrainConfig, temperature, 
     return loss, stats, logp
 
 
-def _critic_loss(critic, micro: UpdateBatch, mask, cfg: TrainConfig):
-    values = completion_values(critic, micro.seqs)
+def _critic_loss(critic, micro: UpdateBatch, mask, cfg: TrainConfig, padding_free: bool = False):
+    values = completion_values(critic, micro.seqs, padding_free)
     total, clipfrac = 0.0, 0.0
     heads = values.shape[-1]
     for h in range(heads):
