@@ -38,3 +38,17 @@ def test_update_tokens_count_completions_and_each_distinct_prompt_once():
     completion_mask = torch.tensor([[1, 1, 1], [1, 0, 0], [1, 1, 0]])
     seqs = Sequences(prompt_ids, (prompt_ids != 0).long(), completion_mask * 4, completion_mask)
     assert vs_trl.useful_tokens(seqs) == 6 + 2 + 3  # completions 3 + 1 + 2; prompts [5 6] and [7 8 9]
+
+
+def test_generation_benchmark_reports_the_first_call_apart_and_medians_the_rest(monkeypatch):
+    monkeypatch.syspath_prepend(str(PATH.parent))  # generation.py imports the workload from vs_trl.py
+    spec = importlib.util.spec_from_file_location("generation_benchmark", PATH.parent / "generation.py")
+    generation = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generation)
+    calls = [{"seconds": 90.0, "tokens": 1000, "steps": 128},  # compilation or engine start-up
+             {"seconds": 20.0, "tokens": 1000, "steps": 100}, {"seconds": 25.0, "tokens": 1000, "steps": 125},
+             {"seconds": 40.0, "tokens": 1200, "steps": 128}]
+    summary = generation.summarise("hf-static-compile", calls)
+    assert summary["first_call_s"] == 90.0
+    assert summary["tok_per_s"] == 40.0  # median of 50, 40 and 30
+    assert summary["ms_per_step"] == 200.0  # median of 200, 200 and 312.5

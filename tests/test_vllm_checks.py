@@ -1,4 +1,5 @@
-"""What a vLLM recipe is refused for before anything loads (needs no vLLM installed)."""
+"""What a vLLM recipe is refused for before anything loads, and where generation.backend=auto
+picks vLLM (needs no vLLM installed)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ def test_missing_vllm_names_the_install_commands(monkeypatch):
     monkeypatch.setattr(vllm_backend, "vllm_available", lambda: False)
     with pytest.raises(ConfigError, match=r"pip install 'rlsp\[vllm\]'.*make vllm-env"):
         vllm_backend.check_vllm_backend(GenerationConfig(backend="vllm"))
-    vllm_backend.check_vllm_backend(GenerationConfig(backend="hf"))  # the default backend needs nothing
+    vllm_backend.check_vllm_backend(GenerationConfig(backend="hf"))  # rlsp's own loop needs nothing
+    vllm_backend.check_vllm_backend(GenerationConfig(backend="auto"))  # nor auto, which falls back to it
 
 
 def test_several_processes_are_refused(monkeypatch):
@@ -31,3 +33,38 @@ def test_validate_refuses_a_vllm_recipe_here(tmp_path, tiny_model_dir):
 
     path, _ = make_recipe(tmp_path, tiny_model_dir)
     assert main(["validate", str(path), "generation.backend=vllm"]) == 2
+
+
+def test_auto_takes_vllm_only_where_it_runs_unattended(monkeypatch, tiny_model_dir):
+    from rlsp.generation import choose_backend
+    from rlsp.modeling.causal_lm import load_causal_lm
+
+    model, _ = load_causal_lm(str(tiny_model_dir), device="cpu")
+    auto = GenerationConfig(backend="auto")
+    monkeypatch.setattr(vllm_backend, "vllm_available", lambda: False)
+    assert choose_backend(auto, model) == "hf"  # not installed (this environment)
+    monkeypatch.setattr(vllm_backend, "vllm_available", lambda: True)
+    assert choose_backend(auto, model) == "vllm"  # a CPU, one process, a model folder
+    assert choose_backend(auto, model, hooks=True) == "hf"  # hooks act on the torch module's forward
+    assert choose_backend(GenerationConfig(backend="hf"), model) == "hf"
+    assert choose_backend(GenerationConfig(backend="vllm"), model, hooks=True) == "vllm"  # asked for: preflight checks
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert choose_backend(auto, model) == "hf"
+    monkeypatch.delenv("WORLD_SIZE")
+    next(model.parameters()).ds_id = 0  # a ZeRO-3 shard
+    assert choose_backend(auto, model) == "hf"
+    del next(model.parameters()).ds_id
+    model.config._name_or_path = "some-org/some-model"  # a hub id: no config.json for the engine to read
+    assert choose_backend(auto, model) == "hf"
+
+
+def test_vllm_with_steering_while_sampling_is_refused(tmp_path, tiny_model_dir, monkeypatch):
+    from test_training import make_recipe
+
+    from rlsp.training.preflight import check_training_recipe
+
+    monkeypatch.setattr(vllm_backend, "vllm_available", lambda: True)
+    _, recipe = make_recipe(tmp_path, tiny_model_dir, "generation.backend=vllm",
+                            "hooks=[{hook: pps, kwargs: {vectors: v.pt, layer: 1, during_generation: true}}]")
+    with pytest.raises(ConfigError, match="during_generation=true"):
+        check_training_recipe(recipe)

@@ -65,8 +65,8 @@ def completion_logprobs(
     Positions after a completion's end are 0.
 
     The model returns its last hidden states; the output head and log-softmax then run over
-    chunks of the completion tokens (see LOGITS_BUDGET_BYTES). With gradients each chunk is checkpointed: its
-    logits are recomputed in the backward pass instead of kept, one chunk at a time.
+    chunks of the completion tokens (see LOGITS_BUDGET_BYTES). With gradients each chunk is
+    checkpointed: its logits are recomputed in the backward pass instead of kept, one at a time.
     """
     full_T = seqs.completion_ids.shape[1]
     seqs = seqs.trimmed()

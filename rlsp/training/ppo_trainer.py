@@ -108,7 +108,7 @@ class Trainer:
         if dist.is_main_process:
             print(self.precision.describe())
         self.backend = make_backend(dist.unwrap(self.models.policy), self.models.tokenizer, recipe.generation,
-                                    recipe.run.seed)
+                                    recipe.run.seed, hooks=bool(self.hooks.hooks))
         if (lockstep := dist.generation_lockstep()) is not None:
             self.backend.lockstep = lockstep
         self.sampler = PromptSampler(len(self.train_data), recipe.run.seed)

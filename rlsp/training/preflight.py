@@ -32,6 +32,9 @@ def check_training_recipe(recipe: Recipe) -> None:
     problems = []
     if not recipe.rewards:
         problems.append("rewards: no reward functions; add at least one, e.g. {function: math, channel: verifier}.")
+    if recipe.generation.backend == "vllm" and any(h.kwargs.get("during_generation") for h in recipe.hooks):
+        problems.append("hooks: a hook with during_generation=true acts on the torch model's forward passes, which "
+                        "generation.backend=vllm does not run; use generation.backend: hf (or auto).")
     if recipe.data.source == "builtin:arith" and recipe.data.split != "train":
         problems.append(f"data.split: RL on the arithmetic task trains on split 'train', not {recipe.data.split!r}.")
     if t.minibatch_size % t.micro_batch_size:
