@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 from test_decode import CONVERSATIONS
-from test_training import make_recipe
+from test_training import capture_step_gradients, make_recipe
 
 from rlsp.generation import HFBackend, SamplingParams
 from rlsp.modeling.causal_lm import load_causal_lm
@@ -137,17 +137,7 @@ def test_a_padding_free_training_step_equals_the_plain_one(tmp_path, tiny_model_
         path, recipe = make_recipe(tmp_path, tiny_model_dir, *overrides, f"train.padding_free={padding_free}",
                                    name=f"packed{estimator}{padding_free}")
         trainer = Trainer(recipe, path)
-        grads = {}
-        for role, opt in (("actor", trainer.models.actor), ("critic", trainer.models.critic_opt)):
-            if opt is None:
-                continue
-            original = opt.optimizer.step
-
-            def step(*args, _role=role, _opt=opt, _original=original, _grads=grads, **kwargs):
-                _grads[_role] = [p.grad.clone() for p in _opt.model.parameters() if p.grad is not None]
-                return _original(*args, **kwargs)
-
-            opt.optimizer.step = step
+        grads = capture_step_gradients(trainer)
         trainer.step = 1
         torch.manual_seed(5)
         scalars = trainer.train_step()

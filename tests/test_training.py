@@ -56,6 +56,22 @@ train:
     return path, load_recipe(path, list(overrides))
 
 
+def capture_step_gradients(trainer) -> dict[str, list[torch.Tensor]]:
+    """Filled at each optimizer step with the gradients it applies, per role (actor, critic)."""
+    grads = {}
+    for role, opt in (("actor", trainer.models.actor), ("critic", trainer.models.critic_opt)):
+        if opt is None:
+            continue
+        original = opt.optimizer.step
+
+        def step(*args, _role=role, _opt=opt, _original=original, **kwargs):
+            grads[_role] = [p.grad.clone() for p in _opt.model.parameters() if p.grad is not None]
+            return _original(*args, **kwargs)
+
+        opt.optimizer.step = step
+    return grads
+
+
 def params(model) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.named_parameters()}
 
@@ -157,15 +173,7 @@ def test_accumulation_equals_one_big_batch(tmp_path, tiny_model_dir):
     for micro in (4, 1):
         path, recipe = make_recipe(tmp_path, tiny_model_dir, f"train.micro_batch_size={micro}", name=f"acc{micro}")
         trainer = Trainer(recipe, path)
-        grads = {}
-        for role, opt in (("actor", trainer.models.actor), ("critic", trainer.models.critic_opt)):
-            original = opt.optimizer.step
-
-            def step(*args, _role=role, _opt=opt, _original=original, _grads=grads, **kwargs):
-                _grads[_role] = [p.grad.clone() for p in _opt.model.parameters() if p.grad is not None]
-                return _original(*args, **kwargs)
-
-            opt.optimizer.step = step
+        grads = capture_step_gradients(trainer)
         trainer.step = 1
         torch.manual_seed(11)
         trainer.train_step()
