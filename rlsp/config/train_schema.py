@@ -149,7 +149,7 @@ class TrainConfig:
     eval_every: int = option(0, help="Evaluate on the held-out set every N steps (0: only before and after).", ge=0)
     gradient_checkpointing: bool = option(False, help="Trade compute for memory in policy and critic.")
     padding_free: bool = option(
-        True, help="Policy and reference passes: each prompt once per micro-batch with its samples packed behind it, "
+        True, help="Policy, reference and critic passes: each prompt once per micro-batch with its samples packed behind it, "
         "no padding (sdpa attention; checked against the plain pass on the first batch). Off while hooks are set."
     )
     log_behaviours: bool = option(

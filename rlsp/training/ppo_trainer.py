@@ -56,7 +56,7 @@ from rlsp.training.preflight import check_training_recipe, heldout_config
 from rlsp.training.rollout import PromptSampler, generate_step, score_step
 from rlsp.training.run_logs import RunLogs
 from rlsp.training.run_state import load_run, save_run
-from rlsp.training.update import UpdateBatch, ppo_update, single_optimizer_step
+from rlsp.training.update import UpdateBatch, padding_free, ppo_update, single_optimizer_step
 
 # What a run writes into run.output_dir (other folders there, e.g. a demo's sft/, are left alone).
 RUN_OUTPUTS = ("checkpoints", "summary.json", "rollouts.jsonl", "diagnostics.jsonl", "tensorboard", "final")
@@ -268,8 +268,7 @@ class Trainer:
 
     @property
     def padding_free(self) -> bool:
-        # Hooks see the plain padded layout (gradient diagnostics mask its response positions).
-        return self.cfg.padding_free and not self.hooks.hooks
+        return padding_free(self.cfg, self.hooks)
 
     def _batched(self, fn, seqs):
         """``fn`` over micro-batches of rows of similar length, or of whole prompts when padding-free."""
