@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from step_gradients import capture_step_gradients
 from test_decode import CONVERSATIONS
-from test_training import capture_step_gradients, make_recipe
+from test_training import make_recipe
 
 from rlsp.generation import HFBackend, SamplingParams
 from rlsp.modeling.causal_lm import load_causal_lm

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from step_gradients import capture_step_gradients
 
 from rlsp.config import load_recipe
 from rlsp.errors import ConfigError, RewardError
@@ -54,22 +55,6 @@ train:
 """
     )
     return path, load_recipe(path, list(overrides))
-
-
-def capture_step_gradients(trainer) -> dict[str, list[torch.Tensor]]:
-    """Filled at each optimizer step with the gradients it applies, per role (actor, critic)."""
-    grads = {}
-    for role, opt in (("actor", trainer.models.actor), ("critic", trainer.models.critic_opt)):
-        if opt is None:
-            continue
-        original = opt.optimizer.step
-
-        def step(*args, _role=role, _opt=opt, _original=original, **kwargs):
-            grads[_role] = [p.grad.clone() for p in _opt.model.parameters() if p.grad is not None]
-            return _original(*args, **kwargs)
-
-        opt.optimizer.step = step
-    return grads
 
 
 def params(model) -> dict[str, torch.Tensor]:

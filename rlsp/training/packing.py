@@ -60,9 +60,10 @@ def micro_batch_order(prompt_ids, prompt_mask, completion_mask, by_prompt: bool)
         return lengths.argsort()
     groups = torch.tensor(prompt_groups(prompt_ids, prompt_mask))
     totals = torch.zeros(int(groups.max()) + 1, dtype=lengths.dtype).index_add_(0, groups, lengths)
-    # sort key: the group's total length, then the group, then the row's own length
-    key = (totals[groups] * (len(groups) + 1) + groups) * (int(lengths.max()) + 1) + lengths
-    return key.argsort()
+    # stable sorts, least significant key first: the row's length, its group, the group's total
+    order = lengths.argsort(stable=True)
+    order = order[groups[order].argsort(stable=True)]
+    return order[totals[groups[order]].argsort(stable=True)]
 
 
 def pack_by_prompt(prompt_ids, prompt_mask, completion_ids, completion_mask) -> PackedRows:
