@@ -1,8 +1,13 @@
 """`rlsp train` and `rlsp sft` under DeepSpeed ZeRO with two CPU processes (gloo), through
 `accelerate launch` and the repository's own launch configs, against one process.
 
-Tolerance: one process and two agree to 1e-5 in every weight after two updates at lr 0.01 (the
-two sum the gradients in another order; measured differences are about 3e-6).
+Tolerance (tests/numerics.py): one process and two add the same fp32 terms in another order. The
+longest reduction chain in the tiny model's gradients is under 2,000 terms (the LM head's 300-token
+vocabulary, two layers of sums over 32 hidden, 64 MLP and at most 50 positions, and at most 200
+tokens a batch), so losses and gradient norms agree to 2 x 1,999 x 2^-24 = 2.4e-4 relative, and the
+weights after the updates to that fraction of the distance the updates moved them. SFT batches
+hold up to 4 x 512 tokens, so its chain is under 4,000 terms. These runs pin
+model.precision=fp32; bf16 (u = 2^-8) resolves nothing at this scale.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from safetensors.torch import load_file
 from test_training import make_recipe
 from transformers import AutoModelForCausalLM
 
+from numerics import reordered_sum_rtol, relative_difference
+
 from rlsp.config.schema import HookSpec
 from rlsp.errors import ConfigError
 from rlsp.training.deepspeed_config import check_deepspeed_recipe, reference_config, training_config
@@ -28,7 +35,7 @@ from rlsp.training.deepspeed_config import check_deepspeed_recipe, reference_con
 REPO = Path(__file__).resolve().parents[1]
 ACCELERATE = Path(sys.executable).with_name("accelerate")
 WORKER = Path(__file__).with_name("zero_worker.py")
-TOLERANCE = 1e-5
+RTOL = reordered_sum_rtol(2_000)  # see the module docstring
 pytestmark = pytest.mark.skipif(not ACCELERATE.exists(), reason="accelerate's launcher is not beside this Python")
 SMALL = ["train.prompts_per_step=2", "train.samples_per_prompt=2", "train.minibatch_size=4"]
 
@@ -41,6 +48,11 @@ def launch(config: str, *args: str) -> str:
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     return result.stdout + result.stderr
+
+
+def flat(tensors: dict[str, torch.Tensor], names) -> torch.Tensor:
+    """The tensors ``names`` (e.g. the base model's) of a state dict, flattened into one vector."""
+    return torch.cat([tensors[k].float().flatten() for k in names])
 
 
 def zero1_config(tmp_path: Path) -> str:
@@ -64,18 +76,21 @@ def test_two_updates_under_zero_match_one_process_on_the_same_global_batch(stage
     assert (one["world_size"], two["world_size"]) == (1, 2)
     assert two["engines"].startswith(f"DeepSpeed ZeRO-{stage}")
     for a, b in zip(one["updates"], two["updates"]):
-        assert b["policy_loss"] == pytest.approx(a["policy_loss"], abs=TOLERANCE)
-        assert b["actor_grad_norm"] == pytest.approx(a["actor_grad_norm"], rel=TOLERANCE)
-        assert b["critic_grad_norm"] == pytest.approx(a["critic_grad_norm"], rel=TOLERANCE)
+        for key in ("policy_loss", "actor_grad_norm", "critic_grad_norm"):
+            assert b[key] == pytest.approx(a[key], rel=RTOL), key
     assert one["updates"][0]["actor_grad_norm"] > 1.0  # so the clipping at train.max_grad_norm=1 took part
+    start = {"policy": torch.cat([p.flatten() for p in AutoModelForCausalLM.from_pretrained(tiny_model_dir).parameters()]),
+             "critic": one["critic_start"]}
     for role in ("policy", "critic"):
-        assert (two[role] - one[role]).abs().max() < TOLERANCE, role
-    start = torch.cat([p.flatten() for p in AutoModelForCausalLM.from_pretrained(tiny_model_dir).parameters()])
-    assert (two["policy"] - start).abs().max() > 100 * TOLERANCE  # the updates did move the weights
+        moved = one[role] - start[role]
+        assert moved.abs().max() > 0.005  # two Adam steps at lr 0.01 moved the weights
+        assert relative_difference(two[role], one[role], moved) < RTOL, role
 
 
 def test_train_under_zero3_with_a_critic_shards_data_logs_once_and_resumes_exactly(tmp_path, tiny_model_dir):
-    overrides = [*SMALL, "train.steps=3", "train.checkpoint_every=1", "train.keep_checkpoints=5"]
+    # model.precision=auto: DeepSpeed's bf16 engines where this CPU has native bf16, fp32 elsewhere
+    overrides = [*SMALL, "train.steps=3", "train.checkpoint_every=1", "train.keep_checkpoints=5",
+                 "model.precision=auto"]
     path, recipe = make_recipe(tmp_path, tiny_model_dir, *overrides)
     out = launch("zero3.yaml", "-m", "rlsp", "train", str(path), *overrides)
     assert "distributed: 2 processes" in out and "DeepSpeed ZeRO-3" in out
@@ -87,8 +102,9 @@ def test_train_under_zero3_with_a_critic_shards_data_logs_once_and_resumes_exact
         assert len({r["prompt"] for r in records if r["step"] == step}) == 4
     assert len(list((run / "tensorboard").rglob("events.*"))) == 1
     step3 = run / "checkpoints" / "step-000003"
+    prefix = "bf16_" if "precision: bf16 compute" in out else ""  # DeepSpeed names bf16 shards apart
     assert sorted(p.name for p in (step3 / "actor" / "engine").glob("*optim_states.pt")) == [
-        "zero_pp_rank_0_mp_rank_00_optim_states.pt", "zero_pp_rank_1_mp_rank_00_optim_states.pt"]
+        f"{prefix}zero_pp_rank_0_mp_rank_00_optim_states.pt", f"{prefix}zero_pp_rank_1_mp_rank_00_optim_states.pt"]
     assert (step3 / "critic" / "engine").is_dir() and (step3 / "rng-rank001.pt").is_file()
     final = load_file(run / "final" / "model.safetensors")
     base = load_file(tiny_model_dir / "model.safetensors")
@@ -131,7 +147,7 @@ sft: {arith: {size: 8, error_share: 0.5}, max_length: 512, logging_steps: 1, max
 def test_sft_under_zero3_matches_one_process(tmp_path, tiny_model_dir):
     path = tmp_path / "sft.yaml"
     path.write_text(SFT)
-    common = [f"model.name_or_path={tiny_model_dir}", "model.device=cpu"]
+    common = [f"model.name_or_path={tiny_model_dir}", "model.device=cpu", "model.precision=fp32"]
     subprocess.run([sys.executable, "-m", "rlsp", "sft", str(path), *common, f"run.output_dir={tmp_path / 'one'}",
                     "sft.per_device_batch_size=4"], check=True, capture_output=True, timeout=300)
     out = launch("zero3.yaml", "-m", "rlsp", "sft", str(path), *common, f"run.output_dir={tmp_path / 'two'}",
@@ -139,9 +155,11 @@ def test_sft_under_zero3_matches_one_process(tmp_path, tiny_model_dir):
     assert "distributed: 2 processes (DEEPSPEED, backend gloo), device cpu:0, DeepSpeed ZeRO-3" in out
     losses = [[e["loss"] for e in json.loads((tmp_path / d / "sft_log.json").read_text()) if "loss" in e]
               for d in ("one", "two")]
-    assert len(losses[0]) == 2 and losses[1] == pytest.approx(losses[0], abs=TOLERANCE)
-    one, two = (load_file(tmp_path / d / "model.safetensors") for d in ("one", "two"))
-    assert max((one[k] - two[k]).abs().max().item() for k in one) < TOLERANCE
+    rtol = reordered_sum_rtol(4_000)  # see the module docstring
+    assert len(losses[0]) == 2 and losses[1] == pytest.approx(losses[0], rel=rtol)
+    base = load_file(tiny_model_dir / "model.safetensors")
+    one, two = (flat(load_file(tmp_path / d / "model.safetensors"), base) for d in ("one", "two"))
+    assert relative_difference(two, one, one - flat(base, base)) < rtol
 
 
 # -- the config, without launching -------------------------------------------------------------
@@ -212,4 +230,6 @@ def test_zero3_with_optimizer_and_parameter_offload_trains_like_zero3(tmp_path, 
         out = launch(config, "-m", "rlsp", "train", str(path), *SMALL, "--overwrite")
         finals[config] = load_file(run / "final" / "model.safetensors")
     assert "DeepSpeed ZeRO-3 (optimizer offload to cpu, param offload to cpu)" in out  # DeepSpeed's CPU Adam
-    assert all((finals["zero3_offload.yaml"][k] - v).abs().max() < TOLERANCE for k, v in finals["zero3.yaml"].items())
+    base = load_file(tiny_model_dir / "model.safetensors")
+    offload, plain = (flat(finals[c], base) for c in ("zero3_offload.yaml", "zero3.yaml"))
+    assert relative_difference(offload, plain, plain - flat(base, base)) < RTOL  # CPU Adam computes AdamW's formula in its own order

@@ -30,12 +30,16 @@ def nan_at_two(prompts, completions, references, **columns):
 
 
 def make_recipe(tmp_path: Path, model_dir: Path, *overrides: str, name: str = "run"):
+    """A tiny-model RL recipe. It pins ``model.precision: fp32``: the tests that use it compare two
+    computations of the same thing, with tolerances derived from fp32's rounding. ``auto`` would
+    pick bf16 autocast on a CPU with native bf16 and fp32 elsewhere, so the same test would check
+    different arithmetic on different machines; the tests of bf16 ask for it by name."""
     (tmp_path / "my_rewards.py").write_text(USER_REWARD)
     path = tmp_path / f"{name}.yaml"
     path.write_text(
         f"""
 run: {{output_dir: {tmp_path / name}, seed: 3}}
-model: {{name_or_path: {model_dir}, device: cpu}}
+model: {{name_or_path: {model_dir}, device: cpu, precision: fp32}}
 data:
   source: builtin:arith
   split: train

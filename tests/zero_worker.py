@@ -48,13 +48,18 @@ def main(recipe_path: str, out: str, *overrides: str) -> None:
     per_process = B // dist.num_processes
     mine = torch.arange(dist.process_index * per_process, (dist.process_index + 1) * per_process)
     batch = global_batch(config.vocab_size, heads).rows(mine)
+    critic_start = None
+    if models.critic is not None:
+        with dist.full_weights(models.critic) as critic:
+            critic_start = flat(critic)
     updates = []
     for _ in range(2):
         stats, _ = ppo_update(batch, models.actor, models.critic_opt, recipe.train, 1.0, 0.0, dist)
         losses = dist.gather_objects([stats["policy/loss"]])
         updates.append({"policy_loss": sum(losses) / len(losses), "actor_grad_norm": stats["actor/grad_norm"],
                         "critic_grad_norm": stats.get("critic/grad_norm")})
-    result = {"world_size": dist.num_processes, "updates": updates, "engines": dist.describe()}
+    result = {"world_size": dist.num_processes, "updates": updates, "engines": dist.describe(),
+              "critic_start": critic_start}
     with dist.full_weights(models.policy) as policy:
         result["policy"] = flat(policy)
     if models.critic is not None:
