@@ -22,11 +22,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from numerics import relative_difference, reordered_sum_rtol
 from safetensors.torch import load_file
 from test_training import make_recipe
 from transformers import AutoModelForCausalLM
-
-from numerics import reordered_sum_rtol, relative_difference
 
 from rlsp.config.schema import HookSpec
 from rlsp.errors import ConfigError
