@@ -2,8 +2,9 @@
 
 Problems with the user's input are ``RlspError``s: printed as one short message without a
 traceback, exit status 2. ``--debug`` (anywhere on the line) or ``RLSP_DEBUG=1`` shows the
-traceback instead. Ctrl-C prints what the command leaves behind and how to go on (exit 130).
-Anything else is a bug in rlsp and keeps its traceback.
+traceback instead. Ctrl-C prints what the command leaves behind and how to go on (exit 130);
+SIGTERM (``kill``, a scheduler's preemption) does the same (exit 143). Under a launcher only the
+main process prints. Anything else is a bug in rlsp and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -13,9 +14,12 @@ import dataclasses
 import importlib
 import os
 import re
+import signal
 import sys
+import threading
 
 from rlsp.errors import RlspError
+from rlsp.launch_setup import launched_rank
 
 # Sub-command name -> module in rlsp.commands (each has HELP, add_arguments, run; optionally
 # interrupted(args) -> str, what Ctrl-C leaves behind).
@@ -57,10 +61,28 @@ def parse(argv: list[str]) -> argparse.Namespace:
     return args
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program stands so that it unwinds as it does for Ctrl-C."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or os.environ.get("RLSP_DEBUG", "") not in ("", "0")
     args = parse([a for a in argv if a != "--debug"])
+    in_main_thread = threading.current_thread() is threading.main_thread()  # only it may set handlers
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
+    try:
+        return _run(args, debug)
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run(args: argparse.Namespace, debug: bool) -> int:
     module = importlib.import_module(f"rlsp.commands.{COMMANDS[args.command]}")
     if getattr(args, "recipe", "") is None:
         print(f"rlsp {args.command}: error: give a recipe file, e.g. rlsp {args.command} recipes/demo_rlsp.yaml "
@@ -71,15 +93,17 @@ def main(argv: list[str] | None = None) -> int:
     except RlspError as e:
         if debug:
             raise
-        if os.environ.get("RANK", "0") == "0":  # under a launcher every rank has the same complaint
+        if launched_rank() == 0:  # under a launcher every rank has the same complaint
             print(f"rlsp {args.command}: error: {with_recipe_file(e, args)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         if debug:
             raise
-        left = getattr(module, "interrupted", None)
-        print(f"\nrlsp {args.command}: interrupted (Ctrl-C). {left(args) if left else ''}".rstrip(), file=sys.stderr)
-        return 130
+        how, code = ("terminated (SIGTERM)", 143) if isinstance(e, Terminated) else ("interrupted (Ctrl-C)", 130)
+        if launched_rank() == 0:
+            left = getattr(module, "interrupted", None)
+            print(f"\nrlsp {args.command}: {how}. {left(args) if left else ''}".rstrip(), file=sys.stderr)
+        return code
 
 
 def with_recipe_file(error: RlspError, args) -> str:

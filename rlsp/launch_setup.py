@@ -13,6 +13,17 @@ import os
 from rlsp.errors import ConfigError
 
 
+def launched_rank() -> int:
+    """This process's global rank under a launcher (``RANK``), 0 when run directly; known before
+    accelerate is set up, which is when output folders are claimed and errors printed."""
+    return int(os.environ.get("RANK", "0"))
+
+
+def launched_world_size() -> int:
+    """How many processes the launcher started (``WORLD_SIZE``), 1 when run directly."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def check_launch(command: str) -> None:
     """Refuse, before loading anything, a launch configuration ``command`` would not honour."""
     if os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() != "true":
@@ -26,7 +37,7 @@ def check_launch(command: str) -> None:
 def check_world(num_processes: int, uses_deepspeed: bool, command: str) -> None:
     """Refuse a process group smaller than the launcher started: every rank would believe it is
     the only one (each writing the outputs, nothing sharded), as seen with DeepSpeed on CPU."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    world = launched_world_size()
     if world > 1 and num_processes != world:
         raise ConfigError(
             f"the launcher started {world} processes (WORLD_SIZE) but accelerate set up {num_processes}"

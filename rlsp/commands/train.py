@@ -35,13 +35,13 @@ def run(args) -> int:
 def interrupted(args) -> str:
     """Where a stopped run stands: its latest checkpoint and the command that continues it."""
     from rlsp.config import load_recipe, output_dir
-    from rlsp.training.checkpoint import latest_checkpoint
+    from rlsp.training.checkpoint import resumable_checkpoint
 
     try:
         run_dir = output_dir(load_recipe(args.recipe, args.overrides), args.recipe)
     except Exception:  # noqa: BLE001 -- the recipe was read once already; say less rather than fail again
         return ""
-    latest = latest_checkpoint(run_dir)
+    latest = resumable_checkpoint(run_dir)[0]
     again = " ".join(["rlsp train", str(args.recipe), *args.overrides])
     if latest is None:
         return (f"No checkpoint was saved in {run_dir} (train.checkpoint_every sets how often); start again with "

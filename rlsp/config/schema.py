@@ -126,6 +126,8 @@ class VerifierConfig:
     )
     kwargs: dict = option(dict, help="Keyword arguments passed to the verifier.")
     pass_threshold: float = option(1.0, help="A sample counts as correct when its score is at least this.")
+    timeout_s: float = option(600.0, help="Seconds one call (a batch of samples) may take; past it the command "
+                              "stops, naming the verifier.", gt=0.0)
 
 
 @section

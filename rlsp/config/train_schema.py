@@ -36,6 +36,10 @@ class RewardSpec:
     )
     fallback_value: float = option(0.0, help="Score given to a failed sample when on_error is 'fallback'.")
     name: str | None = option(None, help="Name in logs; defaults to the function's name.")
+    timeout_s: float = option(
+        600.0, help="Seconds one call (a step's batch) may take; past it the run stops, naming this function, "
+        "whatever on_error says. A judge's first call includes loading its model.", gt=0.0
+    )
 
 
 @section

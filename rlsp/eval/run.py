@@ -31,6 +31,7 @@ from rlsp.generation import generate_all, make_backend, sampling_params
 from rlsp.modeling.causal_lm import load_causal_lm, model_config, pick_device
 from rlsp.paths import claim_output_dir
 from rlsp.precision import resolve_precision
+from rlsp.run_lock import own_output_dir
 from rlsp.scoring.verifier import build_verifier, is_boxed_answer
 
 
@@ -161,6 +162,7 @@ def summarise(
 def run_eval(recipe: Recipe, base_dir: Path, out_dir: Path, overwrite: bool = False) -> EvalSummary:
     start = time.time()
     check_eval_settings(recipe)
+    own_output_dir(out_dir, "eval")  # the folder takes writes now, not only after every sample is scored
     claim_output_dir(out_dir, ("eval_summary.json", "eval_samples.jsonl"), overwrite, "eval")
     data = load_examples(recipe.data, recipe.run.seed, base_dir)
     check_group_by(recipe.eval.group_by, data.examples)

@@ -31,6 +31,7 @@ from rlsp_verifiers.verdict import Verdict
 
 from rlsp.config.train_schema import RewardSpec
 from rlsp.errors import ConfigError, RewardError, did_you_mean
+from rlsp.scoring.deadline import RewardAborted, call_with_deadline
 from rlsp.scoring.registry import BUILTINS, TRAINER_COLUMNS, load_reward_function, qualified_name
 
 logger = logging.getLogger(__name__)
@@ -62,6 +63,7 @@ class RewardFunction:
         self.kwargs: dict = dict(spec.kwargs)
         self.on_error: str = spec.on_error
         self.fallback_value = float(spec.fallback_value)
+        self.timeout_s = float(spec.timeout_s)
         where = f"reward function '{self.name}'"
         for field in ("weight", "fallback_value"):
             if not math.isfinite(getattr(self, field)):
@@ -91,14 +93,9 @@ class RewardFunction:
         function, or, with ``on_error: fallback``, give the sample(s) ``fallback_value``."""
         batch = len(completions)
         try:
-            out = self.fn(
-                list(prompts),
-                list(completions),
-                list(references),
-                **{**(columns or {}), **self.kwargs},
-            )
-        except ConfigError:
-            raise  # a misconfiguration fails every batch: never hide it behind a fallback
+            out = self._call(list(prompts), list(completions), list(references), {**(columns or {}), **self.kwargs})
+        except (ConfigError, RewardAborted):
+            raise  # a misconfiguration fails every batch, a hang or an exit ends the run: no fallback
         except Exception:  # noqa: BLE001 -- user code: any exception is reported or falls back
             # Find the sample(s) it fails on by scoring each alone, so the message can name one
             # and a fallback hits only those.
@@ -155,14 +152,19 @@ class RewardFunction:
             n_errors,
         )
 
+    def _call(self, prompts: list, completions: list, references: list, kwargs: dict) -> Any:
+        """The user's function on one batch, within ``timeout_s`` (``deadline.py``)."""
+        return call_with_deadline(self.fn, (prompts, completions, references), kwargs, self.timeout_s,
+                                  f"reward function '{self.name}' ({self.ref})")
+
     def _one_by_one(self, prompts, completions, references, columns) -> list:
         """Each sample scored alone: its value, or ``_Failed`` holding what it raised."""
         values = []
         for i in range(len(completions)):
             one = {k: [v[i]] for k, v in (columns or {}).items()}
             try:
-                value = _as_list(self.fn([prompts[i]], [completions[i]], [references[i]], **{**one, **self.kwargs}))
-            except ConfigError:
+                value = _as_list(self._call([prompts[i]], [completions[i]], [references[i]], {**one, **self.kwargs}))
+            except (ConfigError, RewardAborted):
                 raise
             except Exception as e:  # noqa: BLE001 -- user code
                 values.append(_Failed(e))

@@ -24,7 +24,8 @@ from rlsp.scoring.reward_function import RewardFunction
 class Verifier:
     def __init__(self, cfg: VerifierConfig, base_dir: Path | None):
         try:
-            spec = RewardSpec(function=cfg.function, channel="verifier", kwargs=dict(cfg.kwargs), name="verifier")
+            spec = RewardSpec(function=cfg.function, channel="verifier", kwargs=dict(cfg.kwargs), name="verifier",
+                              timeout_s=cfg.timeout_s)
             self.function = RewardFunction(spec, base_dir=base_dir)
         except RlspError as e:
             raise type(e)(f"verifier.function: {e}") from None

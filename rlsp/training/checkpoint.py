@@ -1,14 +1,20 @@
-"""Checkpoints that are complete or absent, never half-written.
+"""Checkpoints that are complete or absent, never half-written, and checked before a resume.
 
 A checkpoint is written into a hidden temporary directory and renamed to ``step-NNNNNN`` only
 when every file is on disk; a rename within one directory is atomic, so a crash mid-save leaves
 at most a ``.tmp-*`` directory, which is ignored and cleaned up later.
+
+Its last file, ``manifest.json``, lists every file with its size. What happens to a checkpoint
+after it is committed (a disk that loses a file, a copy cut short, a user's edit) shows there:
+``--resume`` takes the newest checkpoint that still matches its manifest and says which it
+skipped and why.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import pickle
 import random
 import re
 import shutil
@@ -21,6 +27,7 @@ import torch
 from rlsp.errors import RlspError
 
 STEP_DIR = re.compile(r"^step-(\d{6,})$")
+MANIFEST = "manifest.json"  # written last: every other file of the checkpoint and its size
 
 
 def checkpoint_root(run_dir: Path) -> Path:
@@ -32,7 +39,12 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
     if not root.is_dir():
         return []
     found = [p for p in root.iterdir() if p.is_dir() and STEP_DIR.match(p.name)]
-    return sorted(found, key=lambda p: int(STEP_DIR.match(p.name).group(1)))
+    return sorted(found, key=checkpoint_step)
+
+
+def checkpoint_step(path: Path) -> int:
+    """The step a ``step-NNNNNN`` folder holds."""
+    return int(STEP_DIR.match(path.name).group(1))
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:
@@ -77,6 +89,8 @@ def commit_checkpoint(run_dir: Path, step: int, tmp: Path, tensors: dict, traine
         try:
             torch.save(tensors, tmp / "state.pt")
             (tmp / "trainer_state.json").write_text(json.dumps(trainer_state, indent=2) + "\n")
+            sizes = {str(f.relative_to(tmp)): f.stat().st_size for f in sorted(tmp.rglob("*")) if f.is_file()}
+            (tmp / MANIFEST).write_text(json.dumps(sizes, indent=1) + "\n")
             _fsync_tree(tmp)
         except (OSError, RuntimeError) as e:  # torch reports a full disk as a RuntimeError of its zip writer
             raise CheckpointError(_save_failed(run_dir, step, e)) from e
@@ -106,9 +120,50 @@ def _save_failed(run_dir: Path, step: int, error: Exception) -> str:
             f"{free:.1f} GiB free there (a full disk is the usual cause). Nothing earlier was lost: {resume}.")
 
 
+def damage(path: Path) -> str | None:
+    """Why checkpoint ``path`` cannot be resumed from (a file missing or cut short), or None."""
+    manifest = path / MANIFEST
+    if not manifest.is_file():  # written by an rlsp before manifests: check what it has
+        names = ("state.pt", "trainer_state.json")
+        missing = [n for n in names if not (path / n).is_file()]
+        return f"{missing[0]} is missing" if missing else None
+    try:
+        sizes = json.loads(manifest.read_text())
+    except (OSError, ValueError) as e:
+        return f"{MANIFEST} cannot be read ({e})"
+    for name, size in sizes.items():
+        f = path / name
+        if not f.is_file():
+            return f"{name} is missing"
+        if f.stat().st_size != size:
+            return f"{name} has {f.stat().st_size:,} bytes of the {size:,} written"
+    return None
+
+
+def resumable_checkpoint(run_dir: Path) -> tuple[Path | None, list[tuple[Path, str]]]:
+    """The newest intact checkpoint, and the newer ones passed over with the reason for each."""
+    skipped = []
+    for path in reversed(list_checkpoints(run_dir)):
+        why = damage(path)
+        if why is None:
+            return path, skipped
+        skipped.append((path, why))
+    return None, skipped
+
+
 def load_checkpoint(path: Path) -> tuple[dict, dict]:
-    tensors = torch.load(path / "state.pt", weights_only=False)
-    trainer_state = json.loads((path / "trainer_state.json").read_text())
+    """``state.pt`` and ``trainer_state.json`` of checkpoint ``path``; ``CheckpointError`` naming the
+    file when one cannot be read."""
+    try:
+        tensors = torch.load(path / "state.pt", weights_only=False)
+    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as e:
+        raise CheckpointError(f"--resume: {path / 'state.pt'} cannot be read ({str(e).splitlines()[0][:200]}). "
+                              f"Move {path} aside to resume from the checkpoint before it.") from None
+    try:
+        trainer_state = json.loads((path / "trainer_state.json").read_text())
+    except (OSError, ValueError) as e:
+        raise CheckpointError(f"--resume: {path / 'trainer_state.json'} cannot be read ({e}). Move {path} aside "
+                              f"to resume from the checkpoint before it.") from None
     return tensors, trainer_state
 
 

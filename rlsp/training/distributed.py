@@ -10,6 +10,7 @@ process. Under a DeepSpeed launch, ``components.make_distributed`` builds the Ze
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from pathlib import Path
 import torch
 
 from rlsp.config import Recipe
+from rlsp.training.nonfinite import check_grad_norm
 
 
 class Distributed:
@@ -94,9 +96,14 @@ class Distributed:
         """Skip DDP's gradient all-reduce on every micro-batch but the minibatch's last."""
         return contextlib.nullcontext() if last else self.accelerator.no_sync(model)
 
-    def optimizer_step(self, opt, max_norm: float, before_step: Callable[[], None]) -> float:
-        """Clip ``opt``'s gradients, run ``before_step`` (hooks), step and zero; returns the norm."""
+    def optimizer_step(self, opt, max_norm: float, before_step: Callable[[], None], role: str) -> float:
+        """Clip ``opt``'s gradients, run ``before_step`` (hooks), step and zero; returns the norm.
+        A non-finite norm (the same on every process: DDP has reduced the gradients) stops the run
+        before the step."""
         norm = float(self.accelerator.clip_grad_norm_(opt.model.parameters(), max_norm))
+        if not math.isfinite(norm):
+            opt.optimizer.zero_grad(set_to_none=True)
+            check_grad_norm(norm, role)
         before_step()
         opt.optimizer.step()
         opt.optimizer.zero_grad(set_to_none=True)
@@ -108,6 +115,14 @@ class Distributed:
 
     def load_engines(self, engines: dict, directory: Path) -> None:
         """See save_engines."""
+
+    def all_agree(self, ok: bool) -> bool:
+        """Whether ``ok`` holds on every process (a collective: every process must call it)."""
+        if self.num_processes == 1:
+            return ok
+        flag = torch.tensor([1.0 if ok else 0.0], device=self.device)
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MIN)
+        return bool(flag.item())
 
     def barrier(self) -> None:
         self.accelerator.wait_for_everyone()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -38,10 +39,12 @@ from rlsp.eval.metrics import eval_metrics
 from rlsp.eval.run import evaluate_model
 from rlsp.generation import make_backend, sampling_params
 from rlsp.hooks import HookRunner, build_hooks
+from rlsp.launch_setup import launched_rank
 from rlsp.modeling.causal_lm import model_config
 from rlsp.modeling.lora import check_lora_targets_of
 from rlsp.paths import claim_output_dir
 from rlsp.precision import resolve_precision
+from rlsp.run_lock import own_output_dir, release_output_dir
 from rlsp.scoring.channels import build_reward_functions
 from rlsp.scoring.verifier import build_verifier
 from rlsp.training import checkpoint as ckpt
@@ -51,6 +54,7 @@ from rlsp.training.components import build_models
 from rlsp.training.distributed import training_device
 from rlsp.training.dynamic_sampling import prompts_to_draw, shape_batch
 from rlsp.training.forward import completion_logprobs, completion_values
+from rlsp.training.nonfinite import NonFiniteError
 from rlsp.training.packing import micro_batch_order
 from rlsp.training.preflight import check_training_recipe, heldout_config
 from rlsp.training.rollout import PromptSampler, generate_step, score_step
@@ -81,6 +85,7 @@ class Trainer:
         self.run_dir = output_dir(recipe, recipe_path)
         # Everything cheap that can fail comes first: recipe, run directory, data, rewards.
         check_training_recipe(recipe)
+        own_output_dir(self.run_dir, "train")  # before --overwrite removes anything: another run may be writing
         self.resume_from = self._checkpoint_to_resume(resume, overwrite)
         self.train_data = load_examples(recipe.data, recipe.run.seed, base_dir).examples
         self.heldout_cfg = heldout_config(recipe)
@@ -136,7 +141,10 @@ class Trainer:
         try:
             while self.step < self.cfg.steps:
                 self.step += 1
-                scalars = self.train_step()
+                try:
+                    scalars = self.train_step()
+                except NonFiniteError as e:
+                    raise NonFiniteError(f"step {self.step}: {e}. {self._nothing_kept()}") from None
                 bar.update(1)
                 bar.set_postfix(acc=f"{scalars['verifier/accuracy']:.2f}", kl=f"{scalars['kl/mean']:.3f}",
                                 len=f"{scalars['response/length_mean']:.0f}")
@@ -158,6 +166,7 @@ class Trainer:
         }
         if self.models.dist.is_main_process:
             (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        release_output_dir(self.run_dir)
         return summary
 
     def train_step(self) -> dict[str, float]:
@@ -277,6 +286,13 @@ class Trainer:
         out = torch.cat([fn(seqs.index(order[i : i + size])) for i in range(0, len(order), size)])
         return out[order.argsort()]
 
+    def _nothing_kept(self) -> str:
+        latest = ckpt.resumable_checkpoint(self.run_dir)[0]
+        kept = f"the latest checkpoint is {latest.name}" if latest else "no checkpoint was saved before it"
+        return (f"Nothing of step {self.step} was saved; {kept}. Usual causes: a learning rate too high, a hook "
+                f"setting, steering vector or reward that is not a finite number. Fix it, then "
+                f"{'continue with --resume' if latest else 'start again with --overwrite'}.")
+
     def _total_optimizer_steps(self) -> int:
         rollout = self.cfg.prompts_per_step * self.cfg.samples_per_prompt
         return self.cfg.steps * self.cfg.ppo_epochs * (rollout // self.cfg.minibatch_size)
@@ -290,7 +306,21 @@ class Trainer:
         if resume:
             if latest is None:
                 raise ConfigError(f"--resume: no checkpoint in {self.run_dir}/checkpoints; start without --resume.")
-            return latest
+            intact, damaged = ckpt.resumable_checkpoint(self.run_dir)
+            for path, why in damaged if launched_rank() == 0 else []:
+                warnings.warn(f"--resume: checkpoint {path.name} is damaged ({why}); passed over, and replaced "
+                              f"when the run saves that step again.", stacklevel=2)
+            if intact is None:
+                raise ConfigError(f"--resume: no intact checkpoint in {self.run_dir}/checkpoints (the newest is "
+                                  f"{latest.name}: {damaged[0][1]}); start again with --overwrite.")
+            if damaged and launched_rank() == 0:
+                print(f"resuming from {intact.name}, the newest intact checkpoint")
+            done = ckpt.checkpoint_step(intact)
+            if done > self.cfg.steps:
+                raise ConfigError(f"--resume: {intact.name} is past train.steps ({self.cfg.steps}); resuming would "
+                                  f"end at once and rewrite the run's summary and final/ under a shorter recipe. "
+                                  f"Set train.steps to {done} or more.")
+            return intact
         if latest is not None and not overwrite:
             raise ConfigError(
                 f"run.output_dir {self.run_dir} already holds checkpoints (latest {latest.name}). Continue it with "

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import warnings
 from pathlib import Path
 
 from torch.utils.tensorboard import SummaryWriter
@@ -47,7 +49,42 @@ class RunLogs:
             self.writer.close()
 
     def _truncate_rollouts(self, step: int) -> None:
-        if not self.rollouts_path.exists():
+        """Keep the lines of steps up to ``step``. A line cut short by a crash is dropped, and a log
+        that lacks steps is reported: the run goes on either way (the checkpoint is what resumes)."""
+        path = self.rollouts_path
+        if not path.exists():
+            if step > 0:
+                warnings.warn(f"--resume: {path} is missing, so the samples of steps 1-{step} are not there; the "
+                              f"steps from {step + 1} on go into a new file.", stacklevel=3)
             return
-        kept = [line for line in self.rollouts_path.read_text().splitlines() if json.loads(line)["step"] <= step]
-        self.rollouts_path.write_text("".join(line + "\n" for line in kept))
+        kept, unreadable, steps = [], [], set()
+        for number, line in enumerate(path.read_text(errors="replace").splitlines(), start=1):
+            try:
+                record_step = json.loads(line)["step"]
+            except (ValueError, KeyError, TypeError):
+                unreadable.append(number)
+                continue
+            if isinstance(record_step, int) and record_step <= step:
+                kept.append(line)
+                steps.add(record_step)
+        if unreadable:
+            warnings.warn(f"--resume: {path}: dropped {len(unreadable)} unreadable line(s) (line "
+                          f"{', '.join(map(str, unreadable[:5]))}{'...' if len(unreadable) > 5 else ''}), e.g. a "
+                          f"write cut short when the run stopped.", stacklevel=3)
+        missing = sorted(set(range(1, step + 1)) - steps)
+        if missing:
+            warnings.warn(f"--resume: {path} has no samples of step(s) {_ranges(missing)}; they are not "
+                          f"logged again.", stacklevel=3)
+        tmp = path.with_name(path.name + ".tmp")  # renamed over the log: a crash now loses nothing
+        tmp.write_text("".join(line + "\n" for line in kept))
+        os.replace(tmp, path)
+
+
+def _ranges(numbers: list[int]) -> str:
+    """'1-3, 7' for [1, 2, 3, 7]."""
+    parts, start = [], numbers[0]
+    for prev, cur in zip(numbers, [*numbers[1:], None]):
+        if cur is None or cur != prev + 1:
+            parts.append(f"{start}-{prev}" if prev != start else str(start))
+            start = cur
+    return ", ".join(parts)

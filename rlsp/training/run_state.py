@@ -14,10 +14,12 @@ from pathlib import Path
 import torch
 
 from rlsp.training import checkpoint as ckpt
+from rlsp.training.nonfinite import check_weights
 
 
 def save_run(trainer) -> None:
     dist, models = trainer.models.dist, trainer.models
+    check_weights(models)  # a checkpoint full of NaN would look complete and resumable
     state = {
         "step": trainer.step, "position": trainer.position, "eval_before": trainer.eval_before,
         "kl_controller": trainer.kl_ctl.state_dict(), "normalizers": trainer.normalizers.state_dict(),

@@ -7,6 +7,7 @@ minibatch: batch 4 x accumulation 1 equals batch 1 x accumulation 4.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -19,6 +20,7 @@ from rlsp.config.train_schema import TrainConfig
 from rlsp.hooks import HookRunner
 from rlsp.training.distributed import Distributed
 from rlsp.training.forward import Sequences, completion_logprobs, completion_values
+from rlsp.training.nonfinite import check_losses
 from rlsp.training.packing import micro_batch_order
 
 
@@ -131,7 +133,7 @@ def _minibatch_step(mb: UpdateBatch, actor, critic, cfg, temperature, kl_coef_in
     """One optimizer step; returns its statistics and, when ``mb.old_logprobs`` is None, the
     detached log-probs the actor computed (used as the old ones)."""
     stats: dict[str, float] = defaultdict(float)
-    seen_logprobs = []
+    seen_logprobs, non_finite = [], []
     n = len(mb)
     micro_starts = list(range(0, n, cfg.micro_batch_size))
 
@@ -163,6 +165,7 @@ def _minibatch_step(mb: UpdateBatch, actor, critic, cfg, temperature, kl_coef_in
                 with hooks.around("forward", role="policy", grad=True, token_mask=token_mask):
                     loss, actor_stats, logp = _actor_loss(actor.model, micro, mask, cfg, temperature, kl_coef_in_loss,
                                                           padding_free(cfg, hooks))
+                non_finite += _non_finite("policy loss", loss)
                 dist.backward(loss * share, actor.model)
                 hooks.fire("backward_end")
             seen_logprobs.append(logp.detach())
@@ -171,9 +174,11 @@ def _minibatch_step(mb: UpdateBatch, actor, critic, cfg, temperature, kl_coef_in
         if critic is not None:
             with dist.no_sync_unless(last, critic.model):
                 loss, critic_stats = _critic_loss(critic.model, micro, mask, cfg, padding_free(cfg, hooks))
+                non_finite += _non_finite("value loss", loss)
                 dist.backward(loss * share, critic.model)
             for k, v in critic_stats.items():
                 stats[k] += v * share
+    check_losses(non_finite, dist)  # every process, before any optimizer step
     for name, opt in (("actor", actor), ("critic", critic)):
         if opt is None:
             continue
@@ -181,12 +186,17 @@ def _minibatch_step(mb: UpdateBatch, actor, critic, cfg, temperature, kl_coef_in
             if name == "actor":
                 hooks.fire("optimizer_step_start", replay=replay if hooks.wants_replay else None)
 
-        stats[f"{name}/grad_norm"] = dist.optimizer_step(opt, cfg.max_grad_norm, before_step)
+        stats[f"{name}/grad_norm"] = dist.optimizer_step(opt, cfg.max_grad_norm, before_step, name)
         opt.scheduler.step()
         stats[f"{name}/lr"] = opt.scheduler.get_last_lr()[0]
         if name == "actor":
             hooks.fire("optimizer_step_end")
     return stats, (torch.cat(seen_logprobs) if seen_logprobs else None)
+
+
+def _non_finite(name: str, loss: torch.Tensor) -> list[str]:
+    value = loss.item()
+    return [] if math.isfinite(value) else [f"the {name} is {value}"]
 
 
 def response_token_mask(seqs: Sequences) -> torch.Tensor:

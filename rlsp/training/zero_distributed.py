@@ -39,6 +39,7 @@ from rlsp.training.deepspeed_config import (
     zero_stage,
 )
 from rlsp.training.distributed import Distributed
+from rlsp.training.nonfinite import check_grad_norm
 
 ENGINE_TAG = "engine"  # DeepSpeed's checkpoint tag inside each role's folder
 
@@ -169,11 +170,14 @@ class DeepSpeedDistributed(Distributed):
         model.set_gradient_accumulation_boundary(last)  # reduce (and step) on the minibatch's last
         return contextlib.nullcontext()
 
-    def optimizer_step(self, opt, max_norm: float, before_step: Callable[[], None]) -> float:
+    def optimizer_step(self, opt, max_norm: float, before_step: Callable[[], None], role: str) -> float:
         before_step()
         opt.model.step()  # clips to gradient_clipping (train.max_grad_norm), steps, zeroes the gradients
         norm = opt.model.get_global_grad_norm()
-        return float(norm) if norm is not None else float("nan")
+        if norm is None:  # not computed by this engine configuration
+            return float("nan")
+        check_grad_norm(float(norm), role)  # DeepSpeed skipped a step with overflowing gradients: stop, not go on
+        return float(norm)
 
     # -- checkpoints -----------------------------------------------------------------------------
     def save_engines(self, engines: dict[str, torch.nn.Module], directory: Path) -> None:

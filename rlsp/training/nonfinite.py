@@ -1,0 +1,51 @@
+"""Stop a run before NaN or inf reaches the weights or a checkpoint.
+
+A non-finite loss (a hook value or steering vector that is not a finite number, a learning rate
+that blows the policy up) turns every gradient, then every weight, into NaN. Three checks keep
+that out of what the run keeps:
+
+- every micro-batch loss of an optimizer step, before the step (all processes agree, so they stop
+  together and no process waits in a collective for one that left);
+- the clipped gradient norm, before the optimizer step (DeepSpeed skips a step whose gradients
+  overflow; the check then stops the run instead of going on without the step);
+- the trained weights, before a checkpoint is committed.
+
+Each raises ``NonFiniteError``: the CLI prints it as one line, the trainer adds the step and the
+latest intact checkpoint to resume from.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from rlsp.errors import RlspError
+
+
+class NonFiniteError(RlspError):
+    """Training produced NaN or inf; nothing of it was applied or saved."""
+
+
+def check_losses(non_finite: list[str], dist) -> None:
+    """Raise if any process saw a non-finite loss in this optimizer step (``non_finite`` names
+    this process's, e.g. ``["policy loss nan"]``). A collective: every process calls it."""
+    if dist.all_agree(not non_finite):
+        return
+    where = ", ".join(dict.fromkeys(non_finite)) if non_finite else "a loss on another process"
+    raise NonFiniteError(f"{where} in the update, before the optimizer step")
+
+
+def check_grad_norm(norm: float, role: str) -> None:
+    if not math.isfinite(norm):
+        raise NonFiniteError(f"the {role}'s gradient norm is {norm} (the optimizer step was not applied)")
+
+
+def check_weights(models) -> None:
+    """Raise if a trained weight (policy or critic, this process's shards) is not finite. A
+    collective: every process calls it."""
+    bad = [name for module in models.engines().values() for name, p in module.named_parameters()
+           if p.requires_grad and not bool(torch.isfinite(getattr(p, "ds_tensor", p)).all())]
+    if not models.dist.all_agree(not bad):
+        where = f"weight {bad[0]}" if bad else "a weight on another process"
+        raise NonFiniteError(f"{where} is not finite; the checkpoint was not written")
