@@ -201,3 +201,23 @@ def test_a_failed_checkpoint_write_says_what_is_left_and_keeps_the_earlier_one(t
         ckpt.save_checkpoint(tmp_path, 2, {"w": torch.ones(2)}, {"step": 2}, keep=3)
     assert ckpt.latest_checkpoint(tmp_path) == first
     assert not list((tmp_path / "checkpoints").glob(".tmp-*"))  # the half-written one is gone
+
+
+@pytest.mark.parametrize(("command", "preflight"), [("train", "rlsp.training.preflight.prepare_training"),
+                                                   ("eval", "rlsp.eval.checks.prepare_eval")])
+def test_validate_runs_the_commands_own_preflight(folder, capsys, monkeypatch, command, preflight):
+    """One function per command, called by the command and by ``rlsp validate``: they cannot drift."""
+    calls = []
+
+    def refuse(recipe, base_dir, *, fetch=True):
+        calls.append(fetch)
+        raise ConfigError("refused by the preflight")
+
+    monkeypatch.setattr(preflight, refuse)
+    argv = [str(folder / "eval.yaml")]
+    if command == "train":
+        argv += ["rewards=[{function: math, channel: verifier}]", "data.split=train"]
+    assert main(["validate", *argv, "--for", command]) == 2
+    assert main([command, *argv]) == 2
+    assert capsys.readouterr().err.count("refused by the preflight") == 2
+    assert calls == [False, True]  # validate downloads nothing; the command fetches what it needs

@@ -34,30 +34,27 @@ def command_of(recipe, sections: set[str]) -> str:
 
 
 def validate_recipe(recipe, base_dir: Path, command: str) -> None:
-    """Raise the first ``RlspError`` that ``rlsp <command>`` would raise before loading a model."""
-    from rlsp.eval.checks import check_eval_settings
-    from rlsp.scoring.verifier import build_verifier
-    from rlsp.sft.dataset import check_sft_source
+    """Raise the first ``RlspError`` that ``rlsp <command>`` would raise before loading a model:
+    train and eval call the same preflight function as the commands (``fetch=False``: local files
+    are read, hub datasets and uncached hub models are not downloaded)."""
+    if command == "train":
+        from rlsp.training.preflight import prepare_training
 
-    if command == "sft":
+        prepare_training(recipe, base_dir, fetch=False)
+    elif command == "eval":
+        from rlsp.eval.checks import prepare_eval
+
+        prepare_eval(recipe, base_dir, fetch=False)
+    elif command == "sft":
+        from rlsp.sft.dataset import check_sft_source
+
         check_sft_source(recipe, base_dir)
-    elif command == "steer":
+        check_model(recipe, command, base_dir)
+    else:
         from rlsp.steering.extract import check_steer_recipe
 
         check_steer_recipe(recipe, base_dir)
-    else:
-        read_local_rows(recipe.data, recipe.run.seed, base_dir, "data")
-        build_verifier(recipe.verifier, base_dir)
-    if command == "eval":
-        check_eval_settings(recipe)
-    if command == "train":
-        from rlsp.scoring.channels import build_reward_functions
-        from rlsp.training.preflight import check_training_recipe, heldout_config
-
-        check_training_recipe(recipe)
-        read_local_rows(heldout_config(recipe), recipe.run.seed, base_dir, "heldout")
-        build_reward_functions(recipe.rewards, base_dir)
-    check_model(recipe, command, base_dir)
+        check_model(recipe, command, base_dir)
 
 
 def check_model(recipe, command: str, base_dir: Path) -> None:
@@ -68,24 +65,12 @@ def check_model(recipe, command: str, base_dir: Path) -> None:
     from rlsp.modeling.lora import check_lora_targets_of
 
     config = model_config(recipe.model.name_or_path, local_only=True)
-    if command in ("train", "sft"):
+    if command == "sft":
         hooks = build_hooks(recipe.hooks, base_dir)
         if config is not None:
             check_lora_targets_of(config, recipe.model.lora)
             for hook in hooks:
                 hook.check_model(config)
-
-
-def read_local_rows(cfg, seed: int, base_dir: Path, section: str) -> None:
-    """Read a local file's rows as the command will (bad lines, missing fields); hub datasets are
-    only checked for the shape of their name, not downloaded."""
-    from rlsp.data import check_source, load_examples
-    from rlsp.data.rows import is_file_source
-
-    if cfg.source.startswith("builtin:") or is_file_source(cfg.source):
-        load_examples(cfg, seed, base_dir, section)
-    else:
-        check_source(cfg, base_dir, section)
 
 
 def run(args) -> int:

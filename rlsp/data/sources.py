@@ -67,6 +67,18 @@ def load_examples(cfg: DataConfig, seed: int, base_dir: Path | None = None, sect
     return LoadedData(examples, malformed + missing, where)
 
 
+def load_or_check_examples(cfg: DataConfig, seed: int, base_dir: Path | None, section: str,
+                           fetch: bool) -> LoadedData | None:
+    """``load_examples``, except that with ``fetch`` False (``rlsp validate``) a hub dataset is only
+    checked by name and not downloaded (None); built-in and local ones are read row by row."""
+    from rlsp.data.rows import is_file_source
+
+    if fetch or cfg.source.startswith(BUILTIN_PREFIX) or is_file_source(cfg.source):
+        return load_examples(cfg, seed, base_dir, section)
+    check_source(cfg, base_dir, section)
+    return None
+
+
 def _arith_examples(cfg: DataConfig, seed: int) -> list[Example]:
     from rlsp.data.arithmetic import arithmetic_problems
 

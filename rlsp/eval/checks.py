@@ -1,12 +1,35 @@
-"""Evaluation settings that are valid one by one but not together, checked before any loading."""
+"""Everything ``rlsp eval`` checks and reads before a model loads (``prepare_eval``, which the
+command and ``rlsp validate`` both call), and the settings valid one by one but not together."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 from rlsp.config import Recipe
-from rlsp.data import Example
+from rlsp.data import Example, LoadedData, load_or_check_examples
 from rlsp.errors import ConfigError
+
+
+@dataclass
+class EvalInputs:
+    data: LoadedData | None  # None: a hub dataset that validate did not download
+    verifier: object  # rlsp.scoring.verifier.Verifier
+
+
+def prepare_eval(recipe: Recipe, base_dir: Path, *, fetch: bool = True) -> EvalInputs:
+    """Every check of ``rlsp eval`` that needs no model weights, cheapest first. ``fetch`` False
+    (``rlsp validate``) reads local data files but downloads no hub dataset or model config."""
+    from rlsp.modeling.causal_lm import model_config
+    from rlsp.scoring.verifier import build_verifier
+
+    check_eval_settings(recipe)
+    data = load_or_check_examples(recipe.data, recipe.run.seed, base_dir, "data", fetch)
+    if data is not None:
+        check_group_by(recipe.eval.group_by, data.examples)
+    model_config(recipe.model.name_or_path, local_only=not fetch)  # a folder that is not a model fails here
+    return EvalInputs(data, build_verifier(recipe.verifier, base_dir))
 
 
 def check_eval_settings(recipe: Recipe) -> None:

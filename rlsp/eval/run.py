@@ -23,16 +23,16 @@ import torch
 
 from rlsp.config import Recipe
 from rlsp.config.schema import DataConfig
-from rlsp.data import Example, load_examples
+from rlsp.data import Example
 from rlsp.data.prompts import chat_messages
-from rlsp.eval.checks import check_eval_settings, check_group_by
+from rlsp.eval import checks
 from rlsp.eval.metrics import group_metrics, sample_metrics
 from rlsp.generation import generate_all, make_backend, sampling_params
-from rlsp.modeling.causal_lm import load_causal_lm, model_config, pick_device
+from rlsp.modeling.causal_lm import load_causal_lm, pick_device
 from rlsp.paths import claim_output_dir
 from rlsp.precision import resolve_precision
 from rlsp.run_lock import own_output_dir
-from rlsp.scoring.verifier import build_verifier, is_boxed_answer
+from rlsp.scoring.verifier import is_boxed_answer
 
 
 @dataclass(frozen=True)
@@ -161,13 +161,10 @@ def summarise(
 
 def run_eval(recipe: Recipe, base_dir: Path, out_dir: Path, overwrite: bool = False) -> EvalSummary:
     start = time.time()
-    check_eval_settings(recipe)
+    inputs = checks.prepare_eval(recipe, base_dir)  # the checks rlsp validate makes too
     own_output_dir(out_dir, "eval")  # the folder takes writes now, not only after every sample is scored
     claim_output_dir(out_dir, ("eval_summary.json", "eval_samples.jsonl"), overwrite, "eval")
-    data = load_examples(recipe.data, recipe.run.seed, base_dir)
-    check_group_by(recipe.eval.group_by, data.examples)
-    model_config(recipe.model.name_or_path)  # a folder that is not a model fails here, not after the probes
-    verifier = build_verifier(recipe.verifier, base_dir)
+    data, verifier = inputs.data, inputs.verifier
     from accelerate import PartialState
 
     from rlsp.launch_setup import announce_setup

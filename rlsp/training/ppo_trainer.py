@@ -31,23 +31,18 @@ from rlsp.algorithms import (
     kl_estimate,
 )
 from rlsp.config import Recipe, output_dir
-from rlsp.data import load_examples
 from rlsp.data.prompts import chat_messages
 from rlsp.errors import ConfigError
-from rlsp.eval.checks import check_group_by
 from rlsp.eval.metrics import eval_metrics
 from rlsp.eval.run import evaluate_model
 from rlsp.generation import make_backend, sampling_params
-from rlsp.hooks import HookRunner, build_hooks
+from rlsp.hooks import HookRunner
 from rlsp.launch_setup import launched_rank
-from rlsp.modeling.causal_lm import model_config
-from rlsp.modeling.lora import check_lora_targets_of
 from rlsp.paths import claim_output_dir
 from rlsp.precision import resolve_precision
 from rlsp.run_lock import own_output_dir, release_output_dir
-from rlsp.scoring.channels import build_reward_functions
-from rlsp.scoring.verifier import build_verifier
 from rlsp.training import checkpoint as ckpt
+from rlsp.training import preflight
 from rlsp.training import step_records as records
 from rlsp.training.advantage_step import ChannelNormalizers, compute_advantages, value_heads
 from rlsp.training.components import build_models
@@ -56,7 +51,6 @@ from rlsp.training.dynamic_sampling import prompts_to_draw, shape_batch
 from rlsp.training.forward import completion_logprobs, completion_values
 from rlsp.training.nonfinite import NonFiniteError
 from rlsp.training.packing import micro_batch_order
-from rlsp.training.preflight import check_training_recipe, heldout_config
 from rlsp.training.rollout import PromptSampler, generate_step, score_step
 from rlsp.training.run_logs import RunLogs
 from rlsp.training.run_state import load_run, save_run
@@ -83,21 +77,15 @@ class Trainer:
         self.recipe, self.cfg = recipe, recipe.train
         base_dir = Path(recipe_path).resolve().parent
         self.run_dir = output_dir(recipe, recipe_path)
-        # Everything cheap that can fail comes first: recipe, run directory, data, rewards.
-        check_training_recipe(recipe)
+        # Everything cheap that can fail comes first: recipe, data, rewards, hooks, the model's config
+        # (the same function rlsp validate calls), then the run directory.
+        inputs = preflight.prepare_training(recipe, base_dir)
         own_output_dir(self.run_dir, "train")  # before --overwrite removes anything: another run may be writing
         self.resume_from = self._checkpoint_to_resume(resume, overwrite)
-        self.train_data = load_examples(recipe.data, recipe.run.seed, base_dir).examples
-        self.heldout_cfg = heldout_config(recipe)
-        self.heldout = load_examples(self.heldout_cfg, recipe.run.seed, base_dir, "heldout").examples
-        check_group_by(recipe.eval.group_by, self.heldout)
-        self.reward_functions = build_reward_functions(recipe.rewards, base_dir)
-        self.verifier = build_verifier(recipe.verifier, base_dir)
-        self.hooks = HookRunner(build_hooks(recipe.hooks, base_dir), "rl",
-                                lambda: self.models.dist.unwrap(self.models.policy), self.run_dir)
-        config = model_config(recipe.model.name_or_path)  # read once, no weights: the checks before loading
-        check_lora_targets_of(config, recipe.model.lora)
-        self.hooks.check_model(config)
+        self.train_data, self.heldout_cfg, self.heldout = inputs.train_data, inputs.heldout_cfg, inputs.heldout
+        self.reward_functions, self.verifier = inputs.reward_functions, inputs.verifier
+        self.hooks = HookRunner(inputs.hooks, "rl", lambda: self.models.dist.unwrap(self.models.policy), self.run_dir)
+        config = inputs.model_config
         self.hook_names = [spec.hook for spec in recipe.hooks]  # logged with each rollout
         self.behaviours = records.behaviour_detector(self.cfg)  # None when train.log_behaviours is off
         a = self.cfg.reward.alpha

@@ -1,16 +1,28 @@
-"""Checks on a training recipe that need no model: they run before anything expensive.
+"""Everything ``rlsp train`` checks and reads before a model loads, in one function that the
+command and ``rlsp validate`` both call (``prepare_training``), so the two cannot drift apart.
 
-Each names the field to change. Field-level checks (types, ranges) already ran at load time;
-these are the ones that involve several fields at once.
+Each check names the field to change. Field-level checks (types, ranges) already ran at load
+time; ``check_training_recipe`` holds the ones that involve several fields at once.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
 
 from rlsp.analysis.markers import check_markers
 from rlsp.config import Recipe
+from rlsp.config.schema import DataConfig
+from rlsp.data import Example, load_or_check_examples
 from rlsp.errors import ConfigError
+from rlsp.eval.checks import check_group_by
+from rlsp.hooks import Hook, build_hooks
+from rlsp.modeling.causal_lm import model_config
+from rlsp.modeling.lora import check_lora_targets_of
+from rlsp.scoring.channels import build_reward_functions
+from rlsp.scoring.reward_function import RewardFunction
+from rlsp.scoring.verifier import Verifier, build_verifier
 from rlsp.training.advantage_step import CRITIC_FREE
 from rlsp.training.deepspeed_config import (
     check_deepspeed_recipe,
@@ -18,6 +30,41 @@ from rlsp.training.deepspeed_config import (
     launch_config,
     launched_with_deepspeed,
 )
+
+
+@dataclass
+class TrainingInputs:
+    """What ``prepare_training`` read and resolved, for the trainer to use."""
+
+    train_data: list[Example] | None  # None: a hub dataset that validate did not download
+    heldout_cfg: DataConfig
+    heldout: list[Example] | None
+    reward_functions: list[RewardFunction]
+    verifier: Verifier
+    hooks: list[Hook]
+    model_config: object | None  # the model's transformers config; None: not cached (validate)
+
+
+def prepare_training(recipe: Recipe, base_dir: Path, *, fetch: bool = True) -> TrainingInputs:
+    """Every check of ``rlsp train`` that needs no model weights, cheapest first. ``fetch`` False
+    (``rlsp validate``) reads local data files but downloads no hub dataset or model config."""
+    check_training_recipe(recipe)
+    seed = recipe.run.seed
+    train = load_or_check_examples(recipe.data, seed, base_dir, "data", fetch)
+    heldout_cfg = heldout_config(recipe)
+    heldout = load_or_check_examples(heldout_cfg, seed, base_dir, "heldout", fetch)
+    if heldout is not None:
+        check_group_by(recipe.eval.group_by, heldout.examples)
+    reward_functions = build_reward_functions(recipe.rewards, base_dir)
+    verifier = build_verifier(recipe.verifier, base_dir)
+    hooks = build_hooks(recipe.hooks, base_dir)
+    config = model_config(recipe.model.name_or_path, local_only=not fetch)
+    if config is not None:
+        check_lora_targets_of(config, recipe.model.lora)
+        for hook in hooks:
+            hook.check_model(config)
+    return TrainingInputs(train.examples if train else None, heldout_cfg, heldout.examples if heldout else None,
+                          reward_functions, verifier, hooks, config)
 
 
 def check_training_recipe(recipe: Recipe) -> None:
