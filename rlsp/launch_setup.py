@@ -26,6 +26,12 @@ def launched_world_size() -> int:
 
 def check_launch(command: str) -> None:
     """Refuse, before loading anything, a launch configuration ``command`` would not honour."""
+    launch_precision = os.environ.get("ACCELERATE_MIXED_PRECISION", "no")
+    if launch_precision != "no":
+        raise ConfigError(f"the launch asks accelerate for mixed_precision={launch_precision} (--mixed_precision or "
+                          f"the launch config); rlsp {command} takes its precision from model.precision alone. Set "
+                          f"model.precision in the recipe (auto picks bf16 where the device runs it natively) and "
+                          f"mixed_precision: 'no' in the launch.")
     if os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() != "true":
         return
     if os.environ.get("ACCELERATE_DEEPSPEED_CONFIG_FILE", "none") != "none":

@@ -171,6 +171,10 @@ def test_launch_checks_read_what_accelerate_passed(monkeypatch, tmp_path):
     (tmp_path / "launch" / "ds_zero2.json").write_text('{"zero_optimization": {"stage": 2,}}')
     with pytest.raises(ConfigError, match=r"launch/ds_zero2.json: not valid JSON .*line 1"):
         launch_config()
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")  # accelerate launch --mixed_precision bf16
+    with pytest.raises(ConfigError, match="mixed_precision=bf16 .*rlsp eval takes its precision from model.precision"):
+        check_launch("eval")
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "no")
     monkeypatch.setenv("WORLD_SIZE", "2")
     with pytest.raises(ConfigError, match="started 2 processes .* but accelerate set up 1 .*DeepSpeed without a GPU"):
         check_world(1, True, "eval")

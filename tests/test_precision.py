@@ -152,3 +152,12 @@ def test_weight_and_optimizer_state_dtypes_on_cuda(tmp_path, tiny_model_dir, set
     native = torch.cuda.is_bf16_supported()
     expected = "fp32" if setting == "fp32" or (setting == "auto" and not native) else "bf16"
     assert trainer.precision.summary()["compute"] == expected
+
+
+def test_accelerate_adds_no_autocast_of_its_own(tmp_path, tiny_model_dir, monkeypatch):
+    """model.precision alone decides: accelerate's mixed precision (from a launch's environment or an
+    earlier accelerator in the process) would wrap the policy's forward in a second autocast."""
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")
+    path, recipe = make_recipe(tmp_path, tiny_model_dir)  # model.precision: fp32
+    trainer = Trainer(recipe, path)
+    assert trainer.models.dist.accelerator.mixed_precision == "no"

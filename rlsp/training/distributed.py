@@ -32,7 +32,9 @@ class Distributed:
 
         from rlsp.launch_setup import announce_setup
 
-        self.accelerator = Accelerator(cpu=cpu)
+        # rlsp applies model.precision itself (autocast over fp32 weights, or DeepSpeed's bf16
+        # engines); accelerate's mixed precision would wrap every forward in a second autocast.
+        self.accelerator = Accelerator(cpu=cpu, mixed_precision="no")
         announce_setup(self.accelerator.state, "train")
 
     def describe(self) -> str:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -32,16 +31,12 @@ from rlsp.algorithms import (
 )
 from rlsp.config import Recipe, output_dir
 from rlsp.data.prompts import chat_messages
-from rlsp.errors import ConfigError
 from rlsp.eval.metrics import eval_metrics
 from rlsp.eval.run import evaluate_model
 from rlsp.generation import make_backend, sampling_params
 from rlsp.hooks import HookRunner
-from rlsp.launch_setup import launched_rank
-from rlsp.paths import claim_output_dir
 from rlsp.precision import resolve_precision
 from rlsp.run_lock import own_output_dir, release_output_dir
-from rlsp.training import checkpoint as ckpt
 from rlsp.training import preflight
 from rlsp.training import step_records as records
 from rlsp.training.advantage_step import ChannelNormalizers, compute_advantages, value_heads
@@ -53,11 +48,8 @@ from rlsp.training.nonfinite import NonFiniteError
 from rlsp.training.packing import micro_batch_order
 from rlsp.training.rollout import PromptSampler, generate_step, score_step
 from rlsp.training.run_logs import RunLogs
-from rlsp.training.run_state import load_run, save_run
+from rlsp.training.run_state import checkpoint_to_resume, load_run, nothing_kept, save_run
 from rlsp.training.update import UpdateBatch, padding_free, ppo_update, single_optimizer_step
-
-# What a run writes into run.output_dir (other folders there, e.g. a demo's sft/, are left alone).
-RUN_OUTPUTS = ("checkpoints", "summary.json", "rollouts.jsonl", "diagnostics.jsonl", "tensorboard", "final")
 
 
 class PhaseTimer:
@@ -81,7 +73,7 @@ class Trainer:
         # (the same function rlsp validate calls), then the run directory.
         inputs = preflight.prepare_training(recipe, base_dir)
         own_output_dir(self.run_dir, "train")  # before --overwrite removes anything: another run may be writing
-        self.resume_from = self._checkpoint_to_resume(resume, overwrite)
+        self.resume_from = checkpoint_to_resume(self.run_dir, self.cfg.steps, resume, overwrite)
         self.train_data, self.heldout_cfg, self.heldout = inputs.train_data, inputs.heldout_cfg, inputs.heldout
         self.reward_functions, self.verifier = inputs.reward_functions, inputs.verifier
         self.hooks = HookRunner(inputs.hooks, "rl", lambda: self.models.dist.unwrap(self.models.policy), self.run_dir)
@@ -132,7 +124,7 @@ class Trainer:
                 try:
                     scalars = self.train_step()
                 except NonFiniteError as e:
-                    raise NonFiniteError(f"step {self.step}: {e}. {self._nothing_kept()}") from None
+                    raise NonFiniteError(f"step {self.step}: {e}. {nothing_kept(self.run_dir, self.step)}") from None
                 bar.update(1)
                 bar.set_postfix(acc=f"{scalars['verifier/accuracy']:.2f}", kl=f"{scalars['kl/mean']:.3f}",
                                 len=f"{scalars['response/length_mean']:.0f}")
@@ -274,45 +266,6 @@ class Trainer:
         out = torch.cat([fn(seqs.index(order[i : i + size])) for i in range(0, len(order), size)])
         return out[order.argsort()]
 
-    def _nothing_kept(self) -> str:
-        latest = ckpt.resumable_checkpoint(self.run_dir)[0]
-        kept = f"the latest checkpoint is {latest.name}" if latest else "no checkpoint was saved before it"
-        return (f"Nothing of step {self.step} was saved; {kept}. Usual causes: a learning rate too high, a hook "
-                f"setting, steering vector or reward that is not a finite number. Fix it, then "
-                f"{'continue with --resume' if latest else 'start again with --overwrite'}.")
-
     def _total_optimizer_steps(self) -> int:
         rollout = self.cfg.prompts_per_step * self.cfg.samples_per_prompt
         return self.cfg.steps * self.cfg.ppo_epochs * (rollout // self.cfg.minibatch_size)
-
-    def _checkpoint_to_resume(self, resume: bool, overwrite: bool) -> Path | None:
-        """The checkpoint to continue from (``--resume``), or None after making sure a new run
-        overwrites nothing of an earlier one (unless ``--overwrite``, which removes it)."""
-        if resume and overwrite:
-            raise ConfigError("--resume continues a run and --overwrite replaces it; pass one of them.")
-        latest = ckpt.latest_checkpoint(self.run_dir)
-        if resume:
-            if latest is None:
-                raise ConfigError(f"--resume: no checkpoint in {self.run_dir}/checkpoints; start without --resume.")
-            intact, damaged = ckpt.resumable_checkpoint(self.run_dir)
-            for path, why in damaged if launched_rank() == 0 else []:
-                warnings.warn(f"--resume: checkpoint {path.name} is damaged ({why}); passed over, and replaced "
-                              f"when the run saves that step again.", stacklevel=2)
-            if intact is None:
-                raise ConfigError(f"--resume: no intact checkpoint in {self.run_dir}/checkpoints (the newest is "
-                                  f"{latest.name}: {damaged[0][1]}); start again with --overwrite.")
-            if damaged and launched_rank() == 0:
-                print(f"resuming from {intact.name}, the newest intact checkpoint")
-            done = ckpt.checkpoint_step(intact)
-            if done > self.cfg.steps:
-                raise ConfigError(f"--resume: {intact.name} is past train.steps ({self.cfg.steps}); resuming would "
-                                  f"end at once and rewrite the run's summary and final/ under a shorter recipe. "
-                                  f"Set train.steps to {done} or more.")
-            return intact
-        if latest is not None and not overwrite:
-            raise ConfigError(
-                f"run.output_dir {self.run_dir} already holds checkpoints (latest {latest.name}). Continue it with "
-                f"--resume, replace it with --overwrite, or choose another run.output_dir; nothing was overwritten."
-            )
-        claim_output_dir(self.run_dir, RUN_OUTPUTS, overwrite, "train")
-        return None

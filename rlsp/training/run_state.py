@@ -1,5 +1,5 @@
 """Saving and restoring a whole run: networks, optimizers, schedules, random state and the loop's
-own counters, in one checkpoint folder.
+own counters, in one checkpoint folder; which checkpoint ``--resume`` continues from.
 
 Without DeepSpeed the main process writes everything into ``state.pt``. Under DeepSpeed every
 process writes its engines' shards into the same (still hidden) folder first, and its own random
@@ -9,12 +9,19 @@ the main process then completes the folder and renames it into place.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
 
+from rlsp.errors import ConfigError
+from rlsp.launch_setup import launched_rank
+from rlsp.paths import claim_output_dir
 from rlsp.training import checkpoint as ckpt
 from rlsp.training.nonfinite import check_weights
+
+# What a run writes into run.output_dir (other folders there, e.g. a demo's sft/, are left alone).
+RUN_OUTPUTS = ("checkpoints", "summary.json", "rollouts.jsonl", "diagnostics.jsonl", "tensorboard", "final")
 
 
 def save_run(trainer) -> None:
@@ -54,3 +61,45 @@ def load_run(trainer, path: Path) -> None:
 
 def _rng_file(rank: int) -> str:
     return f"rng-rank{rank:03d}.pt"
+
+
+def checkpoint_to_resume(run_dir: Path, steps: int, resume: bool, overwrite: bool) -> Path | None:
+    """The checkpoint to continue from (``--resume``), or None after making sure a new run
+    overwrites nothing of an earlier one (unless ``--overwrite``, which removes it)."""
+    if resume and overwrite:
+        raise ConfigError("--resume continues a run and --overwrite replaces it; pass one of them.")
+    latest = ckpt.latest_checkpoint(run_dir)
+    if resume:
+        if latest is None:
+            raise ConfigError(f"--resume: no checkpoint in {run_dir}/checkpoints; start without --resume.")
+        intact, damaged = ckpt.resumable_checkpoint(run_dir)
+        for path, why in damaged if launched_rank() == 0 else []:
+            warnings.warn(f"--resume: checkpoint {path.name} is damaged ({why}); passed over, and replaced "
+                          f"when the run saves that step again.", stacklevel=2)
+        if intact is None:
+            raise ConfigError(f"--resume: no intact checkpoint in {run_dir}/checkpoints (the newest is "
+                              f"{latest.name}: {damaged[0][1]}); start again with --overwrite.")
+        if damaged and launched_rank() == 0:
+            print(f"resuming from {intact.name}, the newest intact checkpoint")
+        done = ckpt.checkpoint_step(intact)
+        if done > steps:
+            raise ConfigError(f"--resume: {intact.name} is past train.steps ({steps}); resuming would "
+                              f"end at once and rewrite the run's summary and final/ under a shorter recipe. "
+                              f"Set train.steps to {done} or more.")
+        return intact
+    if latest is not None and not overwrite:
+        raise ConfigError(
+            f"run.output_dir {run_dir} already holds checkpoints (latest {latest.name}). Continue it with "
+            f"--resume, replace it with --overwrite, or choose another run.output_dir; nothing was overwritten."
+        )
+    claim_output_dir(run_dir, RUN_OUTPUTS, overwrite, "train")
+    return None
+
+
+def nothing_kept(run_dir: Path, step: int) -> str:
+    """What a run that stops inside ``step`` leaves to continue from, and how."""
+    latest = ckpt.resumable_checkpoint(run_dir)[0]
+    kept = f"the latest checkpoint is {latest.name}" if latest else "no checkpoint was saved before it"
+    return (f"Nothing of step {step} was saved; {kept}. Usual causes: a learning rate too high, a hook "
+            f"setting, steering vector or reward that is not a finite number. Fix it, then "
+            f"{'continue with --resume' if latest else 'start again with --overwrite'}.")
