@@ -23,6 +23,9 @@ from rlsp.algorithms.losses import aggregate_loss, clipped_policy_loss
 from rlsp.algorithms.normalization import masked_mean
 
 POLICY_LOSSES = ("ppo", "gspo", "cispo")
+# The losses that average over something other than train.loss_aggregation says: GSPO takes one
+# ratio per sequence and averages over the sequences with tokens.
+POLICY_LOSS_AGGREGATION = {"gspo": "seq-mean-token-mean"}
 
 
 def policy_loss(kind: str, logp: Tensor, old_logp: Tensor, advantages: Tensor, mask: Tensor, clip_low: float,

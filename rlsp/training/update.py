@@ -15,7 +15,7 @@ import torch
 
 from rlsp.algorithms import aggregate_loss, clipped_value_loss, kl_loss
 from rlsp.algorithms.normalization import masked_mean
-from rlsp.algorithms.policy_losses import policy_loss, truncated_is_weights
+from rlsp.algorithms.policy_losses import POLICY_LOSS_AGGREGATION, policy_loss, truncated_is_weights
 from rlsp.config.train_schema import TrainConfig
 from rlsp.hooks import HookRunner
 from rlsp.training.distributed import Distributed
@@ -123,9 +123,18 @@ def single_optimizer_step(cfg: TrainConfig, batch_size: int) -> bool:
 
 
 def _share(mask: torch.Tensor, total_mask: torch.Tensor, aggregation: str) -> float:
+    """This micro-batch's part of the minibatch's normaliser under ``aggregation``: its loss (a mean
+    over its own tokens or rows) times this is its term of the minibatch's loss, exactly.
+
+    A token mean counts loss tokens; ``token-sum-norm``'s constant ``rows x max_tokens`` counts every
+    row; the sequence means count the rows with at least one loss token (``mask_truncated`` leaves
+    rows without any)."""
     if aggregation == "token-mean":
         return float(mask.sum() / total_mask.sum().clamp(min=1.0))
-    return mask.shape[0] / total_mask.shape[0]
+    if aggregation == "token-sum-norm":
+        return mask.shape[0] / total_mask.shape[0]
+    rows_in = lambda m: float((m.sum(-1) > 0).sum())
+    return rows_in(mask) / max(rows_in(total_mask), 1.0)
 
 
 def _minibatch_step(mb: UpdateBatch, actor, critic, cfg, temperature, kl_coef_in_loss, dist: Distributed,
@@ -141,7 +150,7 @@ def _minibatch_step(mb: UpdateBatch, actor, critic, cfg, temperature, kl_coef_in
         for i, start in enumerate(micro_starts):
             micro = mb.rows(torch.arange(start, min(start + cfg.micro_batch_size, n)))
             mask = micro.loss_mask()
-            yield i == len(micro_starts) - 1, micro, mask, _share(mask, mb.loss_mask(), cfg.loss_aggregation)
+            yield i == len(micro_starts) - 1, micro, mask, lambda agg, m=mask: _share(m, mb.loss_mask(), agg)
 
     def replay() -> dict[str, torch.Tensor]:
         """This step's actor gradients again, every hook suspended (for gradient diagnostics)."""
@@ -150,8 +159,8 @@ def _minibatch_step(mb: UpdateBatch, actor, critic, cfg, temperature, kl_coef_in
         model.zero_grad(set_to_none=True)
         with hooks.suspended():
             for _, micro, mask, share in micro_batches():
-                loss = _actor_loss(model, micro, mask, cfg, temperature, kl_coef_in_loss)[0]
-                dist.backward(loss * share, model)
+                loss = _actor_loss(model, micro, mask, share, cfg, temperature, kl_coef_in_loss)[0]
+                dist.backward(loss, model)
         grads = {name: p.grad.detach().clone() for name, p in dist.unwrap(model).named_parameters()
                  if p.grad is not None}
         for name, p in model.named_parameters():
@@ -163,21 +172,21 @@ def _minibatch_step(mb: UpdateBatch, actor, critic, cfg, temperature, kl_coef_in
             with dist.no_sync_unless(last, actor.model):
                 token_mask = response_token_mask(micro.seqs) if hooks.hooks else None
                 with hooks.around("forward", role="policy", grad=True, token_mask=token_mask):
-                    loss, actor_stats, logp = _actor_loss(actor.model, micro, mask, cfg, temperature, kl_coef_in_loss,
-                                                          padding_free(cfg, hooks))
+                    loss, actor_stats, logp = _actor_loss(actor.model, micro, mask, share, cfg, temperature,
+                                                          kl_coef_in_loss, padding_free(cfg, hooks))
                 non_finite += _non_finite("policy loss", loss)
-                dist.backward(loss * share, actor.model)
+                dist.backward(loss, actor.model)
                 hooks.fire("backward_end")
             seen_logprobs.append(logp.detach())
             for k, v in actor_stats.items():
-                stats[k] += v * share
+                stats[k] += v
         if critic is not None:
             with dist.no_sync_unless(last, critic.model):
-                loss, critic_stats = _critic_loss(critic.model, micro, mask, cfg, padding_free(cfg, hooks))
+                loss, critic_stats = _critic_loss(critic.model, micro, mask, share, cfg, padding_free(cfg, hooks))
                 non_finite += _non_finite("value loss", loss)
-                dist.backward(loss * share, critic.model)
+                dist.backward(loss, critic.model)
             for k, v in critic_stats.items():
-                stats[k] += v * share
+                stats[k] += v
     check_losses(non_finite, dist)  # every process, before any optimizer step
     for name, opt in (("actor", actor), ("critic", critic)):
         if opt is None:
@@ -206,36 +215,49 @@ def response_token_mask(seqs: Sequences) -> torch.Tensor:
     return torch.cat([torch.zeros_like(trimmed.prompt_mask), trimmed.completion_mask], dim=1)
 
 
-def _actor_loss(model, micro: UpdateBatch, mask, cfg: TrainConfig, temperature, kl_coef_in_loss,
+def _actor_loss(model, micro: UpdateBatch, mask, share, cfg: TrainConfig, temperature, kl_coef_in_loss,
                 padding_free: bool = False):
+    """The micro-batch's term of the minibatch's actor loss, and its statistics weighted alike.
+
+    Each part is scaled by ``share(aggregation)`` of its own normaliser (``_share``), so the terms
+    of all micro-batches add up to the loss of one pass over the minibatch: the policy loss by its
+    aggregation (GSPO's: a mean over sequences), the entropy and the KL by ``train.loss_aggregation``.
+    """
     logp, entropy = completion_logprobs(model, micro.seqs, temperature, with_entropy=True,
                                         entropy_grad=cfg.entropy_coef > 0, padding_free=padding_free)
     old = logp.detach() if micro.old_logprobs is None else micro.old_logprobs
     high = cfg.clip_eps if cfg.clip_eps_high is None else cfg.clip_eps_high
     advantages, tis_stats = micro.advantages, {}
+    token_share, agg_share = share("token-mean"), share(cfg.loss_aggregation)
     if cfg.tis != "off" and micro.sampling_logprobs is not None:
         weights = truncated_is_weights(old, micro.sampling_logprobs, mask, cfg.tis, cfg.tis_cap)
         # every loss here is linear in a positive per-token scale of A, so weighting A is exact
         advantages = advantages * weights
-        tis_stats = {"tis/weight_mean": float(masked_mean(weights, mask)),
-                     "tis/capped_share": float(masked_mean((weights >= cfg.tis_cap).float(), mask))}
+        tis_stats = {"tis/weight_mean": float(masked_mean(weights, mask)) * token_share,
+                     "tis/capped_share": float(masked_mean((weights >= cfg.tis_cap).float(), mask)) * token_share}
     loss, pg = policy_loss(cfg.policy_loss, logp, old, advantages, mask, cfg.clip_eps, high,
                            cfg.loss_aggregation, cfg.dual_clip, micro.max_tokens)
-    mean_entropy = aggregate_loss(entropy, mask, cfg.loss_aggregation, micro.max_tokens)
-    stats = {"policy/loss": loss.item(), "policy/clipfrac": float(pg["clipfrac"]),
-             "policy/approx_kl": float(pg["approx_kl"]), "policy/entropy": mean_entropy.item(), **tis_stats}
+    pg_share = share(POLICY_LOSS_AGGREGATION.get(cfg.policy_loss, cfg.loss_aggregation))
+    loss = loss * pg_share
+    mean_entropy = aggregate_loss(entropy, mask, cfg.loss_aggregation, micro.max_tokens) * agg_share
+    clip_share = pg_share if cfg.policy_loss in POLICY_LOSS_AGGREGATION else token_share  # a share of what it counts
+    stats = {"policy/loss": loss.item(), "policy/clipfrac": float(pg["clipfrac"]) * clip_share,
+             "policy/approx_kl": float(pg["approx_kl"]) * token_share, "policy/entropy": mean_entropy.item(),
+             **tis_stats}
     if "dual_clipfrac" in pg:
-        stats["policy/dual_clipfrac"] = float(pg["dual_clipfrac"])
+        stats["policy/dual_clipfrac"] = float(pg["dual_clipfrac"]) * token_share
     if cfg.entropy_coef > 0:
         loss = loss - cfg.entropy_coef * mean_entropy
     if kl_coef_in_loss > 0 and micro.ref_logprobs is not None:
         kl = kl_loss(logp, micro.ref_logprobs, mask, cfg.kl.estimator, cfg.loss_aggregation, micro.max_tokens)
+        kl = kl * agg_share
         stats["policy/kl_loss"] = kl.item()
         loss = loss + kl_coef_in_loss * kl
     return loss, stats, logp
 
 
-def _critic_loss(critic, micro: UpdateBatch, mask, cfg: TrainConfig, padding_free: bool = False):
+def _critic_loss(critic, micro: UpdateBatch, mask, share, cfg: TrainConfig, padding_free: bool = False):
+    """The micro-batch's term of the minibatch's value loss (see ``_actor_loss``)."""
     values = completion_values(critic, micro.seqs, padding_free)
     total, clipfrac = 0.0, 0.0
     heads = values.shape[-1]
@@ -244,4 +266,5 @@ def _critic_loss(critic, micro: UpdateBatch, mask, cfg: TrainConfig, padding_fre
                                       cfg.value_clip_eps, cfg.loss_aggregation, micro.max_tokens)
         total = total + loss
         clipfrac += float(vs["value_clipfrac"]) / heads
-    return total, {"value/loss": total.item(), "value/clipfrac": clipfrac}
+    total = total * share(cfg.loss_aggregation)
+    return total, {"value/loss": total.item(), "value/clipfrac": clipfrac * share("token-mean")}
