@@ -112,7 +112,7 @@ def test_registry_uniform_call_matches_functions():
     # 1 - 0 = 1 and 0 - 1 = -1 on real tokens
     torch.testing.assert_close(adv, torch.tensor([[1.0, 1.0, 1.0], [-1.0, -1.0, 0.0]]))
     torch.testing.assert_close(ret, adv)
-    adv, _ = get_advantage_estimator("grpo")(inputs, scale_by_std=False)
+    adv, _ = get_advantage_estimator("dr_grpo")(inputs)
     torch.testing.assert_close(adv, torch.tensor([[0.5, 0.5, 0.5], [-0.5, -0.5, 0.0]]))
     adv, _ = get_advantage_estimator("reinforce++")(inputs, gamma=1.0)
     torch.testing.assert_close(adv, compute_reinforce_plus_plus(rewards, MASK)[0])

@@ -101,7 +101,7 @@ def test_a_step_with_truncated_importance_sampling_logs_its_weights(tmp_path, ti
 @pytest.mark.parametrize(("overrides", "message"), [
     (["train.policy_loss=gspo"], "train.policy_loss: 'gspo' weighs whole sequences by one advantage, but 'gae'"),
     (["train.policy_loss=cispo", "train.dual_clip=3"], "train.dual_clip applies to the 'ppo' loss only"),
-    (["train.grpo_scale_by_std=false"], "train.grpo_scale_by_std: only 'grpo' divides by the group std"),
+    (["train.grpo_scale_by_std=false"], "train.grpo_scale_by_std: replaced by train.advantage_estimator: dr_grpo"),
     (["train.clip_eps_high=0"], "train.clip_eps_high: Input should be greater than 0"),
     (["train.dynamic_sampling=true"], "train.dynamic_sampling keeps groups whose samples scored differently"),
 ])

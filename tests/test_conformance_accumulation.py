@@ -18,6 +18,7 @@ from numerics import relative_difference, reordered_sum_rtol
 
 from rlsp.algorithms.losses import AGGREGATIONS
 from rlsp.algorithms.policy_losses import POLICY_LOSSES
+from rlsp.config.algorithm_defaults import resolve_algorithm_defaults
 from rlsp.config.train_schema import KLConfig, TrainConfig
 from rlsp.training.distributed import Distributed
 from rlsp.training.forward import Sequences
@@ -68,9 +69,10 @@ def test_micro_batches_add_up_to_the_whole_minibatch(model_and_batch, aggregatio
     batch = UpdateBatch(seqs, old, ref, advantages, None, None, T, 1 - truncated if masked else None)
     results = {}
     for micro in (B, 1, 3):  # 3: micro-batches of unequal size
-        cfg = TrainConfig(minibatch_size=B, micro_batch_size=micro, loss_aggregation=aggregation,
-                          policy_loss=policy_loss, mask_truncated=masked, entropy_coef=0.01, padding_free=False,
-                          kl=KLConfig(coef=0.1, placement="loss", estimator="k3"))
+        cfg = resolve_algorithm_defaults(TrainConfig(
+            minibatch_size=B, micro_batch_size=micro, loss_aggregation=aggregation, policy_loss=policy_loss,
+            mask_truncated=masked, entropy_coef=0.01, padding_free=False,
+            kl=KLConfig(coef=0.1, placement="loss", estimator="k3")), "test")
         torch.manual_seed(0)
         results[micro] = run_update(model, batch, cfg)
     (whole, whole_grads) = results[B]

@@ -16,7 +16,10 @@ from rlsp.scoring.channels import CHANNELS
 
 
 def choices(section, field: str) -> set[str]:
-    return set(typing.get_args(section.__pydantic_fields__[field].annotation))
+    """The names a Literal field allows (a field that may be null: null means "the algorithm's own")."""
+    annotation = section.__pydantic_fields__[field].annotation
+    literal = next((a for a in typing.get_args(annotation) if typing.get_origin(a) is typing.Literal), annotation)
+    return set(typing.get_args(literal))
 
 
 @pytest.mark.parametrize(

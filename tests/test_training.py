@@ -272,7 +272,8 @@ def test_bad_reward_stops_before_the_optimizer_step(tmp_path, tiny_model_dir, fu
     [
         (["train.minibatch_size=3"], "must be a multiple of train.micro_batch_size"),
         (["train.advantage_estimator=grpo"], "samples_per_prompt"),
-        (["train.advantage_estimator=rloo", "train.samples_per_prompt=2", "train.minibatch_size=8"], "kl.placement=loss"),
+        (["train.advantage_estimator=rloo", "train.samples_per_prompt=2", "train.minibatch_size=8",
+          "train.critic_warmup_steps=1"], "'rloo' has no critic to warm up"),
         (["data.split=heldout"], "trains on split 'train'"),
         (["rewards=[]"], "no reward functions"),
         (["rewards.1.function=my_rewards.py:missing"], "missing"),
@@ -352,7 +353,7 @@ def test_update_moves_log_probabilities_with_the_advantage(tmp_path, tiny_model_
     variant = {"dapo": ["train.clip_eps_high=0.28", "train.mask_truncated=false", "train.tis=token"],
                "gspo": ["train.policy_loss=gspo", "train.clip_eps=0.0003", "train.clip_eps_high=0.0004"],
                "cispo": ["train.policy_loss=cispo", "train.clip_eps_high=0.28"],
-               "dr": ["train.grpo_scale_by_std=false", "train.loss_aggregation=token-sum-norm"]}
+               "dr": ["train.advantage_estimator=dr_grpo"]}
     name, _, loss = estimator.partition("+")
     path, recipe = make_recipe(tmp_path, tiny_model_dir, f"train.advantage_estimator={name}",
                                "train.samples_per_prompt=4", "train.minibatch_size=16", "train.micro_batch_size=16",

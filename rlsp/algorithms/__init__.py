@@ -4,10 +4,12 @@ the RLSP combination of verifier and exploration rewards. No state beyond small 
 from rlsp.algorithms.advantages import (
     ADVANTAGE_ESTIMATORS,
     AdvantageInputs,
+    EstimatorTraits,
     compute_gae,
     compute_grpo_advantages,
     compute_reinforce_plus_plus,
     compute_rloo_advantages,
+    estimator_traits,
     get_advantage_estimator,
     register_advantage_estimator,
 )
@@ -43,6 +45,7 @@ __all__ = [
     "AdaptiveKLController",
     "AdvantageInputs",
     "AlphaSchedule",
+    "EstimatorTraits",
     "FixedKLController",
     "RewardNormalizer",
     "RunningMeanStd",
@@ -57,6 +60,7 @@ __all__ = [
     "compute_rloo_advantages",
     "decoupled_token_rewards",
     "entropy_from_logits",
+    "estimator_traits",
     "explained_variance",
     "gate_exploration",
     "get_advantage_estimator",

@@ -25,6 +25,34 @@ ADVANTAGE_ESTIMATORS: dict[str, AdvantageEstimator] = {}
 
 
 @dataclass(frozen=True)
+class EstimatorTraits:
+    """What an estimator needs and what its paper does around it: the defaults a recipe gets
+    for the settings it leaves unset (``rlsp.config.algorithm_defaults``).
+
+    Fields:
+        critic: needs a critic's values (one value head per reward channel).
+        per_sequence: sees one score per sequence (group-relative), no per-token rewards; a KL
+            penalty in the reward is then summed over the sequence into its score.
+        whiten: the paper whitens the advantages over the whole batch afterwards.
+        whitens_itself: the estimator's output is already whitened over the batch.
+        aggregation: the paper's loss aggregation (``rlsp.algorithms.losses.AGGREGATIONS``).
+        kl_placement: where the paper puts the KL penalty: "reward" or "loss".
+        source: the paper.
+    """
+
+    critic: bool = False
+    per_sequence: bool = False
+    whiten: bool = False
+    whitens_itself: bool = False
+    aggregation: str = "token-mean"
+    kl_placement: str = "loss"
+    source: str = "user-registered"
+
+
+ESTIMATOR_TRAITS: dict[str, EstimatorTraits] = {}
+
+
+@dataclass(frozen=True)
 class AdvantageInputs:
     """What a rollout offers an advantage estimator.
 
@@ -44,16 +72,26 @@ class AdvantageInputs:
     group_ids: Tensor | None = None
 
 
-def register_advantage_estimator(name: str) -> Callable[[AdvantageEstimator], AdvantageEstimator]:
-    """Decorator: add ``fn`` to the registry under ``name`` (names must be unique)."""
+def register_advantage_estimator(
+    name: str, traits: EstimatorTraits | None = None
+) -> Callable[[AdvantageEstimator], AdvantageEstimator]:
+    """Decorator: add ``fn`` to the registry under ``name`` (names must be unique), with its
+    ``traits`` (default: critic-free, per-token rewards, token-mean, KL in the loss)."""
 
     def decorator(fn: AdvantageEstimator) -> AdvantageEstimator:
         if name in ADVANTAGE_ESTIMATORS:
             raise ValueError(f"advantage estimator {name!r} is already registered")
         ADVANTAGE_ESTIMATORS[name] = fn
+        ESTIMATOR_TRAITS[name] = traits or EstimatorTraits()
         return fn
 
     return decorator
+
+
+def estimator_traits(name: str) -> EstimatorTraits:
+    """The traits registered with ``name`` (``ConfigError`` listing the choices otherwise)."""
+    get_advantage_estimator(name)
+    return ESTIMATOR_TRAITS[name]
 
 
 def get_advantage_estimator(name: str) -> AdvantageEstimator:
@@ -188,7 +226,9 @@ def compute_reinforce_plus_plus(
     return masked_whiten(returns, mask), returns
 
 
-@register_advantage_estimator("gae")
+@register_advantage_estimator("gae", EstimatorTraits(
+    critic=True, whiten=True, aggregation="token-mean", kl_placement="reward",
+    source="GAE (Schulman et al. 2016) in PPO (Schulman et al. 2017), as RLSP (arXiv 2502.06773) trains"))
 def gae_estimator(
     inputs: AdvantageInputs, gamma: float = 1.0, lam: float = 0.95
 ) -> tuple[Tensor, Tensor]:
@@ -197,18 +237,32 @@ def gae_estimator(
     return compute_gae(rewards, values, inputs.mask, gamma=gamma, lam=lam)
 
 
-@register_advantage_estimator("grpo")
-def grpo_estimator(
-    inputs: AdvantageInputs, scale_by_std: bool = True, eps: float = 1e-6
-) -> tuple[Tensor, Tensor]:
+@register_advantage_estimator("grpo", EstimatorTraits(
+    per_sequence=True, aggregation="seq-mean-token-mean", kl_placement="loss",
+    source="GRPO, DeepSeekMath (arXiv 2402.03300) Eq. 3: token mean per sequence, k3 KL in the loss"))
+def grpo_estimator(inputs: AdvantageInputs, eps: float = 1e-6) -> tuple[Tensor, Tensor]:
     """Needs ``scores``, ``group_ids``, ``mask``. Returns (advantages, advantages), as verl does:
     there is no critic, so returns are only logged."""
     scores, group_ids = _require(inputs, "grpo", "scores", "group_ids")
-    adv = compute_grpo_advantages(scores, group_ids, inputs.mask, scale_by_std, eps)
+    adv = compute_grpo_advantages(scores, group_ids, inputs.mask, True, eps)
     return adv, adv
 
 
-@register_advantage_estimator("rloo")
+@register_advantage_estimator("dr_grpo", EstimatorTraits(
+    per_sequence=True, aggregation="token-sum-norm", kl_placement="loss",
+    source="Dr. GRPO (arXiv 2503.20783): no std division, a constant normaliser rows x max_new_tokens"))
+def dr_grpo_estimator(inputs: AdvantageInputs) -> tuple[Tensor, Tensor]:
+    """GRPO's group-centred scores without the division by the group's std. Needs ``scores``,
+    ``group_ids``, ``mask``."""
+    scores, group_ids = _require(inputs, "dr_grpo", "scores", "group_ids")
+    adv = compute_grpo_advantages(scores, group_ids, inputs.mask, scale_by_std=False)
+    return adv, adv
+
+
+@register_advantage_estimator("rloo", EstimatorTraits(
+    per_sequence=True, aggregation="seq-mean-token-sum", kl_placement="reward",
+    source="RLOO (Ahmadian et al. 2024, arXiv 2402.14740): the whole response is one action, its "
+    "log-probability the sum over tokens; the KL penalty is part of the sequence reward"))
 def rloo_estimator(inputs: AdvantageInputs) -> tuple[Tensor, Tensor]:
     """Needs ``scores``, ``group_ids``, ``mask``. Returns (advantages, advantages)."""
     scores, group_ids = _require(inputs, "rloo", "scores", "group_ids")
@@ -216,7 +270,9 @@ def rloo_estimator(inputs: AdvantageInputs) -> tuple[Tensor, Tensor]:
     return adv, adv
 
 
-@register_advantage_estimator("reinforce++")
+@register_advantage_estimator("reinforce++", EstimatorTraits(
+    whitens_itself=True, aggregation="token-mean", kl_placement="reward",
+    source="REINFORCE++ (arXiv 2501.03262): per-token KL in the reward, returns whitened over the batch"))
 def reinforce_plus_plus_estimator(
     inputs: AdvantageInputs, gamma: float = 1.0
 ) -> tuple[Tensor, Tensor]:

@@ -28,6 +28,7 @@ def run(args) -> int:
     from rlsp.errors import ConfigError
     from rlsp.planning.memory_plan import STRATEGIES, plan_memory, plan_table, trainable_lora_params
     from rlsp.planning.model_size import model_size
+    from rlsp.training.advantage_step import value_heads
 
     if args.gpus < 1 or args.gpu_mem <= 0 or args.gpus_per_node < 1 or args.prompt_tokens < 1:
         raise ConfigError("--gpus, --gpu-mem, --gpus-per-node and --prompt-tokens must be positive.")
@@ -43,7 +44,7 @@ def run(args) -> int:
     t, g = recipe.train, recipe.generation
     print(f"{recipe.model.name_or_path}: {size.params / 1e9:.2f}B parameters"
           + (f", LoRA {lora / 1e6:.1f}M trained" if lora else "")
-          + (", with a critic" if t.advantage_estimator == "gae" else ", critic-free")
+          + (", with a critic" if value_heads(t) else ", critic-free")
           + f"; {args.gpus} GPU(s) of {args.gpu_mem:g} GiB; bf16; micro-batch {t.micro_batch_size} x "
           f"{args.prompt_tokens}+{g.max_new_tokens} tokens, gradient checkpointing "
           f"{'on' if t.gradient_checkpointing else 'off'}; generation {g.batch_size} rows")

@@ -106,6 +106,8 @@ MOVED_KEYS = {
     "are now 'bf16-pure', 'float32' is 'fp32'.",
     "train.mixed_precision": "replaced by model.precision (auto, fp32, bf16, fp16, bf16-pure), which "
     "eval and sft read too; 'auto' picks bf16 only where the device runs it natively.",
+    "train.grpo_scale_by_std": "replaced by train.advantage_estimator: dr_grpo (GRPO without the division by "
+    "the group's std, with Dr. GRPO's constant loss normaliser); grpo always divides.",
 }
 
 

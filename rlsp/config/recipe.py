@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from pathlib import Path
 
+from rlsp.config.algorithm_defaults import resolve_algorithm_defaults
 from rlsp.config.benchmark_presets import with_benchmark_defaults
 from rlsp.config.fields import option, section
 from rlsp.config.loading import apply_overrides, build_section, read_yaml_mapping
@@ -57,7 +59,8 @@ def load_recipe(path: str | Path | None, overrides: Iterable[str] = ()) -> Recip
         path = Path(path)
         data, source, base_dir = read_yaml_mapping(path), str(path), path.resolve().parent
     data = with_benchmark_defaults(apply_overrides(data, overrides), base_dir)
-    return build_section(Recipe, data, "", source)
+    recipe = build_section(Recipe, data, "", source)
+    return dataclasses.replace(recipe, train=resolve_algorithm_defaults(recipe.train, source))
 
 
 def output_dir(recipe: Recipe, recipe_path: str | Path) -> Path:

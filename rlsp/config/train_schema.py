@@ -71,9 +71,16 @@ class RewardMixConfig:
 @section
 class KLConfig:
     coef: float = option(0.05, help="KL coefficient beta (paper: 0.05, fixed).", ge=0.0)
-    estimator: Literal["k1", "k2", "k3"] = option("k1", help="Per-token KL estimator (paper: k1).")
-    placement: Literal["reward", "loss"] = option(
-        "reward", help="'reward': subtract beta*KL from per-token rewards (paper); 'loss': add beta*KL to the policy loss."
+    estimator: Literal["k1", "k2", "k3"] | None = option(
+        None, help="Per-token KL estimator. null: k1 in the reward (RLSP), k3 in the loss (GRPO). Only these give "
+        "the KL's gradient where they stand: k1 in the loss has none (its expectation does not depend on the policy) "
+        "and k2/k3 in the reward bias it, so those are refused; k2 in the loss gives KL(pi||ref)'s gradient exactly, "
+        "k3 that of KL(ref||pi) (tests/test_conformance_kl.py)."
+    )
+    placement: Literal["reward", "loss"] | None = option(
+        None, help="'reward': subtract beta*KL from the rewards (per token; summed over the sequence for grpo-like "
+        "estimators); 'loss': add beta*KL to the policy loss. null: the estimator's paper (gae, rloo, reinforce++: "
+        "reward; grpo, dr_grpo: loss)."
     )
     adaptive: bool = option(False, help="Adapt beta towards `target` KL (Ziegler et al.).")
     target: float = option(6.0, help="Target KL per sequence for the adaptive controller.", gt=0.0)
@@ -98,12 +105,16 @@ class TrainConfig:
     warmup_steps: int = option(0, help="Linear learning-rate warm-up, in optimizer steps.", ge=0)
     min_lr_ratio: float = option(0.1, help="Cosine decays to this fraction of the learning rate.", ge=0.0, le=1.0)
     max_grad_norm: float = option(1.0, help="Clip the gradient norm to this.", gt=0.0)
-    advantage_estimator: Literal["gae", "grpo", "rloo", "reinforce++"] = option(
-        "gae", help="'gae' uses the critic; the others are critic-free and want samples_per_prompt > 1."
+    advantage_estimator: Literal["gae", "grpo", "dr_grpo", "rloo", "reinforce++"] = option(
+        "gae", help="'gae' uses the critic; the others are critic-free, and grpo, dr_grpo and rloo compare the "
+        "samples_per_prompt > 1 answers to one prompt. Settings left null take the estimator's paper values."
     )
     gamma: float = option(1.0, help="Discount (paper: 1).", ge=0.0, le=1.0)
     lam: float = option(0.95, help="GAE lambda (paper: 0.95).", ge=0.0, le=1.0)
-    clip_eps: float = option(0.2, help="PPO policy ratio clip (paper: 0.2).", gt=0.0)
+    clip_eps: float | None = option(
+        None, help="Lower clip range of the policy ratio. null: the policy loss's paper (ppo: 0.2; gspo: 3e-4; "
+        "cispo: 1, i.e. no lower bound).", gt=0.0
+    )
     dual_clip: float | None = option(
         None,
         help="Dual-clip PPO (Ye et al. 2020): for negative advantages cap the loss at -A x dual_clip, so "
@@ -112,9 +123,11 @@ class TrainConfig:
     )
     value_clip_eps: float | None = option(0.2, help="Value clip (paper: 0.2); null disables it.", gt=0.0)
     entropy_coef: float = option(0.0, help="Entropy bonus coefficient.", ge=0.0)
-    loss_aggregation: Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "token-sum-norm"] = option(
-        "token-mean", help="How per-token losses are averaged; 'token-sum-norm': sum over tokens / "
-        "(rows x generation.max_new_tokens), Dr. GRPO's constant normaliser."
+    loss_aggregation: Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "token-sum-norm"] | None = option(
+        None, help="How per-token losses are averaged; 'token-sum-norm': sum over tokens / (rows x "
+        "generation.max_new_tokens), Dr. GRPO's constant normaliser. null: the algorithm's paper: cispo token-mean; "
+        "else by estimator (gae, reinforce++: token-mean; grpo: seq-mean-token-mean; dr_grpo: token-sum-norm; "
+        "rloo: seq-mean-token-sum). GSPO always averages its sequence ratios over sequences."
     )
     policy_loss: Literal["ppo", "gspo", "cispo"] = option(
         "ppo", help="'ppo': clipped token ratios (paper); 'gspo': one clipped ratio per sequence (GSPO; use "
@@ -122,7 +135,8 @@ class TrainConfig:
         "dropped (MiniMax-M1). See rlsp/algorithms/policy_losses.py."
     )
     clip_eps_high: float | None = option(
-        None, help="Upper clip range when it should differ from clip_eps (DAPO clip-higher: 0.28); null: clip_eps.",
+        None, help="Upper clip range when it should differ from clip_eps (DAPO clip-higher: 0.28). null: the policy "
+        "loss's paper (ppo: clip_eps; gspo: 4e-4; cispo: 4, a weight capped at 5 as ScaleRL's epsilon_max).",
         gt=0.0,
     )
     dynamic_sampling: bool = option(
@@ -141,10 +155,11 @@ class TrainConfig:
         "token or per sequence, for rollouts from another engine or precision (mismatch/* is logged anyway)."
     )
     tis_cap: float = option(2.0, help="Upper bound of the importance weights (truncated IS).", gt=0.0)
-    grpo_scale_by_std: bool = option(
-        True, help="GRPO divides each group's centred scores by their std; false: Dr. GRPO (centred only)."
+    whiten_advantages: bool | None = option(
+        None, help="Whiten advantages over the batch before the update. null: the estimator's paper (gae: on; "
+        "reinforce++ whitens its returns itself; grpo, dr_grpo, rloo: off). true is refused for those: it would "
+        "shift group-relative advantages (a group whose answers all scored alike would get a non-zero advantage)."
     )
-    whiten_advantages: bool = option(True, help="Whiten advantages over the batch before the update.")
     critic_warmup_steps: int = option(0, help="Steps that train only the critic, actor frozen (paper: 4).", ge=0)
     kl: KLConfig = option(KLConfig, help="KL penalty to the reference model.")
     reward: RewardMixConfig = option(RewardMixConfig, help="How the two reward channels combine.")

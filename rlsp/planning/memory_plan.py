@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 from rlsp.config import Recipe
 from rlsp.planning.model_size import ModelSize
+from rlsp.training.advantage_step import value_heads
 from rlsp.training.forward import LOGITS_BUDGET_BYTES
 
 GIB = 2**30
@@ -82,7 +83,7 @@ def plan_memory(size: ModelSize, recipe: Recipe, strategy: str, gpus: int, promp
     policy_trained = (lora_params or 0) if lora else size.params
     policy_frozen = size.params if lora else 0
     networks = [(policy_trained, policy_frozen)]
-    if t.advantage_estimator == "gae":
+    if value_heads(t):  # a critic to train
         networks.append((size.critic_params, 0))
     trained = cpu = 0.0
     for n_trained, n_frozen in networks:

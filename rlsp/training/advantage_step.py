@@ -18,13 +18,12 @@ from rlsp.algorithms import (
     channel_sequence_rewards,
     combine_advantages,
     decoupled_token_rewards,
+    estimator_traits,
     get_advantage_estimator,
     masked_whiten,
     terminal_token_rewards,
 )
 from rlsp.config.train_schema import TrainConfig
-
-CRITIC_FREE = ("grpo", "rloo")  # estimators that see one score per sequence, no token rewards
 
 
 @dataclass
@@ -63,7 +62,7 @@ class AdvantageResult:
 
 def value_heads(cfg: TrainConfig) -> int:
     """Value heads the critic needs: none for critic-free estimators, one per channel if decoupled."""
-    if cfg.advantage_estimator != "gae":
+    if not estimator_traits(cfg.advantage_estimator).critic:
         return 0
     return 2 if cfg.reward.mode == "decoupled" else 1
 
@@ -83,7 +82,9 @@ def compute_advantages(
 ) -> AdvantageResult:
     """Shapes: verifier, exploration, group_ids (B,); kl (B, T) or None when the KL is in the
     loss; values (B, T, n_heads) or None; mask (B, T). The order of gating, normalising and
-    mixing is ``channel_sequence_rewards``'s."""
+    mixing is ``channel_sequence_rewards``'s. An estimator that sees one score per sequence gets
+    the sum of the sequence's token rewards: its score minus the KL penalty summed over its
+    tokens (RLOO's sequence-level KL reward)."""
     mix = cfg.reward
     mask_f = mask.float()
     estimator = get_advantage_estimator(cfg.advantage_estimator)
@@ -95,14 +96,14 @@ def compute_advantages(
     if mix.mode == "paper":
         stats = {"reward/total_normalized/mean": trained.mean().item()}
         token_rewards = terminal_token_rewards(trained, kl, kl_coef, mask_f)
-        advantages, returns = estimator(_inputs(mask_f, token_rewards, trained, values, 0, group_ids), **hparams)
+        advantages, returns = estimator(_inputs(mask_f, token_rewards, values, 0, group_ids), **hparams)
         returns = returns.unsqueeze(-1) if values is not None else None
     else:
         stats = {"reward/verifier_normalized/mean": verifier.mean().item(),
                  "reward/exploration_normalized/mean": exploration.mean().item()}
         rewards_ver, rewards_exp = decoupled_token_rewards(verifier, exploration, alpha, kl, kl_coef, mask_f)
-        adv_ver, ret_ver = estimator(_inputs(mask_f, rewards_ver, verifier, values, 0, group_ids), **hparams)
-        adv_exp, ret_exp = estimator(_inputs(mask_f, rewards_exp, exploration, values, 1, group_ids), **hparams)
+        adv_ver, ret_ver = estimator(_inputs(mask_f, rewards_ver, values, 0, group_ids), **hparams)
+        adv_exp, ret_exp = estimator(_inputs(mask_f, rewards_exp, values, 1, group_ids), **hparams)
         advantages = combine_advantages(adv_ver, adv_exp, alpha)
         returns = torch.stack([ret_ver, ret_exp], dim=-1) if values is not None else None
 
@@ -111,12 +112,12 @@ def compute_advantages(
     return AdvantageResult(advantages * mask_f, returns, stats, trained)
 
 
-def _inputs(mask, token_rewards, scores, values, head, group_ids) -> AdvantageInputs:
+def _inputs(mask, token_rewards, values, head, group_ids) -> AdvantageInputs:
     return AdvantageInputs(
         mask=mask,
         rewards=token_rewards,
         values=values[..., head] if values is not None else None,
-        scores=scores,
+        scores=token_rewards.sum(-1),  # the sequence's reward; 0 on padding
         group_ids=group_ids,
     )
 
@@ -126,6 +127,4 @@ def _estimator_hparams(cfg: TrainConfig) -> dict:
         return {"gamma": cfg.gamma, "lam": cfg.lam}
     if cfg.advantage_estimator == "reinforce++":
         return {"gamma": cfg.gamma}
-    if cfg.advantage_estimator == "grpo":
-        return {"scale_by_std": cfg.grpo_scale_by_std}
     return {}

@@ -11,6 +11,7 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
+from rlsp.algorithms import estimator_traits
 from rlsp.analysis.markers import check_markers
 from rlsp.config import Recipe
 from rlsp.config.schema import DataConfig
@@ -23,7 +24,6 @@ from rlsp.modeling.lora import check_lora_targets_of
 from rlsp.scoring.channels import build_reward_functions
 from rlsp.scoring.reward_function import RewardFunction
 from rlsp.scoring.verifier import Verifier, build_verifier
-from rlsp.training.advantage_step import CRITIC_FREE
 from rlsp.training.deepspeed_config import (
     check_deepspeed_recipe,
     check_devices,
@@ -93,17 +93,13 @@ def check_training_recipe(recipe: Recipe) -> None:
             f"train.minibatch_size ({t.minibatch_size}) must divide the rollout batch "
             f"(prompts_per_step x samples_per_prompt = {rollout})."
         )
-    if t.advantage_estimator in CRITIC_FREE and t.samples_per_prompt < 2:
+    traits = estimator_traits(t.advantage_estimator)
+    if traits.per_sequence and t.samples_per_prompt < 2:
         problems.append(
             f"train.samples_per_prompt: '{t.advantage_estimator}' compares samples of the same prompt; use 2 or more."
         )
-    if t.advantage_estimator in CRITIC_FREE and t.kl.placement == "reward" and t.kl.coef > 0:
-        problems.append(
-            f"train.kl.placement: '{t.advantage_estimator}' sees one score per sequence, so a per-token KL "
-            "reward would be lost; set train.kl.placement=loss (or train.kl.coef=0)."
-        )
-    if t.advantage_estimator != "gae" and t.critic_warmup_steps:
-        problems.append("train.critic_warmup_steps: only 'gae' has a critic to warm up; set it to 0.")
+    if not traits.critic and t.critic_warmup_steps:
+        problems.append(f"train.critic_warmup_steps: '{t.advantage_estimator}' has no critic to warm up; set it to 0.")
     alpha = t.reward.alpha
     lowest = min(alpha.start, alpha.end if alpha.schedule != "constant" else alpha.start)
     if t.reward.mode == "decoupled" and t.kl.placement == "reward" and t.kl.coef > 0 and lowest == 0:
@@ -127,17 +123,14 @@ def check_training_recipe(recipe: Recipe) -> None:
 def loss_combinations(t) -> list[str]:
     """Policy-loss settings that contradict each other."""
     problems = []
-    if t.policy_loss == "gspo" and t.advantage_estimator in ("gae", "reinforce++"):
+    if t.policy_loss == "gspo" and not estimator_traits(t.advantage_estimator).per_sequence:
         problems.append(f"train.policy_loss: 'gspo' weighs whole sequences by one advantage, but "
-                        f"'{t.advantage_estimator}' gives each token its own; use grpo or rloo.")
+                        f"'{t.advantage_estimator}' gives each token its own; use grpo, dr_grpo or rloo.")
     if t.dual_clip is not None and t.policy_loss != "ppo":
         problems.append(f"train.dual_clip applies to the 'ppo' loss only, not '{t.policy_loss}'; set it to null.")
     if t.dynamic_sampling and t.samples_per_prompt < 2:
         problems.append("train.dynamic_sampling keeps groups whose samples scored differently; with "
                         "train.samples_per_prompt=1 every group has one sample. Use 2 or more.")
-    if not t.grpo_scale_by_std and t.advantage_estimator != "grpo":
-        problems.append(f"train.grpo_scale_by_std: only 'grpo' divides by the group std; "
-                        f"'{t.advantage_estimator}' ignores it.")
     return problems
 
 
@@ -147,7 +140,7 @@ def useless_settings(recipe: Recipe) -> list[str]:
     if t.critic_warmup_steps >= t.steps:
         problems.append(f"train.critic_warmup_steps ({t.critic_warmup_steps}) covers all {t.steps} train.steps: the "
                         "policy would never be updated; lower it or raise train.steps.")
-    if t.advantage_estimator in CRITIC_FREE and recipe.generation.temperature == 0:
+    if estimator_traits(t.advantage_estimator).per_sequence and recipe.generation.temperature == 0:
         problems.append(f"generation.temperature: 0 makes the {t.samples_per_prompt} samples of a prompt identical "
                         f"(greedy), so '{t.advantage_estimator}' advantages are all zero; sample at temperature > 0.")
     channels = {r.channel for r in recipe.rewards}

@@ -1,0 +1,72 @@
+"""The training settings whose default depends on the algorithm chosen, resolved once when a
+recipe loads, so that every default computes the algorithm its name promises.
+
+``train.advantage_estimator`` and ``train.policy_loss`` name algorithms from papers; the settings
+a recipe leaves null (``whiten_advantages``, ``loss_aggregation``, ``kl.placement``,
+``kl.estimator``, ``clip_eps``, ``clip_eps_high``) take that paper's values here, and everything
+downstream reads the resolved values (``rlsp validate`` prints them). A setting that contradicts
+the algorithm is refused with the reason instead of silently changing it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from rlsp.algorithms.advantages import estimator_traits
+from rlsp.config.train_schema import TrainConfig
+from rlsp.errors import ConfigError
+
+
+@dataclasses.dataclass(frozen=True)
+class PolicyLossDefaults:
+    clip_eps: float
+    clip_eps_high: float | None  # None: clip_eps
+    aggregation: str | None  # None: the estimator's
+    source: str
+
+
+POLICY_LOSS_DEFAULTS = {
+    "ppo": PolicyLossDefaults(0.2, None, None, "PPO (Schulman et al. 2017), as RLSP trains: clip 0.2"),
+    "gspo": PolicyLossDefaults(3e-4, 4e-4, None, "GSPO (arXiv 2507.18071): sequence ratio clipped to [1-3e-4, 1+4e-4]"),
+    "cispo": PolicyLossDefaults(1.0, 4.0, "token-mean", "CISPO (MiniMax-M1, arXiv 2506.13585): no lower bound on "
+                                "the weight, capped at 5 (ScaleRL's epsilon_max), token-level normalisation"),
+}
+
+
+def resolve_algorithm_defaults(train: TrainConfig, source: str) -> TrainConfig:
+    """``train`` with every null algorithm setting filled in; ``ConfigError`` (prefixed with
+    ``source``) for a setting that contradicts the chosen estimator or KL placement."""
+    name = train.advantage_estimator
+    traits = estimator_traits(name)
+    policy = POLICY_LOSS_DEFAULTS[train.policy_loss]
+    problems = []
+    if train.whiten_advantages and (traits.per_sequence or traits.whitens_itself):
+        why = ("its advantages are relative to the other answers of a prompt; whitening over the batch shifts "
+               "them, so a group whose answers all scored alike gets a non-zero advantage"
+               if traits.per_sequence else "it already whitens its returns over the batch")
+        problems.append(f"train.whiten_advantages: true does not go with '{name}': {why}. Leave it unset (off).")
+    placement = train.kl.placement or traits.kl_placement
+    estimator = train.kl.estimator or ("k1" if placement == "reward" else "k3")
+    if placement == "loss" and estimator == "k1":
+        problems.append("train.kl.estimator: k1 in the loss has no gradient in expectation (its mean under the "
+                        "policy's own samples does not depend on the policy); use k3 (GRPO's) or k2 in the loss, "
+                        "or k1 with train.kl.placement: reward.")
+    if placement == "reward" and estimator != "k1" and train.kl.coef > 0:
+        problems.append(f"train.kl.estimator: {estimator} as a reward biases the KL's gradient (only k1's score-"
+                        f"function gradient is the KL's); use k1 in the reward, or {estimator} with "
+                        f"train.kl.placement: loss.")
+    if problems:
+        raise ConfigError("\n".join(f"{source}: {p}" for p in problems))
+    if train.clip_eps is None and train.clip_eps_high is None:
+        low, high = policy.clip_eps, policy.clip_eps_high or policy.clip_eps
+    else:  # one of them set: the other is the paper's lower bound, or symmetric to the lower one set
+        low = policy.clip_eps if train.clip_eps is None else train.clip_eps
+        high = low if train.clip_eps_high is None else train.clip_eps_high
+    return dataclasses.replace(
+        train,
+        whiten_advantages=traits.whiten if train.whiten_advantages is None else train.whiten_advantages,
+        loss_aggregation=train.loss_aggregation or policy.aggregation or traits.aggregation,
+        clip_eps=low,
+        clip_eps_high=high,
+        kl=dataclasses.replace(train.kl, placement=placement, estimator=estimator),
+    )
