@@ -35,6 +35,7 @@ class EstimatorTraits:
             penalty in the reward is then summed over the sequence into its score.
         whiten: the paper whitens the advantages over the whole batch afterwards.
         whitens_itself: the estimator's output is already whitened over the batch.
+        normalize_rewards: the paper normalises the sequence rewards with running statistics.
         aggregation: the paper's loss aggregation (``rlsp.algorithms.losses.AGGREGATIONS``).
         kl_placement: where the paper puts the KL penalty: "reward" or "loss".
         source: the paper.
@@ -44,6 +45,7 @@ class EstimatorTraits:
     per_sequence: bool = False
     whiten: bool = False
     whitens_itself: bool = False
+    normalize_rewards: bool = False
     aggregation: str = "token-mean"
     kl_placement: str = "loss"
     source: str = "user-registered"
@@ -227,8 +229,9 @@ def compute_reinforce_plus_plus(
 
 
 @register_advantage_estimator("gae", EstimatorTraits(
-    critic=True, whiten=True, aggregation="token-mean", kl_placement="reward",
-    source="GAE (Schulman et al. 2016) in PPO (Schulman et al. 2017), as RLSP (arXiv 2502.06773) trains"))
+    critic=True, whiten=True, normalize_rewards=True, aggregation="token-mean", kl_placement="reward",
+    source="GAE (Schulman et al. 2016) in PPO (Schulman et al. 2017), as RLSP (arXiv 2502.06773) trains: "
+    "rewards normalised and clipped, per-token KL in the reward, advantages whitened"))
 def gae_estimator(
     inputs: AdvantageInputs, gamma: float = 1.0, lam: float = 0.95
 ) -> tuple[Tensor, Tensor]:
@@ -271,8 +274,9 @@ def rloo_estimator(inputs: AdvantageInputs) -> tuple[Tensor, Tensor]:
 
 
 @register_advantage_estimator("reinforce++", EstimatorTraits(
-    whitens_itself=True, aggregation="token-mean", kl_placement="reward",
-    source="REINFORCE++ (arXiv 2501.03262): per-token KL in the reward, returns whitened over the batch"))
+    whitens_itself=True, normalize_rewards=True, aggregation="token-mean", kl_placement="reward",
+    source="REINFORCE++ (arXiv 2501.03262): rewards normalised and clipped, per-token KL in the reward, "
+    "returns whitened over the batch"))
 def reinforce_plus_plus_estimator(
     inputs: AdvantageInputs, gamma: float = 1.0
 ) -> tuple[Tensor, Tensor]:

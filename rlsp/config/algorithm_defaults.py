@@ -3,7 +3,7 @@ recipe loads, so that every default computes the algorithm its name promises.
 
 ``train.advantage_estimator`` and ``train.policy_loss`` name algorithms from papers; the settings
 a recipe leaves null (``whiten_advantages``, ``loss_aggregation``, ``kl.placement``,
-``kl.estimator``, ``clip_eps``, ``clip_eps_high``) take that paper's values here, and everything
+``kl.estimator``, ``clip_eps``, ``clip_eps_high``, ``reward.normalize``) take that paper's values here, and everything
 downstream reads the resolved values (``rlsp validate`` prints them). A setting that contradicts
 the algorithm is refused with the reason instead of silently changing it.
 """
@@ -62,8 +62,12 @@ def resolve_algorithm_defaults(train: TrainConfig, source: str) -> TrainConfig:
     else:  # one of them set: the other is the paper's lower bound, or symmetric to the lower one set
         low = policy.clip_eps if train.clip_eps is None else train.clip_eps
         high = low if train.clip_eps_high is None else train.clip_eps_high
+    normalize = train.reward.normalize
+    if normalize is None:
+        normalize = train.reward.mode == "decoupled" or traits.normalize_rewards
     return dataclasses.replace(
         train,
+        reward=dataclasses.replace(train.reward, normalize=normalize),
         whiten_advantages=traits.whiten if train.whiten_advantages is None else train.whiten_advantages,
         loss_aggregation=train.loss_aggregation or policy.aggregation or traits.aggregation,
         clip_eps=low,

@@ -64,7 +64,11 @@ class RewardMixConfig:
         False, help="Count the exploration reward only for samples whose verifier score reaches gate_threshold."
     )
     gate_threshold: float = option(1.0, help="Verifier score a sample needs for its exploration reward to count.")
-    normalize: bool = option(True, help="Normalise each channel's sequence rewards with running mean and std.")
+    normalize: bool | None = option(
+        None, help="Normalise the sequence rewards with running mean and std (decoupled mode: each channel on its "
+        "own), clipped to [-clip, clip]. null: on in decoupled mode, which is built on it; in paper mode the "
+        "estimator's paper (gae, reinforce++: on; grpo, dr_grpo, rloo: off, they compare the raw scores of a group)."
+    )
     clip: float = option(10.0, help="Clip normalised rewards to [-clip, clip] (paper: 10).", gt=0.0)
 
 
