@@ -2,8 +2,8 @@
 
 One setting for ``rlsp eval``, ``rlsp sft`` and ``rlsp train``:
 
-- ``auto`` (default): bf16 where the device runs it natively, fp32 otherwise. CUDA asks
-  ``torch.cuda.is_bf16_supported()``. A CPU must pass torch's own check (oneDNN finds
+- ``auto`` (default): bf16 where the device runs it natively, fp32 otherwise. CUDA: the run's
+  own GPU has compute capability 8.0 or more (emulated bf16 on older cards does not count). A CPU must pass torch's own check (oneDNN finds
   AVX512-BF16 or AMX) and a timed probe (a bf16 matmul at least as fast as fp32), because CPUs
   without native bf16 emulate it at 1/50 to 1/100 of fp32 speed.
 - ``fp32``: everything in float32.
@@ -117,9 +117,7 @@ def _made(setting: str, compute: torch.dtype, training: bool, reason: str) -> Pr
 def bf16_is_native(device: torch.device) -> tuple[bool, str]:
     """(native, reason in words) for bf16 matmuls on ``device``."""
     if device.type == "cuda":
-        if torch.cuda.is_bf16_supported():
-            return True, f"{torch.cuda.get_device_name(device)} supports bf16"
-        return False, f"{torch.cuda.get_device_name(device)} has no native bf16"
+        return cuda_bf16_is_native(device)
     if device.type != "cpu":
         return False, f"no bf16 check for device type {device.type!r}"
     probe = probe_cpu_bf16()
@@ -131,6 +129,25 @@ def bf16_is_native(device: torch.device) -> tuple[bool, str]:
                        f"({probe.bf16_gflops:.1f} vs {probe.fp32_gflops:.1f} GFLOP/s)")
     return True, (f"native bf16 on this CPU: a bf16 matmul ran {1 / probe.slowdown:.1f}x as fast as fp32 "
                   f"({probe.bf16_gflops:.1f} vs {probe.fp32_gflops:.1f} GFLOP/s)")
+
+
+# NVIDIA GPUs run bf16 matmuls natively from compute capability 8.0 (Ampere) on.
+NATIVE_BF16_CAPABILITY = (8, 0)
+
+
+def cuda_bf16_is_native(device: torch.device) -> tuple[bool, str]:
+    """bf16 on the run's own GPU, without emulation. ``torch.cuda.is_bf16_supported()`` alone
+    counts emulated bf16 (V100, T4: several times slower than fp16 or fp32) and asks about the
+    current device rather than the run's."""
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    name = torch.cuda.get_device_name(index)
+    if torch.version.hip:  # AMD: ask torch about this device, emulation excluded
+        with torch.cuda.device(index):
+            native = torch.cuda.is_bf16_supported(including_emulation=False)
+    else:
+        native = tuple(torch.cuda.get_device_capability(index)) >= NATIVE_BF16_CAPABILITY
+    return (True, f"{name} (cuda:{index}) runs bf16 natively") if native else (
+        False, f"{name} (cuda:{index}) has no native bf16 (emulated only)")
 
 
 @functools.lru_cache(maxsize=1)

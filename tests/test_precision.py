@@ -149,9 +149,29 @@ def test_weight_and_optimizer_state_dtypes_on_cuda(tmp_path, tiny_model_dir, set
     weights = torch.bfloat16 if setting == "bf16-pure" else torch.float32
     assert {p.dtype for p in trainer.models.policy.parameters()} == {weights}
     assert {s["exp_avg"].dtype for s in trainer.models.actor.optimizer.state.values()} == {weights}
-    native = torch.cuda.is_bf16_supported()
+    native = torch.cuda.get_device_capability(0) >= (8, 0)  # Ampere and later; older cards emulate bf16
     expected = "fp32" if setting == "fp32" or (setting == "auto" and not native) else "bf16"
     assert trainer.precision.summary()["compute"] == expected
+
+
+@pytest.mark.parametrize(("cards", "run_on", "expected"), [
+    ({0: ("Tesla V100-SXM2-32GB", (7, 0))}, "cuda", torch.float32),  # emulated bf16: torch still says "supported"
+    ({0: ("Tesla T4", (7, 5))}, "cuda:0", torch.float32),
+    ({0: ("NVIDIA A100-SXM4-80GB", (8, 0))}, "cuda", torch.bfloat16),
+    ({0: ("NVIDIA H100 80GB HBM3", (9, 0))}, "cuda:0", torch.bfloat16),
+    # the run's own card decides, not the current device
+    ({0: ("NVIDIA A100-SXM4-80GB", (8, 0)), 1: ("Tesla V100-SXM2-32GB", (7, 0))}, "cuda:1", torch.float32),
+    ({0: ("Tesla V100-SXM2-32GB", (7, 0)), 1: ("NVIDIA A100-SXM4-80GB", (8, 0))}, "cuda:1", torch.bfloat16),
+])
+def test_auto_takes_bf16_only_on_a_gpu_that_runs_it_natively(monkeypatch, cards, run_on, expected):
+    """Named cards with their published compute capabilities; no GPU needed."""
+    monkeypatch.setattr(torch.version, "hip", None)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda i=None: cards[0 if i is None else i][0])
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda i=None: cards[0 if i is None else i][1])
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+    precision = resolve_precision("auto", run_on, training=True)
+    assert precision.compute == expected, precision.reason
 
 
 def test_accelerate_adds_no_autocast_of_its_own(tmp_path, tiny_model_dir, monkeypatch):
