@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 from test_training import make_recipe
 from transformers import AutoModelForCausalLM
 
@@ -35,7 +36,8 @@ def test_the_paper_models_are_known_offline_with_their_published_sizes():
 
 def test_one_process_plan_by_hand(tmp_path, tiny_model_dir):
     plan = plan_memory(SIZE, recipe(tmp_path, tiny_model_dir), "DDP", 1, prompt_tokens=4, compute_bytes=4)
-    assert plan.trained == 16 * 1000 + 16 * (1000 - 100 + 2 * 10)  # policy + critic, fp32 + grads + Adam
+    # policy + critic (backbone and one value head with its bias), fp32 + grads + Adam
+    assert plan.trained == 16 * 1000 + 16 * (1000 - 100 + (10 + 1))
     assert plan.reference == 4 * 1000
     # s = 4 + 6 tokens; per layer 2 x 10 x (8*10 + 2*5 + 4*40) x 4 bytes = 20,000; logits 3 x 2 x 6 x 50 x 4
     assert plan.update == 2 * 20_000 + 7_200
@@ -53,16 +55,16 @@ def test_one_process_plan_by_hand(tmp_path, tiny_model_dir):
 def test_zero_plans_use_deepspeeds_estimates(tmp_path, tiny_model_dir):
     r = recipe(tmp_path, tiny_model_dir)
     zero3 = plan_memory(SIZE, r, "ZeRO-3", 4, prompt_tokens=4)
-    # 4 x largest layer + 18 bytes x params / GPUs, for the policy (1000) and the critic (920)
-    assert zero3.trained == (800 + 18 * 1000 // 4) + (800 + 18 * 920 // 4)
+    # 4 x largest layer + 18 bytes x params / GPUs, for the policy (1000) and the critic (911)
+    assert zero3.trained == (800 + 18 * 1000 // 4) + (800 + 18 * 911 // 4)
     assert zero3.reference == 2 * 1000 / 4
     gathered = plan_memory(SIZE, r, "ZeRO-3", 4, prompt_tokens=4).generation
     by_layer = plan_memory(SIZE, recipe(tmp_path, tiny_model_dir, "generation.zero3_gather=layer"), "ZeRO-3", 4,
                            prompt_tokens=4).generation
     assert gathered - by_layer == 2 * 1000  # the whole policy in bf16
     offload = plan_memory(SIZE, r, "ZeRO-2 + optimizer offload", 4, prompt_tokens=4)
-    assert offload.trained == 2 * 1000 + 2 * 920 and offload.reference == 2 * 1000
-    assert offload.cpu_per_node == 1.5 * 16 * (1000 + 920)  # max(4 x GPUs, 16) bytes per parameter
+    assert offload.trained == 2 * 1000 + 2 * 911 and offload.reference == 2 * 1000
+    assert offload.cpu_per_node == 1.5 * 16 * (1000 + 911)  # max(4 x GPUs, 16) bytes per parameter
 
 
 def test_critic_free_and_lora_plans_hold_less(tmp_path, tiny_model_dir):
@@ -74,6 +76,26 @@ def test_critic_free_and_lora_plans_hold_less(tmp_path, tiny_model_dir):
     plan = plan_memory(SIZE, lora, "ZeRO-3", 2, 4, lora_params=30)
     assert plan.reference == 0  # the base with the adapters off
     assert plan.trained == 800 + 18 * 30 // 2 + 2 * 1000 / 2  # adapters' states + the frozen base's shard
+
+
+def test_the_plans_trained_states_are_the_bytes_a_real_step_holds(tmp_path, tiny_model_dir):
+    """The plan's state accounting (fp32 weights, gradients, Adam's two moments; a frozen fp32
+    reference) against the tensors a real one-process training step leaves: measured, not derived."""
+    from rlsp.training.ppo_trainer import Trainer
+
+    path, r = make_recipe(tmp_path, tiny_model_dir, "train.micro_batch_size=2")  # gae: policy and critic train
+    trainer = Trainer(r, path)
+    trainer.step = 1
+    trainer.train_step()
+    held = 0
+    for opt in (trainer.models.actor, trainer.models.critic_opt):
+        trained = [p for p in opt.model.parameters() if p.requires_grad]
+        held += sum(2 * p.nbytes for p in trained)  # the weights and, during the step, their gradients
+        held += sum(v.nbytes for state in opt.optimizer.state.values() for v in state.values()
+                    if torch.is_tensor(v) and v.dim() > 0)  # Adam's moments (not its scalar step counts)
+    reference = sum(p.nbytes for p in trainer.models.reference.frozen.parameters())
+    plan = plan_memory(model_size(str(tiny_model_dir)), r, "DDP", 1, prompt_tokens=4, compute_bytes=4)
+    assert plan.trained == held and plan.reference == reference
 
 
 def test_plan_cli_prints_every_launch_and_exits_1_when_the_named_one_does_not_fit(capsys):
@@ -91,6 +113,8 @@ def test_plan_cli_prints_every_launch_and_exits_1_when_the_named_one_does_not_fi
     ("recipes/rl_llama3.1-8b_length.yaml", "8", "ZeRO-3"),
     ("recipes/rl_qwen2.5-32b_length_judge.yaml", "16", "ZeRO-3 + optimizer offload"),
 ])
-def test_the_paper_recipes_validate_and_fit_the_launch_they_name(path, gpus, launch):
+def test_the_paper_recipes_validate_and_their_headers_name_a_launch_the_plan_fits(path, gpus, launch):
+    """Guards the recipes' headers against drifting from the plan; the plan's own terms are checked
+    by hand above and against a real run's tensors."""
     assert main(["validate", path]) == 0
     assert main(["plan", path, "--gpus", gpus, "--launch", launch, "--prompt-tokens", "512"]) == 0

@@ -84,7 +84,7 @@ def plan_memory(size: ModelSize, recipe: Recipe, strategy: str, gpus: int, promp
     policy_frozen = size.params if lora else 0
     networks = [(policy_trained, policy_frozen)]
     if value_heads(t):  # a critic to train
-        networks.append((size.critic_params, 0))
+        networks.append((size.critic_params(value_heads(t)), 0))
     trained = cpu = 0.0
     for n_trained, n_frozen in networks:
         if stage == 0:

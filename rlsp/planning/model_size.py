@@ -43,10 +43,9 @@ class ModelSize:
     kv_dim: int  # key/value heads x head size
     vocab: int
 
-    @property
-    def critic_params(self) -> int:
-        """Backbone plus one value head per channel (the LM head is not copied)."""
-        return self.params - self.lm_head_params + 2 * self.hidden
+    def critic_params(self, heads: int) -> int:
+        """Backbone plus ``heads`` value heads, each a weight row and a bias (the LM head is not copied)."""
+        return self.params - self.lm_head_params + heads * (self.hidden + 1)
 
     def kv_bytes_per_token(self, bytes_per_value: int) -> int:
         return 2 * self.layers * self.kv_dim * bytes_per_value
