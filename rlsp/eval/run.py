@@ -33,6 +33,7 @@ from rlsp.paths import claim_output_dir
 from rlsp.precision import resolve_precision
 from rlsp.run_lock import own_output_dir
 from rlsp.scoring.verifier import is_boxed_answer
+from rlsp.training.distributed import rank_seed
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,8 @@ def evaluate_model(
     with state.split_between_processes(pairs, apply_padding=state.num_processes > 1) as mine:
         records = []
         if mine:
-            with _seeded(recipe.run.seed if seed is None else seed, model):
+            # each process its own stream: samples of the same problem on two processes differ
+            with _seeded(rank_seed(recipe.run.seed if seed is None else seed, state.process_index), model):
                 completions = generate_all(
                     backend or make_backend(model, tokenizer, recipe.generation, recipe.run.seed),
                     [chat_messages(examples[i], data_cfg) for i, _ in mine],

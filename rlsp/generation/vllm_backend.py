@@ -99,10 +99,13 @@ class VLLMBackend:
         self._wake()
         tok = self.tokenizer
         prompts = [tok(text, add_special_tokens=False)["input_ids"] for text in render_prompts(tok, conversations)]
-        sampling = VllmSamplingParams(
+        # One seed per prompt, drawn from torch's generator: the samples follow the process's random
+        # state as rlsp's own loop does, which checkpoints save and resumes restore.
+        seeds = torch.randint(0, 2**31 - 1, (len(prompts),)).tolist()
+        sampling = [VllmSamplingParams(
             n=samples_per_prompt, temperature=params.temperature, top_p=params.top_p, max_tokens=params.max_new_tokens,
-            logprobs=0, stop_token_ids=self.stop_ids, detokenize=False,
-        )
+            logprobs=0, stop_token_ids=self.stop_ids, detokenize=False, seed=seed,
+        ) for seed in seeds]
         outputs = self.llm.generate([TokensPrompt(prompt_token_ids=p) for p in prompts], sampling, use_tqdm=False)
         rows = [(prompts[i], sample) for i, out in enumerate(outputs) for sample in out.outputs]  # prompt-major
         return self._rollout(rows)

@@ -112,6 +112,42 @@ def compute_advantages(
     return AdvantageResult(advantages * mask_f, returns, stats, trained)
 
 
+def global_advantages(cfg: TrainConfig, dist, *, alpha: float, verifier: torch.Tensor, exploration: torch.Tensor,
+                      kl: torch.Tensor | None, kl_coef: float, values: torch.Tensor | None, mask: torch.Tensor,
+                      group_ids: torch.Tensor, normalizers: ChannelNormalizers) -> AdvantageResult:
+    """``compute_advantages`` over the rows of every process at once, returning this process's.
+
+    Each process gathers every process's inputs (a few numbers per token), runs the same computation
+    on the whole batch and keeps its own rows: N processes with B rows compute what one process with
+    N x B rows computes, including what is a statistic of the whole batch (the reward normalisers'
+    running statistics, which stay the same on every process, whitening, REINFORCE++'s baseline).
+    """
+    if dist.num_processes == 1:
+        return compute_advantages(cfg, alpha=alpha, verifier=verifier, exploration=exploration, kl=kl,
+                                  kl_coef=kl_coef, values=values, mask=mask, group_ids=group_ids,
+                                  normalizers=normalizers)
+    device, rows, width = mask.device, mask.shape[0], mask.shape[1]
+    mine = {"verifier": verifier, "exploration": exploration, "kl": kl, "values": values, "mask": mask,
+            "group_ids": group_ids}
+    parts = dist.gather_objects([{k: None if v is None else v.detach().cpu() for k, v in mine.items()}])
+    longest = max(p["mask"].shape[1] for p in parts)
+    pad = lambda t: None if t is None else torch.nn.functional.pad(
+        t, (0, 0, 0, longest - t.shape[1]) if t.dim() == 3 else (0, longest - t.shape[1]))
+    offsets = [0]
+    for p in parts:  # group ids made unique across processes: a prompt's samples are on one process
+        offsets.append(offsets[-1] + int(p["group_ids"].max()) + 1)
+    joined = {k: None if parts[0][k] is None else torch.cat([
+        (p[k] + offsets[i]) if k == "group_ids" else (p[k] if k in ("verifier", "exploration") else pad(p[k]))
+        for i, p in enumerate(parts)]).to(device) for k in mine}
+    result = compute_advantages(cfg, alpha=alpha, kl_coef=kl_coef, normalizers=normalizers, **joined)
+    start = sum(p["mask"].shape[0] for p in parts[:dist.process_index])
+    mine_rows = slice(start, start + rows)
+    return AdvantageResult(
+        result.advantages[mine_rows, :width],
+        None if result.returns is None else result.returns[mine_rows, :width],
+        result.stats, result.trained_rewards[mine_rows])
+
+
 def _inputs(mask, token_rewards, values, head, group_ids) -> AdvantageInputs:
     return AdvantageInputs(
         mask=mask,

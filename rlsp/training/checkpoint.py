@@ -53,13 +53,21 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
 
 
 def rng_state() -> dict:
-    return {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state()}
+    """This process's random state: torch's CPU and (where there is one) CUDA generators, Python's
+    and numpy's. Sampling draws from torch's generator of the device it runs on, and the vLLM
+    backend takes its per-request seeds from torch's, so this is the sampler's state too."""
+    state = {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
 
 
 def restore_rng(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -118,6 +118,23 @@ class Distributed:
     def load_engines(self, engines: dict, directory: Path) -> None:
         """See save_engines."""
 
+    def sum_across(self, values: dict[str, float]) -> dict[str, float]:
+        """Each value summed over the processes (in float64; a collective: every process calls it
+        with the same keys)."""
+        return self._reduce(values, "SUM")
+
+    def max_across(self, values: dict[str, float]) -> dict[str, float]:
+        """Each value's largest over the processes (a collective, as ``sum_across``)."""
+        return self._reduce(values, "MAX")
+
+    def _reduce(self, values: dict[str, float], op: str) -> dict[str, float]:
+        if self.num_processes == 1:
+            return dict(values)
+        keys = sorted(values)
+        total = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64, device=self.device)
+        torch.distributed.all_reduce(total, op=getattr(torch.distributed.ReduceOp, op))
+        return dict(zip(keys, total.tolist()))
+
     def all_agree(self, ok: bool) -> bool:
         """Whether ``ok`` holds on every process (a collective: every process must call it)."""
         if self.num_processes == 1:
@@ -145,6 +162,15 @@ class Distributed:
         from accelerate.utils import gather_object
 
         return gather_object(items)
+
+
+def rank_seed(seed: int, rank: int) -> int:
+    """The seed of process ``rank``'s own random stream (sampling, dropout, minibatch order): a
+    different stream on every process, each a function of ``run.seed`` and the rank alone, so a run
+    is reproducible with the same number of processes."""
+    import numpy as np
+
+    return int(np.random.SeedSequence([seed, rank]).generate_state(1, dtype=np.uint64)[0] >> 1)
 
 
 def training_device(recipe: Recipe) -> torch.device:

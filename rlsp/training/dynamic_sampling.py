@@ -76,12 +76,22 @@ def prompts_to_draw(cfg) -> int:
 
 
 def shape_batch(cfg, generated: Generated, scores: Scores) -> tuple[Generated, Scores, dict[str, float]]:
-    """The step's training batch (dynamic sampling's choice of groups, or all) and its statistics:
-    ``verifier/informative_group_share`` of the trained groups, logged whether or not it is on."""
+    """The step's training batch (dynamic sampling's choice of groups, or all) and its counts, to be
+    added over the processes: dynamic sampling's, and the trained groups with a verifier signal out
+    of all trained groups (``informative_group_share``, logged whether or not it is on)."""
     stats = {}
     if cfg.dynamic_sampling:
         generated, scores, stats = keep_groups(generated, scores, cfg.prompts_per_step)
     if cfg.samples_per_prompt > 1:
         flags = informative_groups(scores.verifier, generated.group_ids)
-        stats["verifier/informative_group_share"] = sum(flags) / len(flags)
+        stats["verifier/informative_groups"], stats["verifier/trained_groups"] = float(sum(flags)), float(len(flags))
     return generated, scores, stats
+
+
+def informative_group_share(counts: dict[str, float]) -> dict[str, float]:
+    """``counts`` (summed over the processes) with the two group counts turned into their share."""
+    counts = dict(counts)
+    if "verifier/trained_groups" in counts:
+        counts["verifier/informative_group_share"] = (counts.pop("verifier/informative_groups")
+                                                      / counts.pop("verifier/trained_groups"))
+    return counts

@@ -39,10 +39,10 @@ from rlsp.precision import resolve_precision
 from rlsp.run_lock import own_output_dir, release_output_dir
 from rlsp.training import preflight
 from rlsp.training import step_records as records
-from rlsp.training.advantage_step import ChannelNormalizers, compute_advantages, value_heads
+from rlsp.training.advantage_step import ChannelNormalizers, global_advantages, value_heads
 from rlsp.training.components import build_models
-from rlsp.training.distributed import training_device
-from rlsp.training.dynamic_sampling import prompts_to_draw, shape_batch
+from rlsp.training.distributed import rank_seed, training_device
+from rlsp.training.dynamic_sampling import informative_group_share, prompts_to_draw, shape_batch
 from rlsp.training.forward import completion_logprobs, completion_values
 from rlsp.training.nonfinite import NonFiniteError
 from rlsp.training.packing import micro_batch_order
@@ -86,14 +86,17 @@ class Trainer:
         # Before any model loads, so a slow or lossy choice is warned about first.
         self.precision = resolve_precision(recipe.model.precision, training_device(recipe), training=True)
 
-        torch.manual_seed(recipe.run.seed)
+        torch.manual_seed(recipe.run.seed)  # the same initial weights (a critic's value head) on every process
         self.models = build_models(recipe, value_heads(self.cfg), self._total_optimizer_steps(), self.precision,
                                    getattr(config, "hidden_size", 0))
         dist = self.models.dist
         if dist.is_main_process:
             print(self.precision.describe())
+        # From here each process draws from its own stream: the ranks' samples differ.
+        self.sampling_seeds = [rank_seed(recipe.run.seed, rank) for rank in range(dist.num_processes)]
+        torch.manual_seed(self.sampling_seeds[dist.process_index])
         self.backend = make_backend(dist.unwrap(self.models.policy), self.models.tokenizer, recipe.generation,
-                                    recipe.run.seed, hooks=bool(self.hooks.hooks))
+                                    self.sampling_seeds[dist.process_index], hooks=bool(self.hooks.hooks))
         if (lockstep := dist.generation_lockstep()) is not None:
             self.backend.lockstep = lockstep
         self.sampler = PromptSampler(len(self.train_data), recipe.run.seed)
@@ -142,7 +145,7 @@ class Trainer:
             "heldout_boxed_rate_after": after["eval/boxed_rate"],
             "heldout_size": len(self.heldout), "model": self.recipe.model.name_or_path, "steps": self.step,
             "wall_seconds": round(time.time() - self.start_time, 1),
-            "precision": self.precision.summary(),
+            "precision": self.precision.summary(), "sampling_seeds": self.sampling_seeds,
         }
         if self.models.dist.is_main_process:
             (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -195,9 +198,9 @@ class Trainer:
             kl = None
             if ref_logp is not None and in_reward:
                 kl = kl_estimate(old_logp, ref_logp, cfg.kl.estimator) * mask
-            adv = compute_advantages(cfg, alpha=alpha, verifier=scores.verifier, exploration=scores.exploration,
-                                     kl=kl if in_reward else None, kl_coef=self.kl_ctl.value, values=values,
-                                     mask=mask, group_ids=generated.group_ids, normalizers=self.normalizers)
+            adv = global_advantages(cfg, dist, alpha=alpha, verifier=scores.verifier, exploration=scores.exploration,
+                                    kl=kl if in_reward else None, kl_coef=self.kl_ctl.value, values=values,
+                                    mask=mask, group_ids=generated.group_ids, normalizers=self.normalizers)
         with timer("5_update"), autocast():
             keep = torch.tensor([r != "length" for r in generated.finish_reasons]).float() if cfg.mask_truncated else None
             batch = UpdateBatch(seqs, old_logp, ref_logp, adv.advantages, values, adv.returns,
@@ -207,27 +210,33 @@ class Trainer:
                                                 0.0 if in_reward else self.kl_ctl.value, dist, hooks)
         if ref_logp is not None and kl is None:  # KL in the loss: measured on the pre-update policy
             kl = kl_estimate(old_logp, ref_logp, cfg.kl.estimator) * mask
-        kl_per_sequence = (kl.sum(1).mean().item() if kl is not None else 0.0)
+        # the KL per sequence over every process's samples: the controller's input and state stay global
+        kl_sums = dist.sum_across({"kl": kl.sum().item() if kl is not None else 0.0, "n": len(generated.texts)})
+        kl_per_sequence = kl_sums["kl"] / kl_sums["n"]
         kl_coef = self.kl_ctl.value
-        self.kl_ctl.update(kl_per_sequence, len(generated.texts))
+        self.kl_ctl.update(kl_per_sequence, int(kl_sums["n"]))
         with timer("6_log"):
+            rows = dist.gather_objects(records.rollout_records(  # every process's samples, in rank order
+                self.step, generated, scores, self.reward_functions, adv.trained_rewards,
+                self.recipe.verifier.pass_threshold, self.hook_names))
+            counts = informative_group_share(dist.sum_across({"tokens": float(mask.sum()), **sampling_stats, **{
+                f"reward_fn/{fn.name}/errors": float(scores.per_function[fn.name].n_errors)
+                for fn in self.reward_functions}}))
+            generating = dist.max_across({"s": timer.seconds["1_generate"]})["s"]
             scalars = {
                 # The held-out evaluation's threshold, so training and held-out accuracy mean the same.
-                **records.reward_scalars(scores, self.reward_functions, self.recipe.verifier.pass_threshold),
-                **records.response_scalars(generated), **adv.stats, **update_stats,
-                "reward/trained/mean": adv.trained_rewards.mean().item(), "alpha": alpha,
-                "kl/mean": kl_per_sequence, "kl/coef": kl_coef,
-                "throughput/tokens_per_s": float(mask.sum()) / max(timer.seconds["1_generate"], 1e-9),
-                **records.critic_fit(values, adv.returns, mask), **sampling_stats,
-                **records.sampling_mismatch(generated.sampling_logprobs, old_logp, mask),
+                **records.sample_scalars(rows, [fn.name for fn in self.reward_functions]), **adv.stats,
+                **update_stats, "reward/trained/mean": sum(r["trained_reward"] for r in rows) / len(rows),
+                "alpha": alpha, "kl/mean": kl_per_sequence, "kl/coef": kl_coef,
+                "throughput/tokens_per_s": counts.pop("tokens") / max(generating, 1e-9), **counts,
+                **records.critic_fit(values, adv.returns, mask, dist),
+                **records.sampling_mismatch(generated.sampling_logprobs, old_logp, mask, dist),
             }
             hooks.fire("step_end", scalars=scalars)
             scalars.update(hooks.pop_scalars())
             if self.behaviours is not None:
-                scalars.update(records.behaviour_scalars(generated, self.behaviours))
-            rows = records.rollout_records(self.step, generated, scores, self.reward_functions, adv.trained_rewards,
-                                           self.recipe.verifier.pass_threshold, self.hook_names)
-            self.logs.rollouts(dist.gather_objects(rows))
+                scalars.update(records.behaviour_scalars(rows, self.behaviours))
+            self.logs.rollouts(rows)
         with timer("7_checkpoint"):
             if self.step == cfg.steps or (cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0):
                 save_run(self)

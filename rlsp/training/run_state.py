@@ -1,10 +1,12 @@
 """Saving and restoring a whole run: networks, optimizers, schedules, random state and the loop's
 own counters, in one checkpoint folder; which checkpoint ``--resume`` continues from.
 
-Without DeepSpeed the main process writes everything into ``state.pt``. Under DeepSpeed every
-process writes its engines' shards into the same (still hidden) folder first, and its own random
-state beside them, so a resumed run draws the same samples on every process as a straight one;
-the main process then completes the folder and renames it into place.
+Every process writes its own random state (``rng-rankNNN.pt``) into the still hidden folder, and
+under DeepSpeed its engines' shards; the main process then writes ``state.pt`` (weights and
+optimizers without DeepSpeed, the schedules, and the run's global state: counters, reward
+normalisers, KL controller, the same on every process) and renames the folder into place. A
+resumed process restores its own rank's random state, so it draws the same samples as in a
+straight run.
 """
 
 from __future__ import annotations
@@ -31,17 +33,12 @@ def save_run(trainer) -> None:
         "step": trainer.step, "position": trainer.position, "eval_before": trainer.eval_before,
         "kl_controller": trainer.kl_ctl.state_dict(), "normalizers": trainer.normalizers.state_dict(),
     }
-    if not dist.uses_deepspeed:
-        if dist.is_main_process:
-            ckpt.save_checkpoint(trainer.run_dir, trainer.step, {**models.state_dict(), "rng": ckpt.rng_state()},
-                                 state, keep=trainer.cfg.keep_checkpoints)
-        return
     tmp = dist.broadcast_object(str(ckpt.open_checkpoint(trainer.run_dir, trainer.step)) if dist.is_main_process
                                 else None)
     tmp = Path(tmp)
-    dist.save_engines(models.engines(), tmp)
+    dist.save_engines(models.engines(), tmp)  # DeepSpeed's shards (a no-op without DeepSpeed)
     torch.save(ckpt.rng_state(), tmp / _rng_file(dist.process_index))
-    dist.barrier()  # every shard is on disk before the folder is completed
+    dist.barrier()  # every process's files are on disk before the folder is completed
     if dist.is_main_process:
         ckpt.commit_checkpoint(trainer.run_dir, trainer.step, tmp, models.state_dict(), state,
                                keep=trainer.cfg.keep_checkpoints)
@@ -53,7 +50,14 @@ def load_run(trainer, path: Path) -> None:
     tensors, state = ckpt.load_checkpoint(path)
     trainer.models.load_state_dict(tensors, path)
     own_rng = path / _rng_file(dist.process_index)
-    ckpt.restore_rng(torch.load(own_rng, weights_only=False) if own_rng.is_file() else tensors["rng"])
+    if own_rng.is_file():
+        ckpt.restore_rng(torch.load(own_rng, weights_only=False))
+    elif "rng" in tensors:  # written by an rlsp that kept one random state in state.pt
+        ckpt.restore_rng(tensors["rng"])
+    else:
+        warnings.warn(f"--resume: {path.name} holds no random state of process {dist.process_index} (it was saved by a "
+                      f"run with fewer processes); this process samples from its seed's stream, so the resumed run "
+                      f"does not replay a straight one.", stacklevel=2)
     trainer.step, trainer.position, trainer.eval_before = state["step"], state["position"], state["eval_before"]
     trainer.kl_ctl.load_state_dict(state["kl_controller"])
     trainer.normalizers.load_state_dict(state["normalizers"])

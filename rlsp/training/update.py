@@ -108,7 +108,9 @@ def ppo_update(
             for k, v in stats.items():
                 sums[k] += v
                 counts[k] += 1
-    return {k: sums[k] / counts[k] for k in sums}, old_logprobs
+    # Each process's statistics are its share of the global minibatch's, times the process count.
+    stats = dist.sum_across({k: sums[k] / counts[k] / dist.num_processes for k in sums})
+    return stats, old_logprobs
 
 
 def padding_free(cfg: TrainConfig, hooks: HookRunner) -> bool:
@@ -122,19 +124,31 @@ def single_optimizer_step(cfg: TrainConfig, batch_size: int) -> bool:
     return cfg.ppo_epochs == 1 and cfg.minibatch_size >= batch_size
 
 
-def _share(mask: torch.Tensor, total_mask: torch.Tensor, aggregation: str) -> float:
-    """This micro-batch's part of the minibatch's normaliser under ``aggregation``: its loss (a mean
-    over its own tokens or rows) times this is its term of the minibatch's loss, exactly.
+@dataclass(frozen=True)
+class MinibatchCounts:
+    """What the aggregations of one optimizer step divide by, over the whole minibatch: its rows on
+    every process together, so that N processes with B rows each compute the loss of one process
+    with N x B rows (DDP and DeepSpeed average the processes' gradients; the factor N undoes it)."""
 
-    A token mean counts loss tokens; ``token-sum-norm``'s constant ``rows x max_tokens`` counts every
-    row; the sequence means count the rows with at least one loss token (``mask_truncated`` leaves
-    rows without any)."""
-    if aggregation == "token-mean":
-        return float(mask.sum() / total_mask.sum().clamp(min=1.0))
-    if aggregation == "token-sum-norm":
-        return mask.shape[0] / total_mask.shape[0]
-    rows_in = lambda m: float((m.sum(-1) > 0).sum())
-    return rows_in(mask) / max(rows_in(total_mask), 1.0)
+    tokens: float  # loss tokens
+    rows: float  # every row (token-sum-norm's constant counts them all)
+    sequences: float  # rows with at least one loss token (the sequence means)
+    processes: int
+
+    @classmethod
+    def of(cls, mask: torch.Tensor, dist: Distributed) -> MinibatchCounts:
+        totals = dist.sum_across(_counts(mask))
+        return cls(totals["tokens"], totals["rows"], totals["sequences"], dist.num_processes)
+
+    def share(self, mask: torch.Tensor, aggregation: str) -> float:
+        """A micro-batch's part of the minibatch's normaliser under ``aggregation``: its loss (a mean
+        over its own tokens or rows) times this is its term of the minibatch's loss, exactly."""
+        key = {"token-mean": "tokens", "token-sum-norm": "rows"}.get(aggregation, "sequences")
+        return _counts(mask)[key] / max(getattr(self, key), 1.0) * self.processes
+
+
+def _counts(mask: torch.Tensor) -> dict[str, float]:
+    return {"tokens": float(mask.sum()), "rows": float(mask.shape[0]), "sequences": float((mask.sum(-1) > 0).sum())}
 
 
 def _minibatch_step(mb: UpdateBatch, actor, critic, cfg, temperature, kl_coef_in_loss, dist: Distributed,
@@ -146,11 +160,13 @@ def _minibatch_step(mb: UpdateBatch, actor, critic, cfg, temperature, kl_coef_in
     n = len(mb)
     micro_starts = list(range(0, n, cfg.micro_batch_size))
 
+    counts = MinibatchCounts.of(mb.loss_mask(), dist)
+
     def micro_batches():
         for i, start in enumerate(micro_starts):
             micro = mb.rows(torch.arange(start, min(start + cfg.micro_batch_size, n)))
             mask = micro.loss_mask()
-            yield i == len(micro_starts) - 1, micro, mask, lambda agg, m=mask: _share(m, mb.loss_mask(), agg)
+            yield i == len(micro_starts) - 1, micro, mask, lambda agg, m=mask: counts.share(m, agg)
 
     def replay() -> dict[str, torch.Tensor]:
         """This step's actor gradients again, every hook suspended (for gradient diagnostics)."""
@@ -219,7 +235,7 @@ def _actor_loss(model, micro: UpdateBatch, mask, share, cfg: TrainConfig, temper
                 padding_free: bool = False):
     """The micro-batch's term of the minibatch's actor loss, and its statistics weighted alike.
 
-    Each part is scaled by ``share(aggregation)`` of its own normaliser (``_share``), so the terms
+    Each part is scaled by ``share(aggregation)`` of its own normaliser (``MinibatchCounts``), so the terms
     of all micro-batches add up to the loss of one pass over the minibatch: the policy loss by its
     aggregation (GSPO's: a mean over sequences), the entropy and the KL by ``train.loss_aggregation``.
     """
