@@ -19,7 +19,7 @@ import re
 from pathlib import Path
 
 from rlsp.analysis.rollout_schema import SCHEMA_VERSION, LoadedRun, Sample
-from rlsp.data.rows import read_parquet
+from rlsp.data.rows import read_parquet, read_text
 from rlsp.errors import DataError
 
 KNOWN_LAYOUTS = ("rollouts.jsonl (rlsp train), eval_samples.jsonl (rlsp eval), completions/*.parquet (TRL "
@@ -50,7 +50,7 @@ def load_run(path: str | Path, text_field: str | None = None, prompt_field: str 
 
 def read_jsonl(path: Path) -> tuple[list[tuple[int, dict]], list[str]]:
     """(line number, object) per line; a broken *last* line is skipped with a note, any other stops."""
-    lines = path.read_text(encoding="utf-8").split("\n")
+    lines = read_text(path).split("\n")
     while lines and not lines[-1].strip():
         lines.pop()
     rows, notes = [], []
