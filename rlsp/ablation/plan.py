@@ -17,6 +17,9 @@ import itertools
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
+from rlsp.config.loading import parse_yaml
 from rlsp.errors import ConfigError
 
 
@@ -66,22 +69,54 @@ def parse_arms(sets: list[str]) -> tuple[Arm, ...]:
     combination of their values."""
     if not sets:
         raise ConfigError("--set: give the setting the arms differ in, e.g. --set train.reward.alpha.start=1.0,0.8")
-    axes = []
+    axes: dict[str, list[tuple[str, str]]] = {}
     for item in sets:
         key, sep, values = item.partition("=")
-        parts = [v.strip() for v in values.split(",")]
-        if not sep or not key.strip() or "" in parts:
+        key, parts = key.strip(), [v.strip() for v in values.split(",")]
+        if not sep or not key or "" in parts:
             raise ConfigError(f"--set {item!r}: write KEY=VALUE1,VALUE2 (comma-separated values, none empty), "
                               "e.g. train.reward.alpha.start=1.0,0.8")
-        if len(set(parts)) != len(parts):
-            raise ConfigError(f"--set {item!r}: a value is repeated; each arm needs its own value.")
-        axes.append([(key.strip(), v) for v in parts])
+        if key in axes:  # the later --set would win in every arm: twice the runs, half of them repeats
+            raise ConfigError(f"--set {key}: given twice; put all its values in one --set {key}=V1,V2,...")
+        seen: dict[str, str] = {}
+        for value in parts:  # compared as the recipe reads them: 0.1 and 0.10 are one value, so one arm
+            read = repr(_parsed(value))
+            if read in seen:
+                raise ConfigError(f"--set {item!r}: a value is repeated ({seen[read]} and {value} are the same); "
+                                  "each arm needs its own value.")
+            seen[read] = value
+        axes[key] = [(key, v) for v in parts]
     arms = tuple(Arm(" ".join(f"{_short(k)}={v}" for k, v in combo), tuple(f"{k}={v}" for k, v in combo))
-                 for combo in itertools.product(*axes))
+                 for combo in itertools.product(*axes.values()))
     if len(arms) < 2:
         raise ConfigError(f"--set {' '.join(sets)}: that is one arm; give at least two values to compare, "
                           "e.g. train.reward.alpha.start=1.0,0.8")
     return arms
+
+
+def _parsed(value: str):
+    """The value as the recipe loader reads it; text that is not YAML stays text (the recipe check names it)."""
+    try:
+        return parse_yaml(value)
+    except yaml.YAMLError:
+        return value
+
+
+def check_own_settings(plan: AblationPlan) -> None:
+    """Refuse a setting that rlsp ablate replaces in every run, which would otherwise be dropped
+    without a word: each run's seed, its folder and, with --sft, the model it trains."""
+    owned = {"run.seed": "each run's seed comes from --seeds", "run.output_dir": "each run's folder is under --out"}
+    train_owned = {**owned, "model.name_or_path": "with --sft every arm trains from its seed's warm-start"} \
+        if plan.sft_recipe else owned
+    given = [("--set", o, train_owned) for arm in plan.arms for o in arm.overrides]
+    given += [("override", o, train_owned) for o in plan.common] + [("--sft-set", o, owned) for o in plan.sft_overrides]
+    for flag, item, taken in given:
+        key = item.partition("=")[0].strip()
+        if key in taken:
+            raise ConfigError(f"{flag} {key}: rlsp ablate sets {key} of every run itself ({taken[key]}); remove it.")
+    if plan.sft_overrides and not plan.sft_recipe:
+        raise ConfigError("--sft-set: there is no --sft recipe for it to change; add --sft SFT_RECIPE, or drop "
+                          "--sft-set (the arms then start from the RL recipe's model).")
 
 
 def _short(key: str) -> str:

@@ -72,9 +72,17 @@ def read_markers(path: str | Path) -> dict[str, tuple[str, ...]]:
     if not path.is_file():
         raise ConfigError(f"--markers: {path} not found; give a YAML or JSON file of behaviour: [phrases].")
     try:
-        loaded = yaml.safe_load(path.read_text())  # JSON is YAML
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))  # JSON is YAML
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"--markers: {path} is not a text file (byte {e.start} is not UTF-8); give a YAML or "
+                          f"JSON file of behaviour: [phrases].") from None
+    except OSError as e:
+        raise ConfigError(f"--markers: {path} cannot be read ({e.strerror}).") from None
     except yaml.YAMLError as e:
-        raise ConfigError(f"--markers: {path} is not valid YAML or JSON ({e}).") from None
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"--markers: {path} is not valid YAML or JSON{where} "
+                          f"({getattr(e, 'problem', None) or 'syntax error'}).") from None
     return check_markers(loaded, f"--markers {path}")
 
 

@@ -19,7 +19,7 @@ import re
 from pathlib import Path
 
 from rlsp.analysis.rollout_schema import SCHEMA_VERSION, LoadedRun, Sample
-from rlsp.data.rows import read_parquet
+from rlsp.data.rows import read_parquet, read_text
 from rlsp.errors import DataError
 
 KNOWN_LAYOUTS = ("rollouts.jsonl (rlsp train), eval_samples.jsonl (rlsp eval), completions/*.parquet (TRL "
@@ -40,7 +40,8 @@ def load_run(path: str | Path, text_field: str | None = None, prompt_field: str 
             continue
         rows, notes = read_jsonl(file)
         run.notes += notes
-        run.samples += [_sample(fmt, row, file, n, text_field, prompt_field, correct_field) for n, row in rows]
+        run.samples += [_checked(_sample(fmt, row, file, n, text_field, prompt_field, correct_field), f"{file}: line {n}")
+                        for n, row in rows]
     if not run.samples:
         raise DataError(f"{path}: the run has no completions yet ({', '.join(str(f) for f in files)} "
                         f"{'is' if len(files) == 1 else 'are'} empty); rlsp train writes rollouts.jsonl after each step.")
@@ -50,7 +51,7 @@ def load_run(path: str | Path, text_field: str | None = None, prompt_field: str 
 
 def read_jsonl(path: Path) -> tuple[list[tuple[int, dict]], list[str]]:
     """(line number, object) per line; a broken *last* line is skipped with a note, any other stops."""
-    lines = path.read_text(encoding="utf-8").split("\n")
+    lines = read_text(path).split("\n")
     while lines and not lines[-1].strip():
         lines.pop()
     rows, notes = [], []
@@ -151,7 +152,7 @@ def _rlsp_rollout(row: dict, where: str) -> Sample:
                         f"(0..{SCHEMA_VERSION}); it was written by a newer rlsp: upgrade rlsp to inspect it.")
     rewards = row.get("rewards") or {}
     correct = row.get("correct")
-    if correct is None and version == 0 and "verifier" in rewards:
+    if correct is None and version == 0 and isinstance(rewards, dict) and _is_number(rewards.get("verifier")):
         correct = rewards["verifier"] >= 1.0  # version 0 did not log it; 1.0 is the default pass threshold
     return Sample(completion=_text(row, "completion", where), prompt=row.get("prompt", ""), step=row.get("step"),
                   reference=_str_or_none(row.get("reference")), rewards=rewards,
@@ -160,9 +161,34 @@ def _rlsp_rollout(row: dict, where: str) -> Sample:
                   group=row.get("group"), system_prompt=row.get("system_prompt"), hooks=row.get("hooks") or [])
 
 
+def _checked(sample: Sample, where: str) -> Sample:
+    """Refuse a field of the wrong type here, naming the line, not as a TypeError in the tables."""
+    expected = {"step": "a whole number (the training step)", "length": "a token count, 0 or more",
+                "correct": "true or false", "trained_reward": "a number"}
+    fits = {"step": _is_int(sample.step), "length": _is_int(sample.length) and sample.length >= 0,
+            "correct": isinstance(sample.correct, bool), "trained_reward": _is_number(sample.trained_reward)}
+    for name, ok in fits.items():
+        value = getattr(sample, name)
+        if value is not None and not ok:
+            raise DataError(f"{where}: field {name!r} should be {expected[name]}; got {value!r}.")
+    for name in ("rewards", "reward_functions"):
+        value = getattr(sample, name)
+        if not isinstance(value, dict) or not all(v is None or _is_number(v) for v in value.values()):
+            raise DataError(f"{where}: field {name!r} should map each name to a number (or null); got {value!r}.")
+    return sample
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _read_trl_parquet(path: Path, correct_field: str | None) -> list[Sample]:
     samples = []
-    for _, row in read_parquet(path):
+    for number, row in read_parquet(path):
         if "completion" not in row:
             raise DataError(f"{path}: no 'completion' column (columns: {', '.join(sorted(row))}); "
                             f"TRL's completions files have step, prompt, completion and one column per reward.")
@@ -170,9 +196,13 @@ def _read_trl_parquet(path: Path, correct_field: str | None) -> list[Sample]:
                    if k not in ("step", "prompt", "completion", "advantage", "image") and isinstance(v, (int, float))}
         system, prompt = _from_messages(row.get("prompt"))
         correct = row.get(correct_field) if correct_field else None
-        samples.append(Sample(completion=_from_messages(row["completion"])[1], prompt=prompt, step=row.get("step"),
-                              rewards=rewards, system_prompt=system, correct=None if correct is None else correct >= 1.0,
-                              trained_reward=sum(rewards.values()) if rewards else None))
+        if correct is not None and not _is_number(correct):
+            raise DataError(f"{path}: row {number}: --correct-field {correct_field!r} should hold a number (correct "
+                            f"when at least 1); got {correct!r}.")
+        samples.append(_checked(Sample(
+            completion=_from_messages(row["completion"])[1], prompt=prompt, step=row.get("step"), rewards=rewards,
+            system_prompt=system, correct=None if correct is None else correct >= 1.0,
+            trained_reward=sum(rewards.values()) if rewards else None), f"{path}: row {number}"))
     return samples
 
 

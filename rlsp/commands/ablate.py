@@ -40,14 +40,18 @@ def plan_from(args):
 
 def check_plan(plan) -> None:
     """Every recipe of every run, with its overrides, passes ``rlsp validate`` before anything runs."""
+    from rlsp.ablation.plan import check_own_settings
+    from rlsp.commands.sft import check_written_for_sft
     from rlsp.commands.validate import validate_recipe
     from rlsp.config import load_recipe
     from rlsp.paths import check_output_dir
 
     check_output_dir(plan.out_dir)
+    check_own_settings(plan)
     for seed in plan.seeds:
         if plan.sft_recipe:
             sft = load_recipe(plan.sft_recipe, plan.sft_command_overrides(seed))
+            check_written_for_sft(sft, plan.sft_recipe, plan.sft_overrides)
             validate_recipe(sft, plan.sft_recipe.resolve().parent, "sft")
     for run in plan.runs:
         # The warm-start does not exist yet: check the arm with the recipe's own model.

@@ -53,6 +53,9 @@ def run(args) -> int:
         labeller = LLMLabeller(args.labeller, fallback=detector, batch_size=args.labeller_batch_size)
     fields = {"text_field": args.text_field, "prompt_field": args.prompt_field, "correct_field": args.correct_field}
     out = Path(args.out) if args.out else default_out_dir(paths[0], paths[1] if args.compare else None)
+    blocking = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
+    if blocking is not None:  # found now, not after every completion has been labelled
+        raise ConfigError(f"--out: {blocking} is a file; give a folder for the report (default: RUN/inspect).")
     result = inspect_runs(paths, out, detector, labeller, fields, args.max_html_samples)
 
     console = Console()

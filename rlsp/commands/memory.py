@@ -24,17 +24,22 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    import math
+
     from rlsp.config import load_recipe
     from rlsp.errors import ConfigError
     from rlsp.planning.memory_plan import STRATEGIES, plan_memory, plan_table, trainable_lora_params
     from rlsp.planning.model_size import model_size
     from rlsp.training.advantage_step import value_heads
 
-    if args.gpus < 1 or args.gpu_mem <= 0 or args.gpus_per_node < 1 or args.prompt_tokens < 1:
+    if args.gpus < 1 or not args.gpu_mem > 0 or args.gpus_per_node < 1 or args.prompt_tokens < 1:
         raise ConfigError("--gpus, --gpu-mem, --gpus-per-node and --prompt-tokens must be positive.")
+    if not math.isfinite(args.gpu_mem):
+        raise ConfigError(f"--gpu-mem: GiB per GPU, a finite number such as 80; got {args.gpu_mem}.")
     if args.launch is not None and args.launch not in STRATEGIES:
         raise ConfigError(f"--launch {args.launch!r}: choose one of {', '.join(map(repr, STRATEGIES))}.")
     recipe = load_recipe(args.recipe, args.overrides)
+    check_trains(recipe)
     size = model_size(recipe.model.name_or_path)
     lora = trainable_lora_params(size, recipe) if recipe.model.lora.enabled else None
     names = [args.launch] if args.launch else list(STRATEGIES)
@@ -54,6 +59,21 @@ def run(args) -> int:
     if args.launch is not None and not rows[0]["fits"]:
         return 1
     return 0
+
+
+def check_trains(recipe) -> None:
+    """rlsp plan sizes an rlsp train run: refuse a recipe that rlsp train would refuse for its
+    settings (an SFT, eval or steer recipe has no rewards)."""
+    import dataclasses
+
+    from rlsp.errors import ConfigError
+    from rlsp.training.preflight import check_training_recipe
+
+    if not recipe.rewards:
+        raise ConfigError("rewards: rlsp plan sizes rlsp train runs, and this recipe has no reward functions (it is "
+                          "for rlsp sft, eval or steer); give a train recipe, e.g. recipes/rl_llama3.1-8b_length.yaml.")
+    # The plan is for the machines that will train: whether vLLM is installed here does not matter.
+    check_training_recipe(dataclasses.replace(recipe, generation=dataclasses.replace(recipe.generation, backend="hf")))
 
 
 def format_rows(rows: list[dict]) -> str:

@@ -45,6 +45,8 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    if args.steer_command in ("project", "backtracking") and args.output:
+        check_output_file(Path(args.output), "--output")
     if args.steer_command == "backtracking":
         from rlsp.steering.backtracking_command import run_backtracking
 
@@ -55,6 +57,7 @@ def run(args) -> int:
 def _extract(args) -> int:
     from rlsp.config import load_recipe, output_dir
     from rlsp.modeling.causal_lm import load_causal_lm
+    from rlsp.paths import check_output_dir
     from rlsp.steering.extract import (
         check_steer_recipe,
         contrast_set,
@@ -66,6 +69,7 @@ def _extract(args) -> int:
     base_dir = Path(args.recipe).resolve().parent
     check_steer_recipe(recipe, base_dir)
     out = output_dir(recipe, args.recipe)
+    check_output_dir(out)
     model, tokenizer = load_causal_lm(recipe.model.name_or_path, device=recipe.model.device)
     contrast = contrast_set(recipe, base_dir, model, tokenizer)
     vectors = extract_vectors(recipe, model, tokenizer, contrast)
@@ -82,16 +86,20 @@ def _extract(args) -> int:
 
 
 def _project(args) -> int:
-    from rlsp.modeling.causal_lm import load_causal_lm
+    from rlsp.errors import ConfigError
+    from rlsp.modeling.causal_lm import load_causal_lm, model_config
     from rlsp.steering.project import project_texts, read_texts, summarise_projections
     from rlsp.steering.vectors import SteeringVectors
 
+    for flag, value in (("--limit", args.limit), ("--batch-size", args.batch_size)):
+        if value is not None and value < 1:
+            raise ConfigError(f"{flag}: at least 1; got {value}.")
     vectors = SteeringVectors.load(args.vectors, "vectors")
     if args.layer is not None:
         vectors.check_layer(args.layer, "--layer")
     rows = read_texts(Path(args.texts), limit=args.limit)
+    vectors.check_fits(model_config(args.model or vectors.model), "vectors")  # before the weights load
     model, tokenizer = load_causal_lm(args.model or vectors.model, device="auto")
-    vectors.check_fits(model.config, "vectors")
     summary = summarise_projections(rows, project_texts(model, tokenizer, vectors, rows, args.batch_size))
     layers = [args.layer] if args.layer is not None else range(vectors.n_layers)
     print(f"{summary['texts']} texts from {args.texts}; mean projection on {args.vectors} per layer:")
@@ -102,5 +110,18 @@ def _project(args) -> int:
             line += "   by step: " + " ".join(f"{s}:{v[layer]:+.2f}" for s, v in steps.items())
         print(line)
     if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         Path(args.output).write_text(json.dumps(summary, indent=2) + "\n")
     return 0
+
+
+def check_output_file(path: Path, flag: str) -> None:
+    """An output file the command writes after its work: refuse, before the work, a path that is a
+    folder or lies under a file (missing folders are made when it is written)."""
+    from rlsp.errors import ConfigError
+
+    if path.is_dir():
+        raise ConfigError(f"{flag}: {path} is a folder; give the path of the file to write.")
+    blocking = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise ConfigError(f"{flag}: {blocking} is a file, so {path} cannot be written under it; choose another path.")

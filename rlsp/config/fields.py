@@ -1,7 +1,8 @@
 """The decorator and field helper every recipe section uses.
 
 Sections are frozen pydantic dataclasses: typed, immutable, strict (``true`` is not an int and
-``"3"`` is not a number), unknown keys rejected. Every field carries help text, which
+``"3"`` is not a number), unknown keys rejected, and no number NaN or infinite (YAML's ``.inf``
+would pass ``gt=0`` and train on an infinite learning rate). Every field carries help text, which
 ``rlsp validate --explain`` prints and error messages quote.
 """
 
@@ -12,7 +13,7 @@ from typing import Any
 from pydantic import ConfigDict, Field
 from pydantic.dataclasses import dataclass
 
-SECTION_CONFIG = ConfigDict(extra="forbid", strict=True)
+SECTION_CONFIG = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
 def section(cls):

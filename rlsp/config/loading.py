@@ -52,7 +52,11 @@ def read_yaml_mapping(path: Path) -> dict:
     if not path.is_file():
         raise ConfigError(f"recipe file {str(path)!r} not found. Check the path; recipes ship in recipes/.")
     try:
-        data = parse_yaml(path.read_text())
+        data = parse_yaml(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not a text file (byte {e.start} is not UTF-8); give the recipe's YAML file.") from None
+    except OSError as e:
+        raise ConfigError(f"recipe file {str(path)!r} cannot be read ({e.strerror}); check its permissions.") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

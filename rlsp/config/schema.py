@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from rlsp.config.fields import option, section
 from rlsp.config.train_schema import LoraConfig
@@ -15,7 +15,9 @@ class RunConfig:
     output_dir: str = option(
         "runs/{recipe}", help="Where the run writes its files; '{recipe}' is the recipe file's stem."
     )
-    seed: int = option(0, help="Seed for data sampling, generation and initialisation.")
+    # numpy's seeding takes 0..2**32 - 1; a seed outside it would fail only once a run started
+    seed: int = option(0, help="Seed for data sampling, generation and initialisation (0 to 4294967295).",
+                       ge=0, le=2**32 - 1)
 
 
 @section
@@ -80,6 +82,14 @@ class DataConfig:
         "{prompt}", help="User message; '{prompt}' is replaced with the problem text."
     )
     arith: ArithConfig = option(ArithConfig, help="Settings of the built-in arithmetic task.")
+
+    @field_validator("prompt_template")
+    @classmethod
+    def _template_holds_the_prompt(cls, value: str) -> str:
+        if "{prompt}" not in value:
+            raise ValueError("the template has no '{prompt}', so every prompt would be this same text; write it "
+                             "around '{prompt}', e.g. '{prompt} Put the final answer in \\boxed{}.'")
+        return value
 
 
 @section
@@ -183,5 +193,13 @@ class SteerConfig:
     )
     batch_size: int = option(8, help="Sequences per forward pass when reading activations.", ge=1)
     output: str = option(
-        "steering_vectors.safetensors", help="File name of the vectors, inside run.output_dir."
+        "steering_vectors.safetensors", help="File name of the vectors (.safetensors), inside run.output_dir."
     )
+
+    @field_validator("output")
+    @classmethod
+    def _output_is_a_vector_file(cls, value: str) -> str:
+        # checked here, not when the vectors are saved after the model has answered every question
+        if not value.endswith(".safetensors") or value.endswith("/.safetensors"):
+            raise ValueError("name a .safetensors file inside run.output_dir, e.g. caps_vectors.safetensors")
+        return value

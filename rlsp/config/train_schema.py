@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
+
+from pydantic import Field
 
 from rlsp.config.fields import option, section
 
@@ -103,7 +105,8 @@ class TrainConfig:
     )
     actor_lr: float = option(1e-6, help="Policy learning rate (paper: 2e-7 at 8B).", gt=0.0)
     critic_lr: float = option(1e-5, help="Critic learning rate (paper: 2e-6 at 8B).", gt=0.0)
-    adam_betas: list[float] = option(lambda: [0.9, 0.95], help="AdamW betas (paper: 0.9, 0.95).", min_length=2, max_length=2)
+    adam_betas: list[Annotated[float, Field(ge=0.0, lt=1.0)]] = option(
+        lambda: [0.9, 0.95], help="AdamW betas, each in [0, 1) (paper: 0.9, 0.95).", min_length=2, max_length=2)
     weight_decay: float = option(0.0, help="AdamW weight decay.", ge=0.0)
     lr_schedule: Literal["constant", "cosine"] = option("constant", help="Learning-rate schedule after warm-up.")
     warmup_steps: int = option(0, help="Linear learning-rate warm-up, in optimizer steps.", ge=0)

@@ -96,9 +96,22 @@ def read_parquet(path: Path) -> list[tuple[int, dict]]:
     return [(i + 1, row) for i, row in enumerate(table)]
 
 
+def read_text(path: Path) -> str:
+    """A data or log file's text, or a DataError saying why it cannot be read (binary, another
+    encoding, no permission): the one place the readers of rows and logs open a text file."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        line = path.read_bytes()[: e.start].count(b"\n") + 1
+        raise DataError(f"{path}: line {line} is not UTF-8 text (byte {e.start}); is it a binary file? Give a "
+                        f"{path.suffix or 'text'} file saved as UTF-8.") from None
+    except OSError as e:
+        raise DataError(f"{path}: cannot be read ({e.strerror}); check the path and its permissions.") from None
+
+
 def _read_json(path: Path) -> list[tuple[int, dict]]:
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(read_text(path))
     except json.JSONDecodeError as e:
         raise DataError(f"{path}: not valid JSON (line {e.lineno}: {e.msg}). A .json file must hold a list of objects.") from None
     if not isinstance(data, list) or not all(isinstance(row, dict) for row in data):
@@ -109,7 +122,7 @@ def _read_json(path: Path) -> list[tuple[int, dict]]:
 def _read_jsonl(path: Path, on_bad_row: str, field: str) -> tuple[list[tuple[int, dict]], int]:
     rows, malformed = [], 0
     option = field.rsplit(".", 1)[0] + ".on_bad_row"
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    for number, line in enumerate(read_text(path).splitlines(), start=1):
         if not line.strip():
             continue
         try:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import torch
 
+from rlsp.errors import ConfigError
 from rlsp.hooks.events import EventContext, Hook
 from rlsp.steering.layers import decoder_layers, layer_output
 from rlsp.steering.vectors import SteeringVectors
@@ -39,7 +40,7 @@ class GradientDiagnostics(Hook):
         self.vectors = SteeringVectors.load(vectors, "kwargs.vectors")
         self.vectors.check_layer(layer, "kwargs.layer")
         if every < 1:
-            raise ValueError("kwargs.every must be at least 1")
+            raise ConfigError(f"kwargs.every: measure every N optimizer steps, N at least 1; got {every}.")
         self.layer, self.every, self.compare = layer, int(every), bool(compare_without_defences)
         self.unit = self.vectors.unit(layer)
         self.optimizer_steps = 0

@@ -19,10 +19,14 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import math
+import typing
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from pydantic import ConfigDict, TypeAdapter, ValidationError
 
 from rlsp.errors import ConfigError, RlspError, did_you_mean
 from rlsp.paths import describe_candidates, find_file
@@ -173,6 +177,7 @@ def build_hooks(specs: Sequence, base_dir: Path | None) -> list[Hook]:
             inspect.signature(cls).bind(**spec.kwargs)
         except TypeError as e:
             raise ConfigError(f"{where}: kwargs {sorted(spec.kwargs)} do not fit {cls.__name__}{inspect.signature(cls)}: {e}.") from None
+        check_kwargs(cls, spec.kwargs, where)
         kwargs = dict(spec.kwargs)
         for name in cls.path_kwargs:
             if isinstance(kwargs.get(name), str):
@@ -186,6 +191,51 @@ def build_hooks(specs: Sequence, base_dir: Path | None) -> list[Hook]:
         except RlspError as e:
             raise type(e)(f"{where}: {e}") from None
     return hooks
+
+
+# Strict, as recipe sections are: no text for a number, no 1.5 for an int, no true for either.
+KWARGS_CONFIG = ConfigDict(strict=True, allow_inf_nan=False)
+
+
+def check_kwargs(cls: type[Hook], kwargs: dict, where: str) -> None:
+    """Every number in ``kwargs`` is finite (a NaN steering coefficient would train a whole run on
+    NaN activations), and every kwarg fits the type the constructor annotates, built-in hooks and
+    users' alike; ranges are the hook's own to check when it is constructed."""
+    for name, value in kwargs.items():
+        bad = _first_non_finite(value)
+        if bad is not None:
+            raise ConfigError(f"{where}: kwargs.{name}: {bad} is not a finite number; give a finite value.")
+    try:
+        hints = typing.get_type_hints(cls.__init__, include_extras=True)
+    except Exception:  # noqa: BLE001 -- annotations that do not resolve: the hook checks its own arguments
+        return
+    for name, value in kwargs.items():
+        adapter = _strict_adapter(hints[name]) if name in hints else None
+        if adapter is None:
+            continue
+        try:
+            adapter.validate_python(value)
+        except ValidationError as e:
+            expected = getattr(hints[name], "__name__", None) or str(hints[name])
+            raise ConfigError(f"{where}: kwargs.{name}: {e.errors()[0]['msg']}; got {value!r} "
+                              f"({cls.__name__} takes {name}: {expected}).") from None
+
+
+def _strict_adapter(annotation) -> TypeAdapter | None:
+    """A strict validator of ``annotation``; None for a type pydantic cannot check (the hook's own
+    class), which the hook checks itself."""
+    try:
+        return TypeAdapter(annotation, config=KWARGS_CONFIG)
+    except Exception:  # noqa: BLE001 -- pydantic raises several types for a type it cannot build a schema of
+        return None
+
+
+def _first_non_finite(value):
+    """The first NaN or infinite float in ``value`` (lists and mappings searched), else None."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else value
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else ()
+    return next((bad for bad in map(_first_non_finite, items) if bad is not None), None)
 
 
 def _hook_class(ref: str, base_dir: Path | None, where: str) -> type[Hook]:

@@ -15,8 +15,12 @@ from rlsp.hooks.events import Hook
 
 class InoculationPrompt(Hook):
     def __init__(self, system_prompt: str | None = None, user_prefix: str | None = None):
-        if not system_prompt and not user_prefix:
+        if system_prompt is None and user_prefix is None:
             raise ConfigError("kwargs: set system_prompt (e.g. 'Always answer in capital letters.') or user_prefix.")
+        for name, text in (("system_prompt", system_prompt), ("user_prefix", user_prefix)):
+            if text is not None and not text.strip():
+                raise ConfigError(f"kwargs.{name}: {text!r} is blank; give the text that elicits the trait, or "
+                                  f"leave {name} out.")
         self.system_prompt, self.user_prefix = system_prompt, user_prefix
 
     def training_messages(self, messages: list[dict]) -> list[dict]:

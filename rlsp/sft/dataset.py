@@ -18,7 +18,7 @@ from typing import Any
 from rlsp.config import Recipe
 from rlsp.data import Example
 from rlsp.data.prompts import chat_messages
-from rlsp.data.rows import check_data_source, read_rows
+from rlsp.data.rows import check_data_source, is_file_source, read_rows
 from rlsp.errors import DataError
 from rlsp.sft.example import SftExample
 from rlsp.sft.selection import length_stats, select_examples
@@ -55,12 +55,23 @@ class SftData:
 
 
 def check_sft_source(recipe: Recipe, base_dir: Path | None) -> None:
-    """Cheap checks that need no reading: the built-in name is known, the file exists."""
+    """What needs no tokenizer: the built-in name is known; a local file's rows are read as
+    ``rlsp sft`` reads them (encoding, fields, ``sft.where``) and ``sft.ids`` are among them. A hub
+    dataset is only checked for the shape of its name, not downloaded."""
     source = recipe.sft.source
+    _check_builtin(source)
+    if source.startswith("builtin:"):
+        return
+    check_data_source(source, base_dir, "sft.source")
+    if is_file_source(source):
+        examples, _, _ = read_sft_examples(recipe, base_dir)
+        if recipe.sft.select == "ids":
+            select_examples(examples, "ids", recipe.sft.n, recipe.sft.ids)
+
+
+def _check_builtin(source: str) -> None:
     if source.startswith("builtin:") and source != ARITH_TRACES:
         raise DataError(f"sft.source: unknown built-in dataset {source!r}; the built-in one is {ARITH_TRACES!r}.")
-    if not source.startswith("builtin:"):
-        check_data_source(source, base_dir, "sft.source")
 
 
 def read_sft_examples(
@@ -76,7 +87,7 @@ def read_sft_examples(
             cfg.arith.size, recipe.data.arith.levels, recipe.run.seed, cfg.arith.error_share
         )
         return traces, cfg.source, 0
-    check_sft_source(recipe, base_dir)
+    _check_builtin(cfg.source)
     read = read_rows(cfg.source, split=cfg.split, subset=cfg.subset, on_bad_row=cfg.on_bad_row,
                      base_dir=base_dir, field="sft.source")
     rows = _filter_rows(read.rows, cfg.where, read.where)

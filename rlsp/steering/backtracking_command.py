@@ -14,6 +14,9 @@ def check_arguments(args) -> None:
     first, last = args.window
     if first > last:
         raise ConfigError(f"--window: FIRST ({first}) must not be after LAST ({last}); e.g. --window -12 -8.")
+    if last >= 0:  # offset 0 is the sentence's first token: such a window reads the backtracking itself
+        raise ConfigError(f"--window: LAST ({last}) must be negative, the window lies before each backtracking "
+                          f"sentence (offset 0 is its first token); e.g. --window -12 -8.")
     if not 0 < args.heldout < 1:
         raise ConfigError(f"--heldout: a share between 0 and 1; got {args.heldout}.")
     for flag, value, least in (("--max-tokens", args.max_tokens, 16), ("--max-other", args.max_other, 1),

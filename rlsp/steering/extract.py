@@ -19,7 +19,7 @@ import torch
 from rlsp.config import Recipe
 from rlsp.data import check_source, load_examples
 from rlsp.data.prompts import chat_messages
-from rlsp.data.rows import read_rows, resolve_data_file
+from rlsp.data.rows import read_rows
 from rlsp.errors import ConfigError, DataError
 from rlsp.steering.activations import response_activations
 from rlsp.steering.vectors import SteeringVectors, architecture_of
@@ -35,24 +35,37 @@ class Contrast:
 
 
 def check_steer_recipe(recipe: Recipe, base_dir: Path | None) -> None:
+    """What ``rlsp steer extract`` checks before loading the model (``rlsp validate`` runs it too)."""
     cfg = recipe.steer
     if not cfg.positive_system_prompt:
         raise ConfigError("steer.positive_system_prompt: set the system prompt that elicits the trait.")
+    if cfg.positive_system_prompt.strip() == (cfg.negative_system_prompt or "").strip():
+        raise ConfigError("steer.negative_system_prompt: the same as steer.positive_system_prompt, so the two sets "
+                          "of answers would differ in nothing and every vector would be zero; give a prompt that "
+                          "suppresses the trait, or null for no system prompt.")
     if cfg.responses_file is not None:
-        resolve_data_file(cfg.responses_file, base_dir, "steer.responses_file")
+        read_responses(recipe, base_dir)
     else:  # the questions come from the data section
         check_source(recipe.data, base_dir)
+
+
+def read_responses(recipe: Recipe, base_dir: Path | None) -> list[dict]:
+    """The rows of ``steer.responses_file``, each with a question and both responses."""
+    read = read_rows(recipe.steer.responses_file, split="train", base_dir=base_dir, field="steer.responses_file")
+    missing = [n for n, r in read.rows if not all(isinstance(r.get(k), str) and r[k].strip()
+                                                  for k in ("question", "positive", "negative"))]
+    if missing or not read.rows:
+        raise DataError(f"steer.responses_file: {read.where}: " + (
+            f"lines {missing[:5]} lack a question, positive or negative text." if missing else "no rows.")
+            + " Each line needs {\"question\": ..., \"positive\": ..., \"negative\": ...}.")
+    return [row for _, row in read.rows]
 
 
 def contrast_set(recipe: Recipe, base_dir: Path | None, model=None, tokenizer=None) -> Contrast:
     """The questions under both prompts, with responses read from the file or generated."""
     cfg = recipe.steer
     if cfg.responses_file is not None:
-        read = read_rows(cfg.responses_file, split="train", base_dir=base_dir, field="steer.responses_file")
-        rows = [row for _, row in read.rows]
-        missing = [n for n, r in read.rows if not all(r.get(k) for k in ("question", "positive", "negative"))]
-        if missing:
-            raise DataError(f"steer.responses_file: rows {missing[:5]} lack question, positive or negative.")
+        rows = read_responses(recipe, base_dir)
         questions = [r["question"] for r in rows]
     else:
         questions = [e.prompt for e in load_examples(recipe.data, recipe.run.seed, base_dir).examples]

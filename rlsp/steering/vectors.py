@@ -63,15 +63,27 @@ class SteeringVectors:
         if not path.is_file():
             raise ConfigError(f"{field_name}: steering vector file {str(path)!r} not found; make one with rlsp steer extract.")
         try:
+            path.open("rb").close()  # safetensors reports a file it may not read as "not found"
             with safe_open(str(path), framework="pt") as f:
                 metadata = f.metadata() or {}
                 vectors = f.get_tensor("vectors")
-        except Exception as e:  # noqa: BLE001 -- safetensors raises several types for a foreign file
-            raise ConfigError(f"{field_name}: {path} is not a steering vector file ({type(e).__name__}: {e}).") from None
-        if "architecture" not in metadata or vectors.dim() != 2:
+            architecture, info = json.loads(metadata["architecture"]), json.loads(metadata.get("info", "{}"))
+        except OSError as e:
+            raise ConfigError(f"{field_name}: {path} cannot be read ({e.strerror}).") from None
+        except Exception as e:  # noqa: BLE001 -- safetensors and json raise several types for a foreign file
+            raise ConfigError(f"{field_name}: {path} is not a steering vector file made by rlsp steer extract "
+                              f"({type(e).__name__}: {e}).") from None
+        if vectors.dim() != 2 or not vectors.numel():
             raise ConfigError(f"{field_name}: {path} has no rlsp steering vectors (made by rlsp steer extract).")
-        return cls(vectors.float(), metadata.get("model", "?"), json.loads(metadata["architecture"]),
-                   json.loads(metadata.get("info", "{}")))
+        # NaN steers every activation to NaN; all zeros steers nothing (identical contrasting prompts)
+        broken = (~torch.isfinite(vectors)).any(dim=-1).nonzero().flatten().tolist()
+        if broken:
+            raise ConfigError(f"{field_name}: {path} holds NaN or infinite values (in the vectors of layers "
+                              f"{broken[:8]}); extract the vectors again.")
+        if not vectors.any():
+            raise ConfigError(f"{field_name}: {path} holds only zeros, so steering or projecting on it does nothing; "
+                              f"extract it again with prompts that differ in the trait.")
+        return cls(vectors.float(), metadata.get("model", "?"), architecture, info)
 
     def check_fits(self, config, field_name: str = "vectors") -> None:
         """Refuse vectors extracted from a model of another shape than ``config`` (a transformers config)."""
@@ -94,6 +106,9 @@ class SteeringVectors:
             raise ConfigError(
                 f"{field_name}: layer {layer} is out of range; the model has decoder layers 0..{self.n_layers - 1}."
             )
+        if not self.vectors[layer].any():
+            raise ConfigError(f"{field_name}: the vector of layer {layer} is all zeros, so steering or projecting on "
+                              f"it does nothing; choose another layer.")
 
 
 def architecture_of(config) -> dict:
