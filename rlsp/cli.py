@@ -36,9 +36,16 @@ COMMANDS = {
 _OVERRIDE = re.compile(r"^[A-Za-z_]\w*(\.\w+)*=")
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse with rlsp's error style: one line and the way to the help, not the usage block."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rlsp", description="RL post-training for reasoning (RLSP).",
-                                     epilog="--debug anywhere (or RLSP_DEBUG=1) shows tracebacks for errors.")
+    parser = OneLineParser(prog="rlsp", description="RL post-training for reasoning (RLSP).",
+                           epilog="--debug anywhere (or RLSP_DEBUG=1) shows tracebacks for errors.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, module_name in COMMANDS.items():
         module = importlib.import_module(f"rlsp.commands.{module_name}")

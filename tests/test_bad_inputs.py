@@ -208,20 +208,23 @@ def test_a_failed_checkpoint_write_says_what_is_left_and_keeps_the_earlier_one(t
 
 
 @pytest.mark.parametrize(("command", "preflight"), [("train", "rlsp.training.preflight.prepare_training"),
-                                                   ("eval", "rlsp.eval.checks.prepare_eval")])
+                                                   ("eval", "rlsp.eval.checks.prepare_eval"),
+                                                   ("sft", "rlsp.sft.warm_start.prepare_sft"),
+                                                   ("steer", "rlsp.steering.extract.check_steer_recipe")])
 def test_validate_runs_the_commands_own_preflight(folder, capsys, monkeypatch, command, preflight):
     """One function per command, called by the command and by ``rlsp validate``: they cannot drift."""
     calls = []
 
-    def refuse(recipe, base_dir, *, fetch=True):
+    def refuse(recipe, base_dir, *, fetch=True):  # steer's takes no fetch
         calls.append(fetch)
         raise ConfigError("refused by the preflight")
 
     monkeypatch.setattr(preflight, refuse)
     argv = [str(folder / "eval.yaml")]
-    if command == "train":
-        argv += ["rewards=[{function: math, channel: verifier}]", "data.split=train"]
+    argv += {"train": ["rewards=[{function: math, channel: verifier}]", "data.split=train"],
+             "sft": ["sft.max_steps=1"], "steer": ["steer.positive_system_prompt=Shout."]}.get(command, [])
     assert main(["validate", *argv, "--for", command]) == 2
-    assert main([command, *argv]) == 2
+    assert main(["steer", "extract", *argv] if command == "steer" else [command, *argv]) == 2
     assert capsys.readouterr().err.count("refused by the preflight") == 2
-    assert calls == [False, True]  # validate downloads nothing; the command fetches what it needs
+    if command != "steer":  # steer extract's checks read nothing from a hub
+        assert calls == [False, True]  # validate downloads nothing; the command fetches what it needs

@@ -34,9 +34,9 @@ def command_of(recipe, sections: set[str]) -> str:
 
 
 def validate_recipe(recipe, base_dir: Path, command: str) -> None:
-    """Raise the first ``RlspError`` that ``rlsp <command>`` would raise before loading a model:
-    train and eval call the same preflight function as the commands (``fetch=False``: local files
-    are read, hub datasets and uncached hub models are not downloaded)."""
+    """Raise the first ``RlspError`` that ``rlsp <command>`` would raise before loading a model: the
+    same preflight function the command calls (``fetch=False``: local files are read, hub datasets
+    and uncached hub models are not downloaded)."""
     if command == "train":
         from rlsp.training.preflight import prepare_training
 
@@ -46,31 +46,15 @@ def validate_recipe(recipe, base_dir: Path, command: str) -> None:
 
         prepare_eval(recipe, base_dir, fetch=False)
     elif command == "sft":
-        from rlsp.sft.dataset import check_sft_source
+        from rlsp.sft.warm_start import prepare_sft
 
-        check_sft_source(recipe, base_dir)
-        check_model(recipe, command, base_dir)
+        prepare_sft(recipe, base_dir, fetch=False)
     else:
+        from rlsp.modeling.causal_lm import model_config
         from rlsp.steering.extract import check_steer_recipe
 
         check_steer_recipe(recipe, base_dir)
-        check_model(recipe, command, base_dir)
-
-
-def check_model(recipe, command: str, base_dir: Path) -> None:
-    """The model's config is readable (a local folder, an alias's package, a cached hub id; a hub id
-    that is not cached is left to the command), and LoRA targets and hooks fit it."""
-    from rlsp.hooks import build_hooks
-    from rlsp.modeling.causal_lm import model_config
-    from rlsp.modeling.lora import check_lora_targets_of
-
-    config = model_config(recipe.model.name_or_path, local_only=True)
-    if command == "sft":
-        hooks = build_hooks(recipe.hooks, base_dir)
-        if config is not None:
-            check_lora_targets_of(config, recipe.model.lora)
-            for hook in hooks:
-                hook.check_model(config)
+        model_config(recipe.model.name_or_path, local_only=True)  # rlsp steer extract reads it before loading
 
 
 def run(args) -> int:
@@ -83,6 +67,10 @@ def run(args) -> int:
 
     recipe = load_recipe(args.recipe, args.overrides)
     command = args.for_command or command_of(recipe, set(read_yaml_mapping(Path(args.recipe))))
+    if command == "sft":
+        from rlsp.commands.sft import check_written_for_sft
+
+        check_written_for_sft(recipe, Path(args.recipe), args.overrides)  # as rlsp sft checks first
     validate_recipe(recipe, Path(args.recipe).resolve().parent, command)
     check_output_dir(output_dir(recipe, args.recipe))
     print(yaml.safe_dump(recipe_as_dict(recipe), sort_keys=False).rstrip())

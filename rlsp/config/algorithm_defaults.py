@@ -56,7 +56,8 @@ def resolve_algorithm_defaults(train: TrainConfig, source: str) -> TrainConfig:
                         f"function gradient is the KL's); use k1 in the reward, or {estimator} with "
                         f"train.kl.placement: loss.")
     if problems:
-        raise ConfigError("\n".join(f"{source}: {p}" for p in problems))
+        more = f" (and {len(problems) - 1} more: fix this one and validate again)" if len(problems) > 1 else ""
+        raise ConfigError(f"{source}: {problems[0]}{more}")
     if train.clip_eps is None and train.clip_eps_high is None:
         low, high = policy.clip_eps, policy.clip_eps_high or policy.clip_eps
     else:  # one of them set: the other is the paper's lower bound, or symmetric to the lower one set

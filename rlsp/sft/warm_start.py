@@ -37,7 +37,8 @@ from rlsp.modeling.causal_lm import (
 from rlsp.modeling.lora import check_lora_targets_of, peft_lora_config
 from rlsp.paths import claim_output_dir
 from rlsp.precision import Precision, resolve_precision
-from rlsp.sft.dataset import SftData, conversation, prepare_sft_data
+from rlsp.run_lock import own_output_dir
+from rlsp.sft.dataset import SftData, check_sft_source, conversation, prepare_sft_data
 from rlsp.sft.hooked_trainer import hooked_sft_trainer
 
 
@@ -58,9 +59,11 @@ SFT_OUTPUTS = ("config.json", "adapter_config.json", "adapter", "sft_summary.jso
 def run_sft(recipe: Recipe, recipe_dir: Path | None, out: Path, overwrite: bool = False) -> SftResult:
     """Warm-start ``recipe.model`` on ``recipe.sft`` data and save it to ``out`` (a folder that
     holds an earlier model is refused unless ``overwrite``)."""
+    hooks = prepare_sft(recipe, recipe_dir)  # the checks rlsp validate makes, before anything is written
+    own_output_dir(out, "sft")  # before --overwrite removes anything, and a folder that takes writes
     claim_output_dir(out, SFT_OUTPUTS, overwrite, "sft")
     precision = sft_precision(recipe)  # resolved once: training, saving and the summary share it
-    trainer, data = build_trainer(recipe, recipe_dir, out, precision)
+    trainer, data = build_trainer(recipe, recipe_dir, out, precision, hooks)
     # (3) train
     start = time.perf_counter()
     trainer.train()
@@ -86,17 +89,16 @@ def run_sft(recipe: Recipe, recipe_dir: Path | None, out: Path, overwrite: bool 
     return result
 
 
-def build_trainer(recipe: Recipe, recipe_dir: Path | None, out: Path, precision: Precision | None = None):
-    """Phases (1) and (2): every check, the data, the model, and TRL's trainer ready to train."""
+def build_trainer(recipe: Recipe, recipe_dir: Path | None, out: Path, precision: Precision | None = None,
+                  hooks: list | None = None):
+    """Phases (1) and (2): every check, the data, the model, and TRL's trainer ready to train.
+    ``hooks``: what ``prepare_sft`` returned, when the caller ran it already."""
     model_path = resolve_model_path(recipe.model.name_or_path)
     use_cpu = uses_cpu(recipe)
     precision = precision or sft_precision(recipe)
-    # (1) cheap checks, before any weights are read
-    hooks = HookRunner(build_hooks(recipe.hooks, recipe_dir), "sft", lambda: None, out)
+    # (1) cheap checks, before any weights are read (the ones rlsp validate makes too)
+    hooks = HookRunner(prepare_sft(recipe, recipe_dir) if hooks is None else hooks, "sft", lambda: None, out)
     try:
-        config = model_config(recipe.model.name_or_path)  # read once, no weights: the checks before loading
-        check_lora_targets_of(config, recipe.model.lora)  # before the ZeRO-3 set-up, which would shard it
-        hooks.check_model(config)
         tokenizer = load_tokenizer(recipe.model.name_or_path)
     except OSError as e:  # a hub id without a network, a directory without a model
         raise ModelError(
@@ -125,6 +127,23 @@ def build_trainer(recipe: Recipe, recipe_dir: Path | None, out: Path, precision:
     )
     announce_setup(trainer.accelerator.state, "sft")
     return trainer, data
+
+
+def prepare_sft(recipe: Recipe, recipe_dir: Path | None, *, fetch: bool = True) -> list:
+    """Every check of ``rlsp sft`` that needs no weights, cheapest first; the recipe's hooks. The
+    command and ``rlsp validate`` both call it. ``fetch`` False (validate) reads local data files
+    but downloads no hub dataset or model config."""
+    check_sft_source(recipe, recipe_dir)
+    hooks = build_hooks(recipe.hooks, recipe_dir)
+    try:
+        config = model_config(recipe.model.name_or_path, local_only=not fetch)
+    except OSError as e:  # a hub id without a network, a directory without a model
+        raise ModelError(f"model.name_or_path: could not load {recipe.model.name_or_path!r}: {e}") from None
+    if config is not None:
+        check_lora_targets_of(config, recipe.model.lora)  # before the ZeRO-3 set-up, which would shard it
+        for hook in hooks:
+            hook.check_model(config)
+    return hooks
 
 
 def uses_cpu(recipe: Recipe) -> bool:

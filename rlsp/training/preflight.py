@@ -117,7 +117,9 @@ def check_training_recipe(recipe: Recipe) -> None:
         problems.append("model.precision: fp16 training needs loss scaling, which rlsp train does not do; "
                         "use 'auto' or 'bf16'.")
     if problems:
-        raise ConfigError("\n".join(problems))
+        raise ConfigError(problems[0] + (f" (and {len(problems) - 1} more problem{'s' * (len(problems) > 2)}: "
+                                         f"rlsp validate lists the next once this one is fixed)"
+                                         if len(problems) > 1 else ""))
 
 
 def loss_combinations(t) -> list[str]:
