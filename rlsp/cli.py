@@ -96,7 +96,9 @@ def _run(args: argparse.Namespace, debug: bool) -> int:
               f"[section.key=value ...]; the shipped recipes are in recipes/.", file=sys.stderr)
         return 2
     try:
-        return module.run(args)
+        code = module.run(args)
+        leave_process_group()
+        return code
     except RlspError as e:
         if debug:
             raise
@@ -111,6 +113,16 @@ def _run(args: argparse.Namespace, debug: bool) -> int:
             left = getattr(module, "interrupted", None)
             print(f"\nrlsp {args.command}: {how}. {left(args) if left else ''}".rstrip(), file=sys.stderr)
         return code
+
+
+def leave_process_group() -> None:
+    """Tear down a launch's process group once the command's work is done. Left to the interpreter's
+    exit, gloo's and DeepSpeed's communication threads are destroyed while still joinable and the
+    process sometimes aborts (SIGABRT, exit -6) after finishing, which a launcher reports as a failed
+    run. Every collective of the command is behind each process by now, so no barrier is needed."""
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 def with_recipe_file(error: RlspError, args) -> str:

@@ -19,9 +19,19 @@ def launched_rank() -> int:
     return int(os.environ.get("RANK", "0"))
 
 
+def launched_local_rank() -> int:
+    """This process's rank on its machine (``LOCAL_RANK``): the GPU it runs on."""
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
 def launched_world_size() -> int:
     """How many processes the launcher started (``WORLD_SIZE``), 1 when run directly."""
     return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def launched_with_deepspeed() -> bool:
+    """Whether ``accelerate launch`` asked for DeepSpeed (a config with ``distributed_type: DEEPSPEED``)."""
+    return os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() == "true"
 
 
 def check_launch(command: str) -> None:
@@ -32,7 +42,7 @@ def check_launch(command: str) -> None:
                           f"the launch config); rlsp {command} takes its precision from model.precision alone. Set "
                           f"model.precision in the recipe (auto picks bf16 where the device runs it natively) and "
                           f"mixed_precision: 'no' in the launch.")
-    if os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() != "true":
+    if not launched_with_deepspeed():
         return
     if os.environ.get("ACCELERATE_DEEPSPEED_CONFIG_FILE", "none") != "none":
         from rlsp.training.deepspeed_config import launch_config
@@ -57,7 +67,7 @@ def check_world(num_processes: int, uses_deepspeed: bool, command: str) -> None:
 def announce_setup(state, command: str) -> None:
     """What every command does once accelerate is set up: refuse a short process group, then say
     on the main process what the run got."""
-    check_world(state.num_processes, os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() == "true", command)
+    check_world(state.num_processes, launched_with_deepspeed(), command)
     if state.is_main_process:
         print(describe_setup(state))
 
@@ -70,7 +80,7 @@ def describe_setup(state) -> str:
     if state.distributed_type == DistributedType.DEEPSPEED:
         plugin = getattr(state, "deepspeed_plugin", None)
         deepspeed = f"ZeRO-{plugin.zero_stage}" if plugin is not None else "yes"
-    elif os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() == "true":
+    elif launched_with_deepspeed():
         # On CPUs rlsp has accelerate set up a gloo group and builds any ZeRO engines itself.
         from rlsp.training.deepspeed_config import launch_config, zero_stage
 

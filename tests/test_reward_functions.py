@@ -9,6 +9,7 @@ import pytest
 import torch
 from rlsp_verifiers import Verdict
 
+from rlsp.config import load_recipe
 from rlsp.config.train_schema import RewardSpec
 from rlsp.errors import ConfigError, RewardError
 from rlsp.scoring import registry as reward_registry
@@ -173,9 +174,11 @@ def test_register_conflicts():
 # --- spec validation at load time --------------------------------------------------------------
 
 
-def test_spec_validation():
-    with pytest.raises(ConfigError, match="weight must be a finite number"):
-        RewardFunction(Spec("length", weight=math.inf))
+def test_spec_validation(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("rewards: [{function: length, channel: exploration, weight: .inf}]\n")
+    with pytest.raises(ConfigError, match="rewards.0.weight: Input should be a finite number"):
+        load_recipe(recipe)
     with pytest.raises(ConfigError, match="unknown option 'c'. Did you mean 'C'"):
         RewardFunction(Spec("length", kwargs={"c": 100}))
     with pytest.raises(ConfigError, match="may not set completion_lengths"):

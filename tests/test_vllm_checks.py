@@ -35,27 +35,27 @@ def test_validate_refuses_a_vllm_recipe_here(tmp_path, tiny_model_dir):
     assert main(["validate", str(path), "generation.backend=vllm"]) == 2
 
 
-def test_auto_takes_vllm_only_where_it_runs_unattended(monkeypatch, tiny_model_dir):
-    from rlsp.generation import choose_backend
-    from rlsp.modeling.causal_lm import load_causal_lm
+def test_auto_takes_vllm_only_where_it_runs_unattended(monkeypatch, tmp_path, tiny_model_dir):
+    """Resolved once from the recipe and the launch, before any model loads."""
+    from test_training import make_recipe
 
-    model, _ = load_causal_lm(str(tiny_model_dir), device="cpu")
-    auto = GenerationConfig(backend="auto")
+    from rlsp.generation import resolve_backend
+
+    recipe = lambda *overrides: make_recipe(tmp_path, tiny_model_dir, *overrides)[1]
     monkeypatch.setattr(vllm_backend, "vllm_available", lambda: False)
-    assert choose_backend(auto, model) == "hf"  # not installed (this environment)
+    assert resolve_backend(recipe()) == "hf"  # not installed (this environment)
     monkeypatch.setattr(vllm_backend, "vllm_available", lambda: True)
-    assert choose_backend(auto, model) == "vllm"  # a CPU, one process, a model folder
-    assert choose_backend(auto, model, hooks=True) == "hf"  # hooks act on the torch module's forward
-    assert choose_backend(GenerationConfig(backend="hf"), model) == "hf"
-    assert choose_backend(GenerationConfig(backend="vllm"), model, hooks=True) == "vllm"  # asked for: preflight checks
+    assert resolve_backend(recipe()) == "vllm"  # a CPU, one process, a model folder
+    assert resolve_backend(recipe(), hooks=True) == "hf"  # hooks act on the torch module's forward
+    assert resolve_backend(recipe("generation.backend=hf")) == "hf"
+    assert resolve_backend(recipe("generation.backend=vllm"), hooks=True) == "vllm"  # asked for: preflight checks
     monkeypatch.setenv("WORLD_SIZE", "2")
-    assert choose_backend(auto, model) == "hf"
+    assert resolve_backend(recipe()) == "hf"
     monkeypatch.delenv("WORLD_SIZE")
-    next(model.parameters()).ds_id = 0  # a ZeRO-3 shard
-    assert choose_backend(auto, model) == "hf"
-    del next(model.parameters()).ds_id
-    model.config._name_or_path = "some-org/some-model"  # a hub id: no config.json for the engine to read
-    assert choose_backend(auto, model) == "hf"
+    monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "true")  # ZeRO shards: the engine has no whole weights
+    assert resolve_backend(recipe()) == "hf"
+    monkeypatch.delenv("ACCELERATE_USE_DEEPSPEED")
+    assert resolve_backend(recipe("model.name_or_path=some-org/some-model")) == "hf"  # no config.json to read
 
 
 def test_vllm_with_steering_while_sampling_is_refused(tmp_path, tiny_model_dir, monkeypatch):

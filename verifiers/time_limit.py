@@ -31,6 +31,7 @@ from rlsp.errors import RewardError
 # Extra seconds beyond the per-call limits before a whole batch is declared lost: covers worker
 # start-up (imports) and restarts after time-outs. Reached only if the pool itself is wedged.
 _POOL_GRACE_S = 60.0
+_ATTEMPTS = 3  # pools tried for one batch before the batch fails
 
 _pool: pebble.ProcessPool | None = None
 _pool_lock = threading.Lock()
@@ -86,24 +87,26 @@ def call_with_time_limit(
     function) and its arguments and result picklable. Safe to call from any thread.
 
     Returns one ``Outcome`` per call, in order: an exception, a time-out or a crashed worker
-    becomes ``Outcome(error=...)`` for that call alone. Raises ``RewardError`` only when worker
-    processes cannot start at all (twice in a row).
+    becomes ``Outcome(error=...)`` for that call alone. A pool that breaks (a worker killed while
+    idle, or pebble losing track of one it replaced after a time-out on a loaded machine) is
+    replaced and the batch run again; ``RewardError`` only when that happens ``_ATTEMPTS`` times in
+    a row, naming what broke it.
     """
     if not calls:
         return []
-    try:
-        return _run(fn, calls, timeout_s)
-    except BrokenProcessPool:
-        shutdown()  # a worker can die while idle (e.g. the OOM killer); retry on a fresh pool
-    try:
-        return _run(fn, calls, timeout_s)
-    except BrokenProcessPool as e:
-        shutdown()
-        raise RewardError(
-            "worker processes for time-limited verification could not start. They are started "
-            "with 'spawn', which re-imports your main script: if you call rlsp verifiers from a "
-            'script, put the calling code under `if __name__ == "__main__":`'
-        ) from e
+    for attempt in range(_ATTEMPTS):
+        try:
+            return _run(fn, calls, timeout_s)
+        except BrokenProcessPool as e:
+            shutdown()  # retry on a fresh pool
+            broken = e
+            time.sleep(attempt)
+    cause = f"{broken}" + (f" ({broken.__cause__!r})" if broken.__cause__ else "")
+    raise RewardError(
+        f"worker processes for time-limited verification broke {_ATTEMPTS} times in a row ({cause or 'no detail'}). "
+        "They are started with 'spawn', which re-imports your main script: if you call rlsp verifiers from a "
+        'script, put the calling code under `if __name__ == "__main__":`'
+    ) from broken
 
 
 def _run(fn: Callable[..., Any], calls: Sequence[tuple], timeout_s: float) -> list[Outcome]:

@@ -27,7 +27,7 @@ from rlsp.data import Example
 from rlsp.data.prompts import chat_messages
 from rlsp.eval import checks
 from rlsp.eval.metrics import group_metrics, sample_metrics
-from rlsp.generation import generate_all, make_backend, sampling_params
+from rlsp.generation import generate_all, make_backend, resolve_backend, sampling_params
 from rlsp.modeling.causal_lm import load_causal_lm, pick_device
 from rlsp.paths import claim_output_dir
 from rlsp.precision import resolve_precision
@@ -96,7 +96,8 @@ def evaluate_model(
             # each process its own stream: samples of the same problem on two processes differ
             with _seeded(rank_seed(recipe.run.seed if seed is None else seed, state.process_index), model):
                 completions = generate_all(
-                    backend or make_backend(model, tokenizer, recipe.generation, recipe.run.seed),
+                    backend or make_backend(model, tokenizer, recipe.generation, recipe.run.seed,
+                                            resolve_backend(recipe)),
                     [chat_messages(examples[i], data_cfg) for i, _ in mine],
                     sampling_params(recipe.generation),
                     recipe.generation.batch_size,

@@ -13,14 +13,11 @@ def sampling_params(generation_cfg) -> SamplingParams:
     return SamplingParams(temperature=g.temperature, top_p=g.top_p, max_new_tokens=g.max_new_tokens)
 
 
-def make_backend(model, tokenizer, generation_cfg=None, seed: int = 0, hooks: bool = False) -> GenerationBackend:
-    """The generation backend for a recipe's ``generation`` section; the one place one is built.
-
-    vLLM (``choose_backend``) builds an engine (once: callers keep the backend) holding a copy of
-    ``model``'s weights; otherwise ``HFBackend`` samples with ``model`` itself. ``hooks``: the run
-    has hooks, which act on ``model``'s own forward passes.
-    """
-    if generation_cfg is not None and choose_backend(generation_cfg, model, hooks) == "vllm":
+def make_backend(model, tokenizer, generation_cfg=None, seed: int = 0, backend: str = "hf") -> GenerationBackend:
+    """The generation backend named ``backend`` (``resolve_backend``'s answer); the one place one is
+    built. vLLM builds an engine (once: callers keep the backend) holding a copy of ``model``'s
+    weights; ``HFBackend`` samples with ``model`` itself."""
+    if backend == "vllm":
         from rlsp.generation.vllm_backend import VLLMBackend
 
         if generation_cfg.backend == "auto":
@@ -30,27 +27,31 @@ def make_backend(model, tokenizer, generation_cfg=None, seed: int = 0, hooks: bo
     return HFBackend(model, tokenizer)
 
 
-def choose_backend(generation_cfg, model, hooks: bool = False) -> str:
-    """'hf' or 'vllm'. ``generation.backend: auto`` takes vLLM where it generated faster and runs
-    unattended: vLLM installed, a CPU (the only place it was measured: benchmarks/generation.py),
-    one process, a model folder with a config.json, no ZeRO-3 shards, no hooks (vLLM does not run
-    the module's forward hooks). Everywhere else rlsp's own loop."""
-    if generation_cfg.backend != "auto":
-        return generation_cfg.backend
-    from rlsp.generation.vllm_backend import vllm_available
+def resolve_backend(recipe, hooks: bool = False) -> str:
+    """'hf' or 'vllm': ``generation.backend`` as this process runs it, decided once before any model
+    loads; every caller (the backend, ZeRO-3's gathering, lockstep) uses the answer.
 
-    params = list(model.parameters())
-    folder = getattr(getattr(model, "config", None), "_name_or_path", "") or ""
+    ``auto`` takes vLLM where it generated faster and runs unattended: vLLM installed, a CPU (the
+    only place it was measured: benchmarks/generation.py), one process, no DeepSpeed, a model
+    folder with a config.json for the engine, no hooks (vLLM does not run the module's forward
+    hooks). Everywhere else rlsp's own loop."""
+    generation = recipe.generation
+    if generation.backend != "auto":
+        return generation.backend
+    from rlsp.generation.vllm_backend import vllm_available
+    from rlsp.launch_setup import launched_with_deepspeed, launched_world_size
+    from rlsp.modeling.causal_lm import pick_device, resolve_model_path
+
     fits = (
         vllm_available()
-        and int(os.environ.get("WORLD_SIZE", "1")) == 1
+        and launched_world_size() == 1
+        and not launched_with_deepspeed()
         and not hooks
-        and bool(params)
-        and all(p.device.type == "cpu" and not hasattr(p, "ds_id") for p in params)
-        and os.path.isfile(os.path.join(folder, "config.json"))
+        and pick_device(recipe.model.device).type == "cpu"
+        and os.path.isfile(os.path.join(resolve_model_path(recipe.model.name_or_path), "config.json"))
     )
     return "vllm" if fits else "hf"
 
 
-__all__ = ["Completion", "GenerationBackend", "HFBackend", "Rollout", "SamplingParams", "choose_backend", "generate_all",
-           "make_backend", "sampling_params"]
+__all__ = ["Completion", "GenerationBackend", "HFBackend", "Rollout", "SamplingParams", "generate_all",
+           "make_backend", "resolve_backend", "sampling_params"]

@@ -152,10 +152,19 @@ def model_config(name_or_path: str, local_only: bool = False):
 
 
 def pick_device(device: str = "auto") -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """The device ``model.device`` means for this process; the one rule every command uses.
+
+    'auto' is the process's own GPU (``LOCAL_RANK`` under a launcher, as accelerate places it)
+    where CUDA is available, else the CPU; 'cuda' without an index is the process's own GPU too.
+    """
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ModelError(f"model.device is {device!r} but no CUDA device is available; use 'cpu' or 'auto'.")
+    if device == "auto" and not torch.cuda.is_available():
+        return torch.device("cpu")
+    if device in ("auto", "cuda"):
+        from rlsp.launch_setup import launched_local_rank
+
+        return torch.device("cuda", launched_local_rank())
     return torch.device(device)
 
 

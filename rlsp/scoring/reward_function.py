@@ -64,12 +64,7 @@ class RewardFunction:
         self.on_error: str = spec.on_error
         self.fallback_value = float(spec.fallback_value)
         self.timeout_s = float(spec.timeout_s)
-        where = f"reward function '{self.name}'"
-        for field in ("weight", "fallback_value"):
-            if not math.isfinite(getattr(self, field)):
-                raise ConfigError(
-                    f"{where}: {field} must be a finite number, got {getattr(self, field)!r}"
-                )
+        where = f"reward function '{self.name}'"  # weight and fallback_value are finite: the schema allows no other
         self.fn = load_reward_function(self.ref, base_dir)
         builtin = self.ref.strip() in BUILTINS
         _check_signature(self.fn, self.kwargs, where, strict=builtin)

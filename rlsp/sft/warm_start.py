@@ -32,6 +32,7 @@ from rlsp.modeling.causal_lm import (
     load_merged_adapter,
     load_tokenizer,
     model_config,
+    pick_device,
     resolve_model_path,
 )
 from rlsp.modeling.lora import check_lora_targets_of, peft_lora_config
@@ -147,13 +148,12 @@ def prepare_sft(recipe: Recipe, recipe_dir: Path | None, *, fetch: bool = True) 
 
 
 def uses_cpu(recipe: Recipe) -> bool:
-    return recipe.model.device == "cpu" or not torch.cuda.is_available()
+    return pick_device(recipe.model.device).type == "cpu"
 
 
 def sft_precision(recipe: Recipe) -> Precision:
     """``model.precision`` for SFT: fp32 master weights under autocast, bf16 weights for 'bf16-pure'."""
-    device = torch.device("cpu") if uses_cpu(recipe) else torch.device("cuda", torch.cuda.current_device())
-    return resolve_precision(recipe.model.precision, device, training=True)
+    return resolve_precision(recipe.model.precision, pick_device(recipe.model.device), training=True)
 
 
 def training_arguments(recipe: Recipe, out: Path, use_cpu: bool, bf16: bool, fp16: bool):

@@ -78,9 +78,9 @@ def contrast_set(recipe: Recipe, base_dir: Path | None, model=None, tokenizer=No
     positive, negative = conversations(cfg.positive_system_prompt), conversations(cfg.negative_system_prompt)
     if cfg.responses_file is not None:
         return Contrast(questions, positive, negative, [r["positive"] for r in rows], [r["negative"] for r in rows])
-    from rlsp.generation import generate_all, make_backend, sampling_params
+    from rlsp.generation import generate_all, make_backend, resolve_backend, sampling_params
 
-    backend = make_backend(model, tokenizer, recipe.generation)
+    backend = make_backend(model, tokenizer, recipe.generation, recipe.run.seed, resolve_backend(recipe))
     params, batch = sampling_params(recipe.generation), recipe.generation.batch_size
     pos = generate_all(backend, positive, params, batch, desc="answers (eliciting prompt)")
     neg = generate_all(backend, negative, params, batch, desc="answers (suppressing prompt)")

@@ -15,12 +15,12 @@ from transformers.optimization import (
 from rlsp.config import Recipe
 from rlsp.errors import ConfigError
 from rlsp.generation.policy_weights import policy_weights
+from rlsp.launch_setup import launched_with_deepspeed
 from rlsp.modeling.causal_lm import load_causal_lm
 from rlsp.modeling.lora import add_lora
 from rlsp.modeling.networks import Critic, Reference, trainable_parameters
 from rlsp.precision import Precision
 from rlsp.training.checkpoint import trainable_state
-from rlsp.training.deepspeed_config import launched_with_deepspeed
 from rlsp.training.distributed import Distributed, training_device
 from rlsp.training.update import Optimisation
 
@@ -95,13 +95,14 @@ class TrainingModels:
         self.tokenizer.save_pretrained(directory)
 
 
-def make_distributed(recipe: Recipe) -> Distributed:
-    """The process group this launch asked for: DeepSpeed ZeRO engines or accelerate's DDP."""
+def make_distributed(recipe: Recipe, generation_backend: str = "hf") -> Distributed:
+    """The process group this launch asked for: DeepSpeed ZeRO engines or accelerate's DDP.
+    ``generation_backend``: ``resolve_backend``'s answer (ZeRO-3 gathers for rlsp's own loop only)."""
     cpu = training_device(recipe).type == "cpu"
     if launched_with_deepspeed():
         from rlsp.training.zero_distributed import DeepSpeedDistributed
 
-        dist = DeepSpeedDistributed(recipe, cpu)
+        dist = DeepSpeedDistributed(recipe, cpu, generation_backend)
     else:
         dist = Distributed(cpu)
     if dist.is_main_process:
@@ -110,8 +111,8 @@ def make_distributed(recipe: Recipe) -> Distributed:
 
 
 def build_models(recipe: Recipe, n_value_heads: int, total_optimizer_steps: int, precision: Precision,
-                 hidden_size: int) -> TrainingModels:
-    dist = make_distributed(recipe)
+                 hidden_size: int, generation_backend: str = "hf") -> TrainingModels:
+    dist = make_distributed(recipe, generation_backend)
     cfg = recipe.train
     # DeepSpeed's bf16 mode keeps bf16 weights and the fp32 master copy inside its optimizer.
     bf16 = dist.uses_deepspeed and precision.compute == torch.bfloat16

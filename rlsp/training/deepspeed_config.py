@@ -24,10 +24,6 @@ from rlsp.errors import ConfigError
 SUPPORTED_STAGES = (1, 2, 3)
 
 
-def launched_with_deepspeed() -> bool:
-    return os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() == "true"
-
-
 def launch_config() -> dict:
     """The DeepSpeed config accelerate was launched with, as a dict (``"auto"`` values left in)."""
     config_file = os.environ.get("ACCELERATE_DEEPSPEED_CONFIG_FILE", "none")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -175,9 +174,7 @@ def rank_seed(seed: int, rank: int) -> int:
 
 def training_device(recipe: Recipe) -> torch.device:
     """The device this process will train on, known before accelerate is set up (as Accelerator
-    picks it: the local rank's GPU if there is one)."""
-    if recipe.model.device != "auto":
-        return torch.device(recipe.model.device)
-    if torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-    return torch.device("cpu")
+    picks it: the local rank's GPU if there is one); ``pick_device``'s rule for ``model.device``."""
+    from rlsp.modeling.causal_lm import pick_device
+
+    return pick_device(recipe.model.device)

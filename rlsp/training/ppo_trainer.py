@@ -33,7 +33,7 @@ from rlsp.config import Recipe, output_dir
 from rlsp.data.prompts import chat_messages
 from rlsp.eval.metrics import eval_metrics
 from rlsp.eval.run import evaluate_model
-from rlsp.generation import make_backend, sampling_params
+from rlsp.generation import make_backend, resolve_backend, sampling_params
 from rlsp.hooks import HookRunner
 from rlsp.precision import resolve_precision
 from rlsp.run_lock import own_output_dir, release_output_dir
@@ -86,9 +86,10 @@ class Trainer:
         # Before any model loads, so a slow or lossy choice is warned about first.
         self.precision = resolve_precision(recipe.model.precision, training_device(recipe), training=True)
 
+        self.backend_name = resolve_backend(recipe, hooks=bool(self.hooks.hooks))  # decided once, used by all
         torch.manual_seed(recipe.run.seed)  # the same initial weights (a critic's value head) on every process
         self.models = build_models(recipe, value_heads(self.cfg), self._total_optimizer_steps(), self.precision,
-                                   getattr(config, "hidden_size", 0))
+                                   getattr(config, "hidden_size", 0), self.backend_name)
         dist = self.models.dist
         if dist.is_main_process:
             print(self.precision.describe())
@@ -96,7 +97,7 @@ class Trainer:
         self.sampling_seeds = [rank_seed(recipe.run.seed, rank) for rank in range(dist.num_processes)]
         torch.manual_seed(self.sampling_seeds[dist.process_index])
         self.backend = make_backend(dist.unwrap(self.models.policy), self.models.tokenizer, recipe.generation,
-                                    self.sampling_seeds[dist.process_index], hooks=bool(self.hooks.hooks))
+                                    self.sampling_seeds[dist.process_index], self.backend_name)
         if (lockstep := dist.generation_lockstep()) is not None:
             self.backend.lockstep = lockstep
         self.sampler = PromptSampler(len(self.train_data), recipe.run.seed)

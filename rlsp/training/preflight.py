@@ -19,17 +19,13 @@ from rlsp.data import Example, load_or_check_examples
 from rlsp.errors import ConfigError
 from rlsp.eval.checks import check_group_by
 from rlsp.hooks import Hook, build_hooks
+from rlsp.launch_setup import launched_with_deepspeed
 from rlsp.modeling.causal_lm import model_config
 from rlsp.modeling.lora import check_lora_targets_of
 from rlsp.scoring.channels import build_reward_functions
 from rlsp.scoring.reward_function import RewardFunction
 from rlsp.scoring.verifier import Verifier, build_verifier
-from rlsp.training.deepspeed_config import (
-    check_deepspeed_recipe,
-    check_devices,
-    launch_config,
-    launched_with_deepspeed,
-)
+from rlsp.training.deepspeed_config import check_deepspeed_recipe, check_devices, launch_config
 
 
 @dataclass

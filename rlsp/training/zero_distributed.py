@@ -47,7 +47,7 @@ ENGINE_TAG = "engine"  # DeepSpeed's checkpoint tag inside each role's folder
 class DeepSpeedDistributed(Distributed):
     uses_deepspeed = True
 
-    def __init__(self, recipe, cpu: bool):
+    def __init__(self, recipe, cpu: bool, generation_backend: str = "hf"):
         # cpu=True: accelerate then sets up the gloo group over every rank itself. With cpu=False
         # on a machine without GPUs it finds no device backend, lets DeepSpeed join the ranks, and
         # counts one process on each (the single-process look of DeepSpeed on CPU).
@@ -55,7 +55,7 @@ class DeepSpeedDistributed(Distributed):
         import deepspeed
 
         deepspeed.init_distributed(dist_backend="gloo" if cpu else "nccl", auto_mpi_discovery=False)
-        self.recipe = recipe
+        self.recipe, self.generation_backend = recipe, generation_backend
         self.config = launch_config()
         self.stage = zero_stage(self.config)
 
@@ -126,7 +126,8 @@ class DeepSpeedDistributed(Distributed):
 
     def _gathers_by_layer(self) -> bool:
         g = self.recipe.generation
-        return self.stage == 3 and g.zero3_gather == "layer" and g.backend == "hf"  # vLLM syncs whole weights
+        # the resolved backend: 'auto' that became rlsp's own loop gathers by layer too; vLLM syncs whole weights
+        return self.stage == 3 and g.zero3_gather == "layer" and self.generation_backend == "hf"
 
     def generation_lockstep(self) -> Lockstep | None:
         return Lockstep(self.device) if self._gathers_by_layer() else None
