@@ -45,25 +45,31 @@ def main() -> None:
 
 
 def per_step_means(rollouts: Path) -> dict[str, list[float]]:
-    """Sampled verifier accuracy and mean completion length of each training step."""
-    correct, length = defaultdict(list), defaultdict(list)
+    """Per training step: sampled verifier accuracy, mean completion length, and the exploration
+    channel: its mean score and how much it varies between the answers to one prompt, which is
+    all a group-relative estimator (RLOO) can learn from."""
+    correct, length, exploration = defaultdict(list), defaultdict(list), defaultdict(lambda: defaultdict(list))
     if rollouts.exists():
         for line in rollouts.read_text().splitlines():
             record = json.loads(line)
             correct[record["step"]].append(record["rewards"]["verifier"] >= 1.0)
             length[record["step"]].append(record["length"])
+            exploration[record["step"]][record.get("group", 0)].append(record["rewards"]["exploration"])
     steps = sorted(correct)
-    return {"step": steps, "accuracy": [sum(correct[s]) / len(correct[s]) for s in steps],
-            "length": [sum(length[s]) / len(length[s]) for s in steps]}
+    mean = lambda xs: sum(xs) / len(xs)
+    spread = lambda xs: (mean([(x - mean(xs)) ** 2 for x in xs])) ** 0.5
+    return {"step": steps, "accuracy": [mean(correct[s]) for s in steps], "length": [mean(length[s]) for s in steps],
+            "exploration": [mean([x for g in exploration[s].values() for x in g]) for s in steps],
+            "exploration_within_prompt": [mean([spread(g) for g in exploration[s].values()]) for s in steps]}
 
 
 def plot(stages, curves: dict[str, list[float]], path: Path) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(11, 4), layout="constrained")
+    fig = Figure(figsize=(15, 4), layout="constrained")
     FigureCanvasAgg(fig)
-    bars, train = fig.subplots(1, 2)
+    bars, train, explore = fig.subplots(1, 3)
     names, accuracies = [n for n, _, _ in stages], [a for _, a, _ in stages]
     bars.bar(names, accuracies, color=["#999999", "#4c72b0", "#dd8452"])
     for x, a in enumerate(accuracies):
@@ -84,6 +90,13 @@ def plot(stages, curves: dict[str, list[float]], path: Path) -> None:
         train.legend(loc="lower left")
         lengths.legend(loc="lower right")
     train.set_title("RL training samples")
+    if curves["step"]:
+        explore.plot(curves["step"], curves["exploration"], "-o", label="mean exploration score")
+        explore.plot(curves["step"], curves["exploration_within_prompt"], "-s",
+                     label="spread between one prompt's answers (std)")
+        explore.set_xlabel("RL step")
+        explore.legend(loc="best")
+    explore.set_title("exploration channel (raw, before gating)")
     fig.savefig(path, dpi=110)
 
 

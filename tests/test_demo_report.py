@@ -8,6 +8,8 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+import pytest
+
 from rlsp.config.recipe import Recipe
 from rlsp.eval.run import summarise
 
@@ -46,9 +48,13 @@ def test_per_step_means(tmp_path):
     spec = importlib.util.spec_from_file_location("demo_report", SCRIPT)
     report = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(report)
-    rows = [(1, 1.0, 10), (1, 0.0, 20), (1, 0.5, 30), (2, 1.0, 40)]
+    rows = [(1, 1.0, 10, 0, 0.2), (1, 0.0, 20, 0, 0.4), (1, 0.5, 30, 1, 0.3), (2, 1.0, 40, 0, 0.5)]
     (tmp_path / "rollouts.jsonl").write_text("".join(
-        json.dumps({"step": s, "rewards": {"verifier": v}, "length": n}) + "\n" for s, v, n in rows))
+        json.dumps({"step": s, "rewards": {"verifier": v, "exploration": e}, "length": n, "group": g}) + "\n"
+        for s, v, n, g, e in rows))
     curves = report.per_step_means(tmp_path / "rollouts.jsonl")
     # A partial verifier score (0.5) is not a correct answer.
-    assert curves == {"step": [1, 2], "accuracy": [1 / 3, 1.0], "length": [20.0, 40.0]}
+    assert curves["step"] == [1, 2] and curves["accuracy"] == [1 / 3, 1.0] and curves["length"] == [20.0, 40.0]
+    assert curves["exploration"] == pytest.approx([0.3, 0.5])
+    # step 1: prompt 0's answers 0.2 and 0.4 (std 0.1), prompt 1's one answer (0)
+    assert curves["exploration_within_prompt"] == pytest.approx([0.05, 0.0])

@@ -143,6 +143,21 @@ def test_a_checkpoint_is_not_written_over_non_finite_weights(tmp_path, tiny_mode
     assert ckpt.list_checkpoints(Path(recipe.run.output_dir)) == []
 
 
+def test_rlsp_sft_stops_before_a_step_with_non_finite_gradients(tmp_path, tiny_model_dir):
+    from test_sft_train import tiny_recipe
+
+    from rlsp.sft.warm_start import build_trainer
+
+    recipe, out, _ = tiny_recipe(tmp_path, tiny_model_dir, "sft.max_steps=3", "sft.save_steps=1")
+    trainer, _ = build_trainer(recipe, None, out)
+    weight = next(p for p in trainer.model.parameters() if p.requires_grad)
+    before = weight.detach().clone()
+    weight.register_hook(lambda grad: grad * float("nan"))
+    with pytest.raises(NonFiniteError, match="optimizer step 1: a gradient is not finite; the step was not applied"):
+        trainer.train()
+    assert torch.equal(weight.detach(), before) and not list(out.glob("checkpoint-*"))
+
+
 # -- rewards that hang or end the process --------------------------------------------------------------
 REWARDS = '''
 import sys, time

@@ -8,7 +8,10 @@ backward of one micro-batch). Scalars hooks set are merged into the trainer's ne
 
 from __future__ import annotations
 
+import torch
+
 from rlsp.hooks import HookRunner
+from rlsp.training.nonfinite import NonFiniteError
 
 
 def hooked_sft_trainer(hooks: HookRunner, **trainer_kwargs):
@@ -75,6 +78,13 @@ def hooked_sft_trainer(hooks: HookRunner, **trainer_kwargs):
             self.runner.step = state.global_step
 
         def on_pre_optimizer_step(self, args, state, control, **kwargs):
+            # NaN or inf gradients (the same on every process once reduced) stop the run before the
+            # step and before any later checkpoint could keep them (DeepSpeed's sharded gradients
+            # are its own to check: it skips such a step)
+            if not all(bool(torch.isfinite(p.grad).all()) for p in trainer.model.parameters() if p.grad is not None):
+                raise NonFiniteError(f"optimizer step {state.global_step + 1}: a gradient is not finite; the step was "
+                                     "not applied and nothing after the last saved checkpoint was kept. Usual causes: "
+                                     "a learning rate too high, a hook setting that is not a finite number.")
             self.runner.fire("optimizer_step_start", replay=trainer.replay if self.runner.wants_replay else None)
 
         def on_optimizer_step(self, args, state, control, **kwargs):
