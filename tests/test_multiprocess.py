@@ -90,3 +90,30 @@ def test_rlsp_train_on_two_processes_samples_apart_logs_once_and_resumes_exactly
     assert [r["completion"] for r in again] == [r["completion"] for r in records]
     resumed, expected = load_file(run / "final" / "model.safetensors"), load_file(straight / "final" / "model.safetensors")
     assert all(torch.equal(resumed[k], v) for k, v in expected.items())
+
+
+SHARED_FOLDER_PROBE = """
+import sys
+from pathlib import Path
+from rlsp.errors import ConfigError
+from rlsp.training.distributed import Distributed
+
+dist = Distributed(cpu=True)
+base = Path(sys.argv[1])
+dist.check_shared_folder(base)  # one folder for both: passes
+own = base / f"machine{dist.process_index}"  # as two machines' local disks would look
+own.mkdir(exist_ok=True)
+try:
+    dist.check_shared_folder(own)
+except ConfigError as e:
+    sys.stdout.write(f"rank {dist.process_index}: {e}\\n")
+"""
+
+
+def test_an_output_folder_the_processes_do_not_share_is_refused(tmp_path):
+    probe = tmp_path / "probe.py"
+    probe.write_text(SHARED_FOLDER_PROBE)
+    out = launch("cpu.yaml", str(probe), str(tmp_path))
+    assert out.count("is not one folder for every process") == 2, out[-2000:]
+    assert "(process 1 cannot see what process 0 writes there)" in out
+    assert not list(tmp_path.rglob(".rlsp-shared-*"))  # the probe file is removed

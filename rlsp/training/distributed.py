@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -133,6 +135,30 @@ class Distributed:
         total = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64, device=self.device)
         torch.distributed.all_reduce(total, op=getattr(torch.distributed.ReduceOp, op))
         return dict(zip(keys, total.tolist()))
+
+    def check_shared_folder(self, folder: Path) -> None:
+        """Refuse an output folder the processes do not share. The main process completes every
+        checkpoint from the files all processes write into it (DeepSpeed's shards, each process's
+        random state), so on several machines it must be one filesystem (NFS, Lustre...)."""
+        if self.num_processes == 1:
+            return
+        token = f".rlsp-shared-{os.getpid()}-{time.time_ns()}" if self.is_main_process else None
+        token = self.broadcast_object(token)
+        if self.is_main_process:
+            (folder / token).write_text("")
+        self.barrier()
+        seen = (folder / token).exists()
+        agreed = self.all_agree(seen)
+        self.barrier()
+        if self.is_main_process:
+            (folder / token).unlink()
+        if not agreed:
+            from rlsp.errors import ConfigError
+
+            raise ConfigError(f"run.output_dir {folder} is not one folder for every process"
+                              f"{'' if seen else f' (process {self.process_index} cannot see what process 0 writes there)'}"
+                              f": checkpoints gather every process's files, so a run on several machines needs "
+                              f"run.output_dir on a filesystem they share.")
 
     def all_agree(self, ok: bool) -> bool:
         """Whether ``ok`` holds on every process (a collective: every process must call it)."""

@@ -91,6 +91,7 @@ class Trainer:
         self.models = build_models(recipe, value_heads(self.cfg), self._total_optimizer_steps(), self.precision,
                                    getattr(config, "hidden_size", 0), self.backend_name)
         dist = self.models.dist
+        dist.check_shared_folder(self.run_dir)  # before any process writes a checkpoint there
         if dist.is_main_process:
             print(self.precision.describe())
         # From here each process draws from its own stream: the ranks' samples differ.
@@ -217,7 +218,9 @@ class Trainer:
         kl_coef = self.kl_ctl.value
         self.kl_ctl.update(kl_per_sequence, int(kl_sums["n"]))
         with timer("6_log"):
-            rows = dist.gather_objects(records.rollout_records(  # every process's samples, in rank order
+            # every process's samples, in rank order; "correct" by the held-out evaluation's threshold,
+            # so training and held-out accuracy mean the same
+            rows = dist.gather_objects(records.rollout_records(
                 self.step, generated, scores, self.reward_functions, adv.trained_rewards,
                 self.recipe.verifier.pass_threshold, self.hook_names))
             counts = informative_group_share(dist.sum_across({"tokens": float(mask.sum()), **sampling_stats, **{
@@ -225,7 +228,6 @@ class Trainer:
                 for fn in self.reward_functions}}))
             generating = dist.max_across({"s": timer.seconds["1_generate"]})["s"]
             scalars = {
-                # The held-out evaluation's threshold, so training and held-out accuracy mean the same.
                 **records.sample_scalars(rows, [fn.name for fn in self.reward_functions]), **adv.stats,
                 **update_stats, "reward/trained/mean": sum(r["trained_reward"] for r in rows) / len(rows),
                 "alpha": alpha, "kl/mean": kl_per_sequence, "kl/coef": kl_coef,
@@ -245,7 +247,7 @@ class Trainer:
             if cfg.eval_every and self.step % cfg.eval_every == 0 and self.step != cfg.steps:
                 scalars.update(self.evaluate(f"eval step {self.step}"))
         scalars.update({f"time/{phase}": s for phase, s in timer.seconds.items()})
-        self.logs.scalars(self.step, scalars)  # the main process's own statistics; rollouts are gathered
+        self.logs.scalars(self.step, scalars)  # on the main process: every figure but time/* is the whole batch's
         return scalars
 
     # -- helpers ----------------------------------------------------------------------------
