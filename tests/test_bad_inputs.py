@@ -228,3 +228,13 @@ def test_validate_runs_the_commands_own_preflight(folder, capsys, monkeypatch, c
     assert capsys.readouterr().err.count("refused by the preflight") == 2
     if command != "steer":  # steer extract's checks read nothing from a hub
         assert calls == [False, True]  # validate downloads nothing; the command fetches what it needs
+
+
+@pytest.mark.parametrize("argv", [["validate", "r.yaml", "--for", "deploy"], ["plan", "r.yaml"],
+                                  ["eval", "--benchmark", "arith", "--k", "1,x"], ["ablate", "r.yaml", "--seeds", "x"]])
+def test_argument_errors_are_one_line_with_the_way_to_help(argv, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and len(err.strip().splitlines()) == 1, err
+    assert err.startswith(f"rlsp {argv[0]}: error: ") and err.rstrip().endswith(f"see rlsp {argv[0]} --help"), err

@@ -22,6 +22,7 @@ rlsp computes in fp32, the references in float64, over sums of at most 12 terms:
 from __future__ import annotations
 
 import math
+import re
 from statistics import mean
 
 import pytest
@@ -168,3 +169,16 @@ def test_rlsp_decoupled_channels_gate_and_mix(tmp_path):
     want = on_tokens([ALPHA * a + (1 - ALPHA) * b for a, b in zip(rloo(verifier), rloo(exploration))])
     for row_got, row_want in zip(run_phase4(cfg), want):
         assert row_got == pytest.approx(row_want, rel=1e-5, abs=1e-6)
+
+
+@pytest.mark.parametrize(("estimator", "why"), [
+    ("grpo", "relative to the other answers of a prompt"), ("dr_grpo", "relative to the other answers of a prompt"),
+    ("rloo", "relative to the other answers of a prompt"), ("reinforce++", "already whitens its returns"),
+])
+def test_batch_whitening_over_an_estimator_that_forbids_it_is_refused(tmp_path, estimator, why):
+    from rlsp.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=f"train.whiten_advantages: true does not go with '{re.escape(estimator)}': .*{why}"):
+        recipe_train(tmp_path, f"train.advantage_estimator={estimator}", "train.whiten_advantages=true")
+    assert recipe_train(tmp_path, "train.advantage_estimator=gae", "train.whiten_advantages=false").whiten_advantages \
+        is False  # PPO's whitening may be turned off
