@@ -19,6 +19,7 @@ import sys
 
 import torch
 
+from rlsp.cli import exit_at_once, leave_process_group
 from rlsp.config import load_recipe
 from rlsp.modeling.causal_lm import model_config
 from rlsp.precision import resolve_precision
@@ -87,8 +88,8 @@ def main(recipe_path: str, out: str, *overrides: str) -> None:
             result["critic"] = flat(critic)
     if dist.is_main_process:
         torch.save(result, out)
-    if torch.distributed.is_initialized():  # as rlsp's CLI does (cli.leave_process_group)
-        torch.distributed.destroy_process_group()
+    if leave_process_group():  # as rlsp's CLI ends a launched command
+        exit_at_once(0)
 
 
 if __name__ == "__main__":
