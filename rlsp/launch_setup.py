@@ -29,6 +29,11 @@ def launched_world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
+def launched_local_world_size() -> int:
+    """How many of those processes run on this machine (``LOCAL_WORLD_SIZE``)."""
+    return int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+
+
 def launched_with_deepspeed() -> bool:
     """Whether ``accelerate launch`` asked for DeepSpeed (a config with ``distributed_type: DEEPSPEED``)."""
     return os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() == "true"
@@ -44,6 +49,10 @@ def check_launch(command: str) -> None:
                           f"mixed_precision: 'no' in the launch.")
     if not launched_with_deepspeed():
         return
+    from rlsp.build_locks import clear_stale_build_locks
+
+    # DeepSpeed loads its compiled ops under a lock file a killed process may have left behind
+    clear_stale_build_locks(spans_machines=launched_world_size() > launched_local_world_size())
     if os.environ.get("ACCELERATE_DEEPSPEED_CONFIG_FILE", "none") != "none":
         from rlsp.training.deepspeed_config import launch_config
 
