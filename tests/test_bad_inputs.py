@@ -28,7 +28,8 @@ def folder(tmp_path, tiny_model_dir):
     """Recipes and broken files of the cases below."""
     (tmp_path / "eval.yaml").write_text(
         f"run: {{output_dir: {tmp_path / 'out'}}}\nmodel: {{name_or_path: {tiny_model_dir}, device: cpu}}\n"
-        "data: {split: heldout, arith: {levels: [2], heldout_size: 2, train_size: 8}}\ngeneration: {max_new_tokens: 2}\n")
+        "data: {split: heldout, arith: {levels: [2], heldout_size: 2, train_size: 8}}\n"
+        "generation: {max_new_tokens: 2}\n")
     (tmp_path / "not_a_model").mkdir()
     (tmp_path / "not_a_model" / "notes.txt").write_text("weights are elsewhere")
     (tmp_path / "fake.parquet").write_text("not parquet")

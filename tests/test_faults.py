@@ -200,8 +200,8 @@ def test_a_hanging_reward_ends_rlsp_train_with_its_name(tmp_path, tiny_model_dir
     (tmp_path / "r.py").write_text(REWARDS)
     path, _ = make_recipe(tmp_path, tiny_model_dir)
     done = subprocess.run([sys.executable, "-m", "rlsp", "train", str(path), "rewards.1.function=r.py:sleeps",
-                           "rewards.1.name=null", "rewards.1.timeout_s=2"], check=False, env=ENV, capture_output=True, text=True,
-                          timeout=120)
+                           "rewards.1.name=null", "rewards.1.timeout_s=2"],
+                          check=False, env=ENV, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2, done.stderr[-2000:]
     assert "rlsp train: error: reward function 'sleeps' (r.py:sleeps) did not return within 2 s" in done.stderr
     assert "Traceback" not in done.stderr

@@ -112,7 +112,8 @@ def test_loader_reads_a_run_being_written_and_names_what_it_cannot_read(tmp_path
     run.mkdir()
     write_jsonl(run / "rollouts.jsonl", [rollout(1, "a"), rollout(2, "b", 0.0)], tail='{"schema_version": 1, "st')
     loaded = load_run(run)
-    assert loaded.format == "rlsp-rollouts" and loaded.steps == [1, 2] and [s.correct for s in loaded.samples] == [True, False]
+    assert loaded.format == "rlsp-rollouts" and loaded.steps == [1, 2]
+    assert [s.correct for s in loaded.samples] == [True, False]
     assert "last line (3) is incomplete" in loaded.notes[0] and "read the 2 complete lines" in loaded.notes[0]
 
     write_jsonl(run / "rollouts.jsonl", [rollout(1, "a")], tail='{"broken\n' + json.dumps(rollout(2, "b")) + "\n")
@@ -175,7 +176,8 @@ def test_inspect_a_real_training_run_writes_table_plots_and_report(tmp_path, tin
     with (out / "steps.csv").open() as f:
         table = list(csv.DictReader(f))
     assert [r["step"] for r in table] == ["1", "2"] and all(r["samples"] == "4" for r in table)
-    assert {"backtracking_share", "accuracy_with_backtracking", "reward_verifier", "reward_exploration"} <= table[0].keys()
+    columns = {"backtracking_share", "accuracy_with_backtracking", "reward_verifier", "reward_exploration"}
+    assert columns <= table[0].keys()
     samples = [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines()]
     assert len(samples) == 8 and all(s["tokens_estimated"] is False for s in samples)
     for png in ("behaviours.png", "length_accuracy.png"):
@@ -188,7 +190,8 @@ def test_inspect_a_real_training_run_writes_table_plots_and_report(tmp_path, tin
     labelled = inspect_cli(run, "--labeller", tiny_model_dir, "--out", tmp_path / "llm", "--top", "0")
     assert labelled.returncode == 0, labelled.stderr
     with (tmp_path / "llm" / "steps.csv").open() as f:
-        assert {"deduction_share", "backtracking_share", "uncertainty-estimation_share"} <= next(csv.DictReader(f)).keys()
+        columns = {"deduction_share", "backtracking_share", "uncertainty-estimation_share"}
+        assert columns <= next(csv.DictReader(f)).keys()
     assert json.loads((tmp_path / "llm" / "samples.jsonl").read_text().splitlines()[0])["labeller"].startswith("llm:")
 
 
@@ -233,7 +236,7 @@ def test_llm_labeller_gives_one_taxonomy_label_per_sentence_and_falls_back_to_ma
     model, tokenizer = load_causal_lm(str(tiny_model_dir), device="cpu")
     texts = ["First add 2 and 3. Wait, that's wrong. Maybe 6.", "So 12 + 7 = 19. Let me verify: 19 - 7 = 12."]
     sure = LLMLabeller("tiny", model=model, tokenizer=tokenizer, batch_size=2, min_confidence=0.0).label(texts)
-    for text, profile in zip(texts, sure):
+    for text, profile in zip(texts, sure, strict=True):
         assert [(s.start, s.end) for s in profile.spans] == sentence_spans(text)  # each sentence once
         assert all(s.behaviour in TAXONOMY and s.marker.startswith("llm p=") for s in profile.spans)
         assert sum(profile.counts.values()) == len(profile.spans) and profile.labeller == "llm:tiny"

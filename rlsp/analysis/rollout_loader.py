@@ -40,11 +40,14 @@ def load_run(path: str | Path, text_field: str | None = None, prompt_field: str 
             continue
         rows, notes = read_jsonl(file)
         run.notes += notes
-        run.samples += [_checked(_sample(fmt, row, file, n, text_field, prompt_field, correct_field), f"{file}: line {n}")
-                        for n, row in rows]
+        run.samples += [
+            _checked(_sample(fmt, row, file, n, text_field, prompt_field, correct_field), f"{file}: line {n}")
+            for n, row in rows
+        ]
     if not run.samples:
         raise DataError(f"{path}: the run has no completions yet ({', '.join(str(f) for f in files)} "
-                        f"{'is' if len(files) == 1 else 'are'} empty); rlsp train writes rollouts.jsonl after each step.")
+                        f"{'is' if len(files) == 1 else 'are'} empty); "
+                        f"rlsp train writes rollouts.jsonl after each step.")
     run.samples.sort(key=lambda s: -1 if s.step is None else s.step)
     return run
 

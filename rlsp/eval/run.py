@@ -105,7 +105,7 @@ def evaluate_model(
                     show_progress=show_progress and state.is_local_main_process,
                 )
             verdicts = verifier.verify([examples[i] for i, _ in mine], completions)
-            for (i, j), completion, verdict in zip(mine, completions, verdicts):
+            for (i, j), completion, verdict in zip(mine, completions, verdicts, strict=True):
                 example = examples[i]
                 records.append(
                     {

@@ -50,7 +50,8 @@ def run_backtracking(args) -> int:
         raise ConfigError(f"--layer: {args.layer} is out of range; the model has decoder layers 0..{n_layers - 1}.")
     model, tokenizer = load_causal_lm(args.model, device="auto")
     offsets = tuple(args.window)
-    fit_acts = collect(model, tokenizer, fit, detector, offsets, args.max_tokens, args.max_other, args.seed, "fit texts")
+    fit_acts = collect(model, tokenizer, fit, detector, offsets, args.max_tokens, args.max_other, args.seed,
+                       "fit texts")
     held_acts = collect(model, tokenizer, heldout, detector, offsets, args.max_tokens, args.max_other, args.seed + 1,
                         "held-out texts")
     if not fit_acts.window or not held_acts.window:
@@ -103,7 +104,7 @@ def projection_by_step(model, tokenizer, vectors, samples, layer: int) -> dict[s
     wrapped = SteeringVectors(vectors, "", {}, {})
     projections = project_texts(model, tokenizer, wrapped, rows)[:, layer]
     by_step = defaultdict(list)
-    for sample, p in zip(samples, projections.tolist()):
+    for sample, p in zip(samples, projections.tolist(), strict=True):
         if sample.step is not None:
             by_step[sample.step].append(p)
     return {str(step): round(sum(v) / len(v), 4) for step, v in sorted(by_step.items())}

@@ -48,7 +48,7 @@ def summarise_projections(rows: list[dict], projections: torch.Tensor) -> dict:
     """Mean projection per layer over all texts, and per step where the texts have one."""
     summary = {"texts": len(rows), "mean_by_layer": [round(float(x), 4) for x in projections.mean(0)]}
     by_step = defaultdict(list)
-    for row, p in zip(rows, projections):
+    for row, p in zip(rows, projections, strict=True):
         if "step" in row:
             by_step[row["step"]].append(p)
     if by_step:

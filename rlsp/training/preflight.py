@@ -82,7 +82,8 @@ def check_training_recipe(recipe: Recipe) -> None:
         problems.append(f"data.split: RL on the arithmetic task trains on split 'train', not {recipe.data.split!r}.")
     if t.minibatch_size % t.micro_batch_size:
         problems.append(
-            f"train.minibatch_size ({t.minibatch_size}) must be a multiple of train.micro_batch_size ({t.micro_batch_size})."
+            f"train.minibatch_size ({t.minibatch_size}) must be a multiple of "
+            f"train.micro_batch_size ({t.micro_batch_size})."
         )
     if rollout % t.minibatch_size:
         problems.append(

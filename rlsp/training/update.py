@@ -102,7 +102,8 @@ def ppo_update(
             rows = rows[micro_batch_order(seqs.prompt_ids, seqs.prompt_mask, seqs.completion_mask,
                                           padding_free(cfg, hooks))]
             minibatch = batch.rows(rows)
-            stats, seen_logprobs = _minibatch_step(minibatch, actor, critic, cfg, temperature, kl_coef_in_loss, dist, hooks)
+            stats, seen_logprobs = _minibatch_step(minibatch, actor, critic, cfg, temperature, kl_coef_in_loss,
+                                                   dist, hooks)
             if fill_old:
                 old_logprobs[rows] = seen_logprobs
             for k, v in stats.items():
