@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from test_training import make_recipe
 
+from rlsp.ablation.arms import AblationPlan, parse_arms
 from rlsp.ablation.comparison import compare
-from rlsp.ablation.plan import AblationPlan, parse_arms
 from rlsp.ablation.run_results import load_results, per_step
 from rlsp.ablation.runner import train_flags
 from rlsp.errors import ConfigError

@@ -158,7 +158,7 @@ def rlsp_frames(output: str) -> list[str]:
 
 def test_launch_checks_read_what_accelerate_passed(monkeypatch, tmp_path):
     from rlsp.launch_setup import check_launch, check_world
-    from rlsp.training.deepspeed_config import launch_config
+    from rlsp.training.deepspeed_launch import launch_config
 
     monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "true")
     check_launch("train")  # rlsp train runs under DeepSpeed

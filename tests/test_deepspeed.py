@@ -28,7 +28,8 @@ from test_training import make_recipe
 
 from rlsp.config.schema import HookSpec
 from rlsp.errors import ConfigError
-from rlsp.training.deepspeed_config import check_deepspeed_recipe, reference_config, training_config
+from rlsp.training.deepspeed_auto_values import reference_config, training_config
+from rlsp.training.deepspeed_checks import check_deepspeed_recipe
 
 REPO = Path(__file__).resolve().parents[1]
 ACCELERATE = Path(sys.executable).with_name("accelerate")
@@ -173,7 +174,7 @@ def test_what_zero_cannot_honour_is_refused_with_the_field(tmp_path, tiny_model_
 
 
 def test_more_processes_than_gpus_is_refused(monkeypatch):
-    from rlsp.training.deepspeed_config import check_devices
+    from rlsp.training.deepspeed_checks import check_devices
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)

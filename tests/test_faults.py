@@ -20,7 +20,7 @@ from test_training import make_recipe, params
 from rlsp.cli import main
 from rlsp.config.train_schema import RewardSpec
 from rlsp.errors import ConfigError
-from rlsp.run_lock import LOCK_FILE, own_output_dir, release_output_dir
+from rlsp.output_folder import LOCK_FILE, own_output_dir, release_output_dir
 from rlsp.scoring.deadline import RewardAborted
 from rlsp.scoring.reward_function import RewardFunction
 from rlsp.training import checkpoint as ckpt
@@ -39,7 +39,7 @@ def wait_for(path: Path, process: subprocess.Popen, seconds: float = 120) -> Non
 
 
 # -- one run per output folder -------------------------------------------------------------------
-HOLD = "import sys, time; from rlsp.run_lock import own_output_dir; own_output_dir(sys.argv[1], 'train'); " \
+HOLD = "import sys, time; from rlsp.output_folder import own_output_dir; own_output_dir(sys.argv[1], 'train'); " \
        "print('held', flush=True); time.sleep(600)"
 
 

@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from rlsp.ablation.plan import AblationPlan, PlannedRun
+from rlsp.ablation.arms import AblationPlan, PlannedRun
 from rlsp.errors import RlspError
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from rlsp.analysis.behaviour_plots import plot_behaviours, plot_length_accuracy
 from rlsp.analysis.behaviours import BehaviourProfile, MarkerDetector
 from rlsp.analysis.html_report import RunView, write_report
-from rlsp.analysis.rollout_loader import load_run
+from rlsp.analysis.rollout_loader import load_rollouts
 from rlsp.analysis.step_table import step_table, write_csv
 
 OUTPUTS = ("steps.csv", "samples.jsonl", "behaviours.png", "length_accuracy.png", "report.html")
@@ -47,7 +47,7 @@ def inspect_runs(paths: list[Path], out_dir: Path, detector: MarkerDetector | No
     labels in tables and plots (default: their folder names)."""
     detector = detector or MarkerDetector()
     behaviours = labeller.behaviours if labeller else detector.behaviours
-    runs = [load_run(p, **(fields or {})) for p in paths]  # all read before any file is written
+    runs = [load_rollouts(p, **(fields or {})) for p in paths]  # all read before any file is written
     views = []
     for name, run in zip(names or view_names(paths), runs, strict=True):
         texts, tokens = [s.completion for s in run.samples], [s.length for s in run.samples]

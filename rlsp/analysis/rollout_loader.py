@@ -1,6 +1,6 @@
 """One loader for logged completions: rlsp's own logs and those of the frameworks people come from.
 
-``load_run(path)`` takes a run directory or a file and returns ``Sample``s:
+``load_rollouts(path)`` takes a run directory or a file and returns ``Sample``s:
 
 - ``rollouts.jsonl`` (``rlsp train``; schema versions 0..``SCHEMA_VERSION``),
 - ``eval_samples.jsonl`` (``rlsp eval``),
@@ -26,8 +26,8 @@ KNOWN_LAYOUTS = ("rollouts.jsonl (rlsp train), eval_samples.jsonl (rlsp eval), c
                  "GRPOTrainer with log_completions=True) or <step>.jsonl files (verl trainer.rollout_data_dir)")
 
 
-def load_run(path: str | Path, text_field: str | None = None, prompt_field: str | None = None,
-             correct_field: str | None = None) -> LoadedRun:
+def load_rollouts(path: str | Path, text_field: str | None = None, prompt_field: str | None = None,
+                  correct_field: str | None = None) -> LoadedRun:
     """Every sample under ``path`` (a run directory or one file), oldest step first."""
     path = Path(path)
     if not path.exists():

@@ -35,8 +35,8 @@ from rlsp.eval.metrics import eval_metrics
 from rlsp.eval.run import evaluate_model
 from rlsp.generation import make_backend, resolve_backend, sampling_params
 from rlsp.hooks import HookRunner
+from rlsp.output_folder import own_output_dir, release_output_dir
 from rlsp.precision import resolve_precision
-from rlsp.run_lock import own_output_dir, release_output_dir
 from rlsp.training import preflight
 from rlsp.training import step_records as records
 from rlsp.training.advantage_step import ChannelNormalizers, global_advantages, value_heads

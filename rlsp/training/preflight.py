@@ -25,7 +25,8 @@ from rlsp.modeling.lora import check_lora_targets_of
 from rlsp.scoring.channels import build_reward_functions
 from rlsp.scoring.reward_function import RewardFunction
 from rlsp.scoring.verifier import Verifier, build_verifier
-from rlsp.training.deepspeed_config import check_deepspeed_recipe, check_devices, launch_config
+from rlsp.training.deepspeed_checks import check_deepspeed_recipe, check_devices
+from rlsp.training.deepspeed_launch import launch_config
 
 
 @dataclass
