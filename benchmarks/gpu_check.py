@@ -141,12 +141,14 @@ def environment(ctx: Context) -> dict:
         return {**env, "device": cpu_description()}
     native, why = cuda_bf16_is_native(torch.device("cuda", 0))
     return {**env, "device": torch.cuda.get_device_name(0), "capability": torch.cuda.get_device_capability(0),
-            "bf16_native": native, "bf16_reason": why, "memory_gib": torch.cuda.get_device_properties(0).total_memory / 2**30}
+            "bf16_native": native, "bf16_reason": why,
+            "memory_gib": torch.cuda.get_device_properties(0).total_memory / 2**30}
 
 
 def cuda_tests(ctx: Context) -> dict:
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_precision.py",
-                           "-k", "cuda"], check=False, cwd=REPO, env=ctx.env, capture_output=True, text=True, timeout=300)
+                           "-k", "cuda"],
+                          check=False, cwd=REPO, env=ctx.env, capture_output=True, text=True, timeout=300)
     summary = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else done.stderr[-500:]
     if done.returncode not in (0, 5):
         raise AssertionError(f"pytest: {summary}")
@@ -159,7 +161,8 @@ def precision(ctx: Context) -> dict:
     from rlsp.config import load_recipe
     from rlsp.training.ppo_trainer import Trainer
 
-    path = ctx.recipe(ctx.model("tiny"), "precision", "train: {steps: 1, advantage_estimator: rloo, samples_per_prompt: 2,",
+    path = ctx.recipe(ctx.model("tiny"), "precision",
+                      "train: {steps: 1, advantage_estimator: rloo, samples_per_prompt: 2,",
                       "        prompts_per_step: 2, minibatch_size: 4, micro_batch_size: 4}")
     trainer = Trainer(load_recipe(path), path)
     trainer.step = 1
@@ -197,8 +200,8 @@ def rl_step(ctx: Context, estimator: str) -> dict:
     from rlsp.training.ppo_trainer import Trainer
 
     path = ctx.recipe(ctx.model("policy"), f"rl_{estimator}",
-                      f"train: {{steps: 2, advantage_estimator: {estimator}, samples_per_prompt: 4, prompts_per_step: 4,",
-                      "        minibatch_size: 16, micro_batch_size: 4, actor_lr: 1.0e-6}")
+                      f"train: {{steps: 2, advantage_estimator: {estimator}, samples_per_prompt: 4,",
+                      "        prompts_per_step: 4, minibatch_size: 16, micro_batch_size: 4, actor_lr: 1.0e-6}")
     trainer = Trainer(load_recipe(path), path)
     params = sum(p.numel() for p in trainer.models.policy.parameters())
     steps = []
@@ -234,7 +237,8 @@ def zero(ctx: Context, stage: int) -> dict:
     shutil.copytree(run, straight)
     shutil.rmtree(run / "checkpoints" / "step-000003")
     shutil.rmtree(run / "final")
-    again = subprocess.run([*launch, "--resume"], check=False, cwd=REPO, env=ctx.env, capture_output=True, text=True, timeout=300)
+    again = subprocess.run([*launch, "--resume"], check=False, cwd=REPO, env=ctx.env, capture_output=True, text=True,
+                           timeout=300)
     if again.returncode:
         raise AssertionError((again.stdout + again.stderr)[-1500:])
     completions = [[json.loads(line)["completion"] for line in (d / "rollouts.jsonl").read_text().splitlines()]

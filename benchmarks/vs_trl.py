@@ -202,9 +202,11 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as tmp:
             print(f"running {side} for {args.steps} steps ...", flush=True)
             if side == "trl":
-                command, env = [sys.executable, str(HERE / "trl_side.py"), str(workload(args.steps, Path(tmp))), tmp], peer_env()
+                command = [sys.executable, str(HERE / "trl_side.py"), str(workload(args.steps, Path(tmp))), tmp]
+                env = peer_env()
             else:
-                command, env = [sys.executable, __file__, "--side", side, "--out", tmp, "--steps", str(args.steps)], None
+                command = [sys.executable, __file__, "--side", side, "--out", tmp, "--steps", str(args.steps)]
+                env = None
             subprocess.run(command, check=True, stdout=subprocess.DEVNULL, env=env)
             summaries.append(summarise(side, json.loads((Path(tmp) / "result.json").read_text())))
             print(f"  {side} environment: {summaries[-1]['environment']}", flush=True)

@@ -16,9 +16,9 @@ def score(completion: str, reference: str) -> float:
 
 def rlsp_reward(prompts, completions, references, **columns) -> list[float]:
     """rlsp's reward-function shape: (prompts, completions, references, **columns)."""
-    return [score(c, r) for c, r in zip(completions, references)]
+    return [score(c, r) for c, r in zip(completions, references, strict=True)]
 
 
 def trl_reward(prompts, completions, answer, **kwargs) -> list[float]:
     """TRL's shape: conversational completions, the dataset's ``answer`` column as a keyword."""
-    return [score(c[0]["content"], a) for c, a in zip(completions, answer)]
+    return [score(c[0]["content"], a) for c, a in zip(completions, answer, strict=True)]

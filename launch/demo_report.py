@@ -30,12 +30,12 @@ def main() -> None:
     seconds = args.stage_seconds or [None] * 3
     print(f"\nheld-out arithmetic, {rl['heldout_size']} problems, greedy")
     print(f"{'stage':<24}{'accuracy':>10}{'boxed rate':>12}{'wall s':>9}")
-    for (name, accuracy, boxed), s in zip(stages, seconds):
+    for (name, accuracy, boxed), s in zip(stages, seconds, strict=True):
         print(f"{name:<24}{accuracy:>10.3f}{boxed:>12.3f}{'' if s is None else f'{s:>9.0f}'}")
     if "precision" in rl:
         print(f"precision {rl['precision']['compute']} ({rl['precision']['reason']}); CPU {rl['precision']['cpu']}")
     rl["stages"] = [{"stage": n, "accuracy": a, "boxed_rate": b, "wall_seconds": s}
-                    for (n, a, b), s in zip(stages, seconds)]
+                    for (n, a, b), s in zip(stages, seconds, strict=True)]
     if args.seconds is not None:
         rl["demo_wall_seconds"] = args.seconds
     summary_path.write_text(json.dumps(rl, indent=2) + "\n")

@@ -21,18 +21,9 @@ import threading
 from rlsp.errors import RlspError
 from rlsp.launch_setup import launched_rank
 
-# Sub-command name -> module in rlsp.commands (each has HELP, add_arguments, run; optionally
-# interrupted(args) -> str, what Ctrl-C leaves behind).
-COMMANDS = {
-    "validate": "validate",
-    "eval": "eval",
-    "sft": "sft",
-    "train": "train",
-    "steer": "steer",
-    "inspect": "inspect",
-    "ablate": "ablate",
-    "plan": "memory",  # rlsp plan: the memory plan (ablation/plan.py is the ablation's)
-}
+# Sub-commands, each a module of the same name in rlsp.commands (HELP, add_arguments, run;
+# optionally interrupted(args) -> str, what Ctrl-C leaves behind).
+COMMANDS = ("validate", "eval", "sft", "train", "steer", "inspect", "ablate", "plan")
 _OVERRIDE = re.compile(r"^[A-Za-z_]\w*(\.\w+)*=")
 
 
@@ -47,8 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="rlsp", description="RL post-training for reasoning (RLSP).",
                            epilog="--debug anywhere (or RLSP_DEBUG=1) shows tracebacks for errors.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, module_name in COMMANDS.items():
-        module = importlib.import_module(f"rlsp.commands.{module_name}")
+    for name in COMMANDS:
+        module = importlib.import_module(f"rlsp.commands.{name}")
         module.add_arguments(sub.add_parser(name, help=module.HELP, description=module.HELP))
     return parser
 
@@ -90,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace, debug: bool) -> int:
-    module = importlib.import_module(f"rlsp.commands.{COMMANDS[args.command]}")
+    module = importlib.import_module(f"rlsp.commands.{args.command}")
     if getattr(args, "recipe", "") is None:
         print(f"rlsp {args.command}: error: give a recipe file, e.g. rlsp {args.command} recipes/demo_rlsp.yaml "
               f"[section.key=value ...]; the shipped recipes are in recipes/.", file=sys.stderr)

@@ -54,7 +54,7 @@ def check_launch(command: str) -> None:
     # DeepSpeed loads its compiled ops under a lock file a killed process may have left behind
     clear_stale_build_locks(spans_machines=launched_world_size() > launched_local_world_size())
     if os.environ.get("ACCELERATE_DEEPSPEED_CONFIG_FILE", "none") != "none":
-        from rlsp.training.deepspeed_config import launch_config
+        from rlsp.training.deepspeed_launch import launch_config
 
         launch_config()  # reads the named file: a missing or malformed one is reported here
 
@@ -91,7 +91,7 @@ def describe_setup(state) -> str:
         deepspeed = f"ZeRO-{plugin.zero_stage}" if plugin is not None else "yes"
     elif launched_with_deepspeed():
         # On CPUs rlsp has accelerate set up a gloo group and builds any ZeRO engines itself.
-        from rlsp.training.deepspeed_config import launch_config, zero_stage
+        from rlsp.training.deepspeed_launch import launch_config, zero_stage
 
         deepspeed = f"ZeRO-{zero_stage(launch_config())} (from the launch config)"
     backend = getattr(state, "backend", None) or "none"

@@ -3,9 +3,10 @@
 One setting for ``rlsp eval``, ``rlsp sft`` and ``rlsp train``:
 
 - ``auto`` (default): bf16 where the device runs it natively, fp32 otherwise. CUDA: the run's
-  own GPU has compute capability 8.0 or more (emulated bf16 on older cards does not count). A CPU must pass torch's own check (oneDNN finds
-  AVX512-BF16 or AMX) and a timed probe (a bf16 matmul at least as fast as fp32), because CPUs
-  without native bf16 emulate it at 1/50 to 1/100 of fp32 speed.
+  own GPU has compute capability 8.0 or more (emulated bf16 on older cards does not count). A CPU
+  must pass torch's own check (oneDNN finds AVX512-BF16 or AMX) and a timed probe (a bf16 matmul
+  at least as fast as fp32), because CPUs without native bf16 emulate it at 1/50 to 1/100 of fp32
+  speed.
 - ``fp32``: everything in float32.
 - ``bf16``: bf16 compute even where it is emulated (warned, with the measured slowdown).
 - ``fp16``: fp16 compute, CUDA only.
@@ -78,7 +79,8 @@ class Precision:
 
     def describe(self) -> str:
         weights = "" if self.compute == self.weights else f", {DTYPE_NAMES[self.weights]} weights"
-        return f"precision: {DTYPE_NAMES[self.compute]} compute{weights} (model.precision={self.setting}: {self.reason})"
+        return (f"precision: {DTYPE_NAMES[self.compute]} compute{weights} "
+                f"(model.precision={self.setting}: {self.reason})")
 
 
 def resolve_precision(setting: str, device: torch.device | str, *, training: bool) -> Precision:
@@ -123,7 +125,8 @@ def bf16_is_native(device: torch.device) -> tuple[bool, str]:
     probe = probe_cpu_bf16()
     if not probe.torch_says_native:
         return False, (f"this CPU has no native bf16 (no AVX512-BF16 or AMX); a bf16 matmul ran "
-                       f"{probe.slowdown:.0f}x slower than fp32 ({probe.bf16_gflops:.1f} vs {probe.fp32_gflops:.1f} GFLOP/s)")
+                       f"{probe.slowdown:.0f}x slower than fp32 "
+                       f"({probe.bf16_gflops:.1f} vs {probe.fp32_gflops:.1f} GFLOP/s)")
     if not probe.native:
         return False, (f"torch reports native bf16, but a bf16 matmul ran {probe.slowdown:.1f}x slower than fp32 "
                        f"({probe.bf16_gflops:.1f} vs {probe.fp32_gflops:.1f} GFLOP/s)")

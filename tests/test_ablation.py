@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from test_training import make_recipe
 
+from rlsp.ablation.arms import AblationPlan, parse_arms
 from rlsp.ablation.comparison import compare
-from rlsp.ablation.plan import AblationPlan, parse_arms
 from rlsp.ablation.run_results import load_results, per_step
 from rlsp.ablation.runner import train_flags
 from rlsp.errors import ConfigError
@@ -45,7 +45,8 @@ def test_runs_are_laid_out_per_seed_and_start_from_that_seeds_warm_start(tmp_pat
     plan = AblationPlan(Path("r.yaml"), tmp_path, parse_arms([f"{ALPHA}=1.0,0.8"]), (0, 1), ("train.steps=3",),
                         Path("sft.yaml"), ("sft.epochs=2",))
     assert [(r.seed, r.run_dir.relative_to(tmp_path).as_posix()) for r in plan.runs] == [
-        (0, "seed0/alpha.start=1.0"), (0, "seed0/alpha.start=0.8"), (1, "seed1/alpha.start=1.0"), (1, "seed1/alpha.start=0.8")]
+        (0, "seed0/alpha.start=1.0"), (0, "seed0/alpha.start=0.8"),
+        (1, "seed1/alpha.start=1.0"), (1, "seed1/alpha.start=0.8")]
     run = plan.runs[3]
     assert plan.train_overrides(run) == ["train.steps=3", f"{ALPHA}=0.8", f"model.name_or_path={tmp_path}/seed1/sft",
                                          "run.seed=1", f"run.output_dir={tmp_path}/seed1/alpha.start=0.8"]
@@ -130,7 +131,8 @@ def test_a_run_still_going_is_compared_with_its_steps_so_far(tmp_path):
     compare(plan)
     assert "alpha.start=0.8 seed 1 (4 steps so far)" in (plan.out_dir / "comparison" / "summary.md").read_text()
     data = json.loads((plan.out_dir / "comparison" / "comparison.json").read_text())
-    assert next(a for a in data["arms"] if a["arm"] == "alpha.start=0.8")["heldout_accuracy_after"] == [0.7, 0.7, 0.7, 1]
+    arm = next(a for a in data["arms"] if a["arm"] == "alpha.start=0.8")
+    assert arm["heldout_accuracy_after"] == [0.7, 0.7, 0.7, 1]
 
 
 def _ablate(*args) -> subprocess.CompletedProcess:

@@ -67,7 +67,8 @@ def test_steer_backtracking_end_to_end(tmp_path, tiny_model_dir, capsys):
     report = json.loads(out.with_suffix(".json").read_text())
     assert report["fit"]["texts"] == 6 and report["heldout"]["texts"] == 3
     assert report["fit"]["window_positions"] == 6 * 3 and report["layer"] in (0, 1)
-    assert len(report["d_heldout_by_layer"]) == 2 and report["heldout_d"] == report["d_heldout_by_layer"][report["layer"]]
+    assert len(report["d_heldout_by_layer"]) == 2
+    assert report["heldout_d"] == report["d_heldout_by_layer"][report["layer"]]
     assert list(report["projection_by_step_texts"]) == ["1", "2", "3"]
     assert report["heldout"]["control_positions"] > 0 and "heldout_d_window_vs_control" in report
     assert "Cohen's d on 3 held-out texts" in capsys.readouterr().out

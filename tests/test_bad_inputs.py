@@ -28,7 +28,8 @@ def folder(tmp_path, tiny_model_dir):
     """Recipes and broken files of the cases below."""
     (tmp_path / "eval.yaml").write_text(
         f"run: {{output_dir: {tmp_path / 'out'}}}\nmodel: {{name_or_path: {tiny_model_dir}, device: cpu}}\n"
-        "data: {split: heldout, arith: {levels: [2], heldout_size: 2, train_size: 8}}\ngeneration: {max_new_tokens: 2}\n")
+        "data: {split: heldout, arith: {levels: [2], heldout_size: 2, train_size: 8}}\n"
+        "generation: {max_new_tokens: 2}\n")
     (tmp_path / "not_a_model").mkdir()
     (tmp_path / "not_a_model" / "notes.txt").write_text("weights are elsewhere")
     (tmp_path / "fake.parquet").write_text("not parquet")
@@ -157,7 +158,7 @@ def rlsp_frames(output: str) -> list[str]:
 
 def test_launch_checks_read_what_accelerate_passed(monkeypatch, tmp_path):
     from rlsp.launch_setup import check_launch, check_world
-    from rlsp.training.deepspeed_config import launch_config
+    from rlsp.training.deepspeed_launch import launch_config
 
     monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "true")
     check_launch("train")  # rlsp train runs under DeepSpeed

@@ -43,7 +43,8 @@ def folder(tmp_path_factory, tiny_model_dir):
     config = AutoConfig.from_pretrained(tiny_model_dir)
     good = torch.randn(config.num_hidden_layers, config.hidden_size, generator=torch.Generator().manual_seed(0))
     for name, tensor in [("vec", good), ("nan", good.clone().index_fill_(1, torch.tensor([3]), float("nan"))),
-                         ("zero", torch.zeros_like(good)), ("zero_row", good.clone().index_fill_(0, torch.tensor([1]), 0))]:
+                         ("zero", torch.zeros_like(good)),
+                         ("zero_row", good.clone().index_fill_(0, torch.tensor([1]), 0))]:
         SteeringVectors(tensor, str(tiny_model_dir), architecture_of(config)).save(d / f"{name}.safetensors")
     wide = dict(architecture_of(config), hidden_size=config.hidden_size + 16)
     SteeringVectors(torch.randn(config.num_hidden_layers, config.hidden_size + 16), str(tiny_model_dir), wide) \
@@ -62,7 +63,8 @@ CASES = [
     # (command line after "rlsp", what the one line must say); {d}: the folder above
     # recipe values that load but break a run: negative or 65-bit seed, inf, betas >= 1, no {prompt}
     (["validate", "{d}/eval.yaml", "run.seed=-1"], "run.seed: Input should be greater than or equal to 0; got -1"),
-    (["validate", "{d}/eval.yaml", "run.seed=4294967296"], "run.seed: Input should be less than or equal to 4294967295"),
+    (["validate", "{d}/eval.yaml", "run.seed=4294967296"],
+     "run.seed: Input should be less than or equal to 4294967295"),
     (["validate", "{d}/train.yaml", "train.actor_lr=.inf"], "train.actor_lr: Input should be a finite number; got inf"),
     (["validate", "{d}/eval.yaml", "generation.temperature=.nan"], "generation.temperature: Input should be a finite"),
     (["validate", "{d}/train.yaml", "train.adam_betas=[1.5,0.9]"], "train.adam_betas.0: Input should be less than 1"),
@@ -73,7 +75,8 @@ CASES = [
     (["validate", "{d}/eval.yaml", "data.source={d}/binary.jsonl"], "binary.jsonl: line 1 is not UTF-8 text"),
     (["inspect", "{d}/binary.jsonl"], "binary.jsonl: line 1 is not UTF-8 text"),
     (["steer", "project", "{d}/vec.safetensors", "{d}/binary.jsonl"], "binary.jsonl: line 1 is not UTF-8 text"),
-    (["inspect", "{d}/rollouts.jsonl", "--markers", "{d}/binary.yaml"], "--markers: {d}/binary.yaml is not a text file"),
+    (["inspect", "{d}/rollouts.jsonl", "--markers", "{d}/binary.yaml"],
+     "--markers: {d}/binary.yaml is not a text file"),
     (["inspect", "{d}/rollouts.jsonl", "--markers", "{d}/syntax.yaml"], "is not valid YAML or JSON at line 2"),
     # hook kwargs: the constructor's types, finite numbers, the hook's own ranges; for train and sft
     (["validate", "{d}/train.yaml", f"hooks=[{{hook: pps, kwargs: {{{V}, layer: '1'}}}}]"],
@@ -110,7 +113,8 @@ CASES = [
      "steer.responses_file: {d}/responses.jsonl: lines [1] lack a question, positive or negative text"),
     (["steer", "extract", "{d}/steer.yaml", "run.output_dir={d}/a_file"], "run.output_dir: {d}/a_file is a file"),
     (["steer", "project", "{d}/vec.safetensors", "{d}/rollouts.jsonl", "--limit", "0"], "--limit: at least 1; got 0"),
-    (["steer", "project", "{d}/vec.safetensors", "{d}/rollouts.jsonl", "--batch-size", "0"], "--batch-size: at least 1"),
+    (["steer", "project", "{d}/vec.safetensors", "{d}/rollouts.jsonl", "--batch-size", "0"],
+     "--batch-size: at least 1"),
     (["steer", "project", "{d}/vec.safetensors", "{d}/rollouts.jsonl", "--output", "{d}"], "--output: {d} is a folder"),
     (["steer", "backtracking", "{d}/rollouts.jsonl", "--model", "{m}", "--window", "0", "4"],
      "--window: LAST (4) must be negative"),

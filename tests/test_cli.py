@@ -33,7 +33,8 @@ def recipe(tmp_path: Path, text: str) -> Path:
         ("generation: {max_new_tokens: lots}\n", [], "generation.max_new_tokens: Input should be a valid integer"),
         ("generation: {top_p: 2}\n", [], "generation.top_p: Input should be less than or equal to 1"),
         ("data: {source: missing.jsonl}\n", [], "dataset file 'missing.jsonl' not found"),
-        ("verifier: {function: mathh}\ndata: {split: heldout}\n", [], "verifier.function: unknown reward function 'mathh'. Did you mean 'math'?"),
+        ("verifier: {function: mathh}\ndata: {split: heldout}\n", [],
+         "verifier.function: unknown reward function 'mathh'. Did you mean 'math'?"),
     ],
 )
 def test_validate_errors(tmp_path, capsys, text, overrides, expected):
@@ -99,7 +100,8 @@ SHIPPED = sorted((Path(__file__).parents[1] / "recipes").glob("*.yaml"))
 
 @pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
 def test_every_shipped_recipe_passes_validate(path, capsys, shared_data):
-    expected = "train" if path.stem.startswith(("demo_rlsp", "ablate_", "rl_")) else "sft" if path.stem.startswith("sft_") else "eval"
+    expected = ("train" if path.stem.startswith(("demo_rlsp", "ablate_", "rl_"))
+                else "sft" if path.stem.startswith("sft_") else "eval")
     code, output = run_cli(capsys, "validate", path)
     assert code == 0 and f"is a valid recipe for rlsp {expected}." in output, output
 
@@ -115,7 +117,8 @@ def test_every_shipped_recipe_passes_validate(path, capsys, shared_data):
         # sft: its own data source, and hooks
         ("sft: {source: missing.jsonl}\n", [], "sft.source: dataset file 'missing.jsonl' not found"),
         ("sft: {source: builtin:arith}\n", [], "sft.source: unknown built-in dataset 'builtin:arith'"),
-        ("sft: {}\nhooks: [{hook: nowhere.py:Steer}]\n", [], "hooks.0 (nowhere.py:Steer): hook file 'nowhere.py' not found"),
+        ("sft: {}\nhooks: [{hook: nowhere.py:Steer}]\n", [],
+         "hooks.0 (nowhere.py:Steer): hook file 'nowhere.py' not found"),
         # train: the held-out file, when the data is not the built-in task
         (("rewards: [{function: math, channel: verifier}]\ndata: {source: train.jsonl, split: train}\n"
           "heldout: {source: missing.jsonl}\n"), [], "heldout.source: dataset file 'missing.jsonl' not found"),
@@ -129,8 +132,10 @@ def test_every_shipped_recipe_passes_validate(path, capsys, shared_data):
         ("rewards: [{function: steps, channel: exploration, kwargs: {max_steps: 0}}]\ndata: {split: train}\n", [],
          "rewards.0 (steps): reward function 'steps': steps: max_steps must be at least 1, got 0"),
         # local paths are never retried as hub names
-        ("data: {source: data/train.josnl, split: train}\n", [], "data.source: 'data/train.josnl' has the extension '.josnl'"),
-        ("data: {source: local/questions, split: train}\n", [], "it names a local folder, so it is not read as a hub dataset"),
+        ("data: {source: data/train.josnl, split: train}\n", [],
+         "data.source: 'data/train.josnl' has the extension '.josnl'"),
+        ("data: {source: local/questions, split: train}\n", [],
+         "it names a local folder, so it is not read as a hub dataset"),
         ("sft: {source: local/traces}\n", [], "sft.source: dataset file 'local/traces' not found"),
         # --for picks the command's checks
         ("data: {split: heldout}\n", ["--for", "train"], "rewards: no reward functions"),

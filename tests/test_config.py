@@ -90,9 +90,11 @@ def test_overrides_parse_yaml_values(tmp_path):
         ("generation:\n  max_new_tokens: many\n", [], "generation.max_new_tokens: Input should be a valid integer"),
         ("generation:\n  max_new_tokens: true\n", [], "generation.max_new_tokens: Input should be a valid integer"),
         ("generation:\n  top_p: 1.5\n", [], "generation.top_p: Input should be less than or equal to 1"),
-        ("generation:\n  temperature: -0.1\n", [], "generation.temperature: Input should be greater than or equal to 0"),
+        ("generation:\n  temperature: -0.1\n", [],
+         "generation.temperature: Input should be greater than or equal to 0"),
         ("data:\n  arith:\n    levels: [1, 9]\n", [], "data.arith.levels.1: Input should be less than or equal to 6"),
-        ("data:\n  reference_format: latex\n", [], "data.reference_format: Input should be 'plain', 'gsm8k' or 'boxed'"),
+        ("data:\n  reference_format: latex\n", [],
+         "data.reference_format: Input should be 'plain', 'gsm8k' or 'boxed'"),
         ("model: 3\n", [], "model: expected a mapping"),
         ("", ["generation.temperature"], "is not of the form section.key=value"),
         ("", ["generation.tempreature=1"], "generation.tempreature: unknown key. Did you mean 'temperature'?"),
@@ -136,7 +138,8 @@ def test_training_sections(tmp_path):
 @pytest.mark.parametrize(
     "override, expected",
     [
-        ("rewards=[{function: length, channel: explore}]", "rewards.0.channel: Input should be 'verifier' or 'exploration'"),
+        ("rewards=[{function: length, channel: explore}]",
+         "rewards.0.channel: Input should be 'verifier' or 'exploration'"),
         ("rewards=[{channel: exploration}]", "rewards.0.function: required field is missing"),
         ("train.adam_betas=[0.9]", "train.adam_betas: List should have at least 2 items"),
         ("train.reward.alpha.start=1.5", "train.reward.alpha.start: Input should be less than or equal to 1"),

@@ -127,7 +127,7 @@ def gae(rewards: list[list[float]], lam: float = 0.95) -> list[list[float]]:
 
 
 def mixed() -> list[float]:
-    return [ALPHA * v + (1 - ALPHA) * e for v, e in zip(VERIFIER, EXPLORATION)]
+    return [ALPHA * v + (1 - ALPHA) * e for v, e in zip(VERIFIER, EXPLORATION, strict=True)]
 
 
 REFERENCES = {
@@ -143,7 +143,7 @@ REFERENCES = {
 def test_each_estimator_under_its_defaults_is_its_papers_formula(tmp_path, estimator):
     cfg = recipe_train(tmp_path, f"train.advantage_estimator={estimator}")
     got, want = run_phase4(cfg), REFERENCES[estimator]()
-    for row_got, row_want in zip(got, want):
+    for row_got, row_want in zip(got, want, strict=True):
         assert row_got == pytest.approx(row_want, rel=1e-5, abs=1e-6)
 
 
@@ -163,11 +163,11 @@ def test_rlsp_decoupled_channels_gate_and_mix(tmp_path):
     cfg = recipe_train(tmp_path, "train.advantage_estimator=rloo", "train.reward.mode=decoupled",
                        "train.reward.gate_exploration=true")
     lowest = min(EXPLORATION)
-    gated = [e if v >= 1.0 else lowest for e, v in zip(EXPLORATION, VERIFIER)]
+    gated = [e if v >= 1.0 else lowest for e, v in zip(EXPLORATION, VERIFIER, strict=True)]
     verifier = [v - BETA / ALPHA * kl_sum(i) for i, v in enumerate(normalised(VERIFIER))]
     exploration = normalised(gated)
-    want = on_tokens([ALPHA * a + (1 - ALPHA) * b for a, b in zip(rloo(verifier), rloo(exploration))])
-    for row_got, row_want in zip(run_phase4(cfg), want):
+    want = on_tokens([ALPHA * a + (1 - ALPHA) * b for a, b in zip(rloo(verifier), rloo(exploration), strict=True)])
+    for row_got, row_want in zip(run_phase4(cfg), want, strict=True):
         assert row_got == pytest.approx(row_want, rel=1e-5, abs=1e-6)
 
 
@@ -178,7 +178,8 @@ def test_rlsp_decoupled_channels_gate_and_mix(tmp_path):
 def test_batch_whitening_over_an_estimator_that_forbids_it_is_refused(tmp_path, estimator, why):
     from rlsp.errors import ConfigError
 
-    with pytest.raises(ConfigError, match=f"train.whiten_advantages: true does not go with '{re.escape(estimator)}': .*{why}"):
+    refused = f"train.whiten_advantages: true does not go with '{re.escape(estimator)}': .*{why}"
+    with pytest.raises(ConfigError, match=refused):
         recipe_train(tmp_path, f"train.advantage_estimator={estimator}", "train.whiten_advantages=true")
     assert recipe_train(tmp_path, "train.advantage_estimator=gae", "train.whiten_advantages=false").whiten_advantages \
         is False  # PPO's whitening may be turned off

@@ -6,13 +6,15 @@ side is the loss its update computes (``rlsp.training.update._actor_loss``) unde
 names the algorithm and otherwise keeps rlsp's defaults; TRL's side is its trainer's loss with the
 matching ``loss_type``. The reference code path per variant:
 
-| rlsp recipe (train.*) | TRL ``GRPOConfig`` |
+| rlsp recipe (train.*) | TRL `GRPOConfig` |
 |---|---|
-| ``advantage_estimator: grpo`` | ``loss_type="grpo"`` (sequence mean of token means), k3 KL in the loss |
-| ``advantage_estimator: dr_grpo`` | ``loss_type="dr_grpo"`` (sum / (rows x max_completion_length)) |
-| ``grpo`` + ``loss_aggregation: token-mean``, ``clip_eps_high: 0.28`` (DAPO) | ``loss_type="dapo"``, ``epsilon_high=0.28`` |
-| ``grpo`` + ``policy_loss: cispo`` | ``loss_type="cispo"``, ``epsilon_high=5.0`` (ScaleRL's epsilon_max) |
-| ``grpo`` + ``policy_loss: gspo`` | ``loss_type="grpo"``, ``importance_sampling_level="sequence"``, ``epsilon=3e-4``, ``epsilon_high=4e-4`` |
+| `advantage_estimator: grpo` | `loss_type="grpo"` (sequence mean of token means), k3 KL in the loss |
+| `advantage_estimator: dr_grpo` | `loss_type="dr_grpo"` (sum / (rows x max_completion_length)) |
+| `grpo` + `loss_aggregation: token-mean`, `clip_eps_high: 0.28` (DAPO) | `loss_type="dapo"`, `epsilon_high=0.28` |
+| `grpo` + `policy_loss: cispo` | `loss_type="cispo"`, `epsilon_high=5.0` (ScaleRL's epsilon_max) |
+| `grpo` + `policy_loss: gspo` | `loss_type="grpo"`, `importance_sampling_level="sequence"`, GSPO's clip range |
+
+GSPO's clip range: ``epsilon=3e-4`` below a ratio of 1, ``epsilon_high=4e-4`` above it.
 
 TRL multiplies the k3 term by the importance ratio by default (``use_bias_correction_kl``): its
 value is unchanged on-policy, but its gradient gains ``k3 * grad log pi``, which turns k3's gradient

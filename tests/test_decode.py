@@ -24,7 +24,8 @@ CONVERSATIONS = [
 
 def encoded_prompts(tokenizer, conversations):
     tokenizer.padding_side = "left"
-    enc = tokenizer(render_prompts(tokenizer, conversations), return_tensors="pt", padding=True, add_special_tokens=False)
+    enc = tokenizer(render_prompts(tokenizer, conversations), return_tensors="pt", padding=True,
+                    add_special_tokens=False)
     return enc["input_ids"], enc["attention_mask"]
 
 
@@ -105,7 +106,8 @@ def test_shared_prefill_gives_each_sample_the_prompts_distribution(tiny_model_di
     assert torch.equal(three.prompt_ids, one.prompt_ids.repeat_interleave(3, dim=0))
 
     torch.manual_seed(0)
-    sampled = backend.generate(CONVERSATIONS[:2], SamplingParams(temperature=1.0, max_new_tokens=8), samples_per_prompt=4)
+    sampled = backend.generate(CONVERSATIONS[:2], SamplingParams(temperature=1.0, max_new_tokens=8),
+                               samples_per_prompt=4)
     assert len(set(sampled.texts[:4])) > 1  # the 4 samples of a prompt are drawn independently
     expected = forward_logprobs(model, sampled.prompt_ids, sampled.prompt_mask, sampled.completion_ids,
                                 sampled.completion_mask)

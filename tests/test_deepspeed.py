@@ -28,7 +28,8 @@ from test_training import make_recipe
 
 from rlsp.config.schema import HookSpec
 from rlsp.errors import ConfigError
-from rlsp.training.deepspeed_config import check_deepspeed_recipe, reference_config, training_config
+from rlsp.training.deepspeed_auto_values import reference_config, training_config
+from rlsp.training.deepspeed_checks import check_deepspeed_recipe
 
 REPO = Path(__file__).resolve().parents[1]
 ACCELERATE = Path(sys.executable).with_name("accelerate")
@@ -59,7 +60,8 @@ def zero1_config(tmp_path: Path) -> str:
     ds["zero_optimization"]["stage"] = 1
     (tmp_path / "ds_zero1.json").write_text(json.dumps(ds))
     accelerate_yaml = (REPO / "launch" / "zero2.yaml").read_text()
-    (tmp_path / "zero1.yaml").write_text(accelerate_yaml.replace("launch/ds_zero2.json", str(tmp_path / "ds_zero1.json")))
+    zero1_yaml = accelerate_yaml.replace("launch/ds_zero2.json", str(tmp_path / "ds_zero1.json"))
+    (tmp_path / "zero1.yaml").write_text(zero1_yaml)
     return str(tmp_path / "zero1.yaml")
 
 
@@ -172,7 +174,7 @@ def test_what_zero_cannot_honour_is_refused_with_the_field(tmp_path, tiny_model_
 
 
 def test_more_processes_than_gpus_is_refused(monkeypatch):
-    from rlsp.training.deepspeed_config import check_devices
+    from rlsp.training.deepspeed_checks import check_devices
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
@@ -264,4 +266,5 @@ def test_zero3_with_optimizer_and_parameter_offload_trains_like_zero3(tmp_path, 
     assert "DeepSpeed ZeRO-3 (optimizer offload to cpu, param offload to cpu)" in out  # DeepSpeed's CPU Adam
     base = load_file(tiny_model_dir / "model.safetensors")
     offload, plain = (flat(finals[c], base) for c in ("zero3_offload.yaml", "zero3.yaml"))
-    assert relative_difference(offload, plain, plain - flat(base, base)) < RTOL  # CPU Adam computes AdamW's formula in its own order
+    # CPU Adam computes AdamW's formula in its own order
+    assert relative_difference(offload, plain, plain - flat(base, base)) < RTOL

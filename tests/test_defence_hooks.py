@@ -78,7 +78,7 @@ def test_pps_adds_exactly_coef_v_to_its_layer_and_is_gone_after_detach(tmp_path,
     torch.testing.assert_close(steered[1], before[1] + 3.0 * pps.vectors.vectors[0])  # layer 0's output, every position
     assert not torch.allclose(steered[2], before[2])  # later layers see the steered stream
     for unchanged in (attached_but_idle, reference, after):
-        for a, b in zip(unchanged, before):
+        for a, b in zip(unchanged, before, strict=True):
             torch.testing.assert_close(a, b)
     assert rlsp_hooks(model.model.layers) == []
 
@@ -89,7 +89,8 @@ def test_ip_changes_training_messages_only():
     assert ip.training_messages(messages) == [{"role": "system", "content": IP_PROMPT},
                                               {"role": "user", "content": "What is 2 + 2?"}]
     prefixed = InoculationPrompt(user_prefix="IN CAPS: ").training_messages(messages)
-    assert prefixed == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "IN CAPS: What is 2 + 2?"}]
+    assert prefixed == [{"role": "system", "content": "Be brief."},
+                        {"role": "user", "content": "IN CAPS: What is 2 + 2?"}]
     assert messages[1]["content"] == "What is 2 + 2?"  # the caller's messages are not modified
     with pytest.raises(ConfigError, match="set system_prompt"):
         InoculationPrompt()
@@ -229,7 +230,8 @@ def test_lora_reference_logprobs_are_unchanged_by_an_attached_pps(tmp_path, tiny
     models, hooks = trainer.models, trainer.hooks
 
     def reference_logprobs():
-        with torch.no_grad(), models.reference.model() as reference, hooks.around("forward", role="reference", grad=False):
+        with (torch.no_grad(), models.reference.model() as reference,
+              hooks.around("forward", role="reference", grad=False)):
             return completion_logprobs(reference, generated.seqs, 1.0)[0]
 
     def policy_logprobs():
@@ -277,10 +279,14 @@ def test_sft_with_pps_ip_and_diagnostics(tmp_path, tiny_model_dir, lora):
     "entry, message",
     [
         ("{hook: ppss, kwargs: {}}", r"unknown hook 'ppss'\. Did you mean 'pps'\?"),
-        ("{hook: pps, kwargs: {vectors: other.safetensors, layer: 0}}", "the vectors have size 48 but the model's hidden size is 32"),
-        ("{hook: pps, kwargs: {vectors: deeper.safetensors, layer: 0}}", "extracted from another model .*num_hidden_layers 3 vs 2"),
-        ("{hook: pps, kwargs: {vectors: caps.safetensors, layer: 2}}", "kwargs.layer: layer 2 is out of range; .* 0..1"),
-        ("{hook: pps, kwargs: {vectors: absent.safetensors, layer: 0}}", "kwargs.vectors: file 'absent.safetensors' not found"),
+        ("{hook: pps, kwargs: {vectors: other.safetensors, layer: 0}}",
+         "the vectors have size 48 but the model's hidden size is 32"),
+        ("{hook: pps, kwargs: {vectors: deeper.safetensors, layer: 0}}",
+         "extracted from another model .*num_hidden_layers 3 vs 2"),
+        ("{hook: pps, kwargs: {vectors: caps.safetensors, layer: 2}}",
+         "kwargs.layer: layer 2 is out of range; .* 0..1"),
+        ("{hook: pps, kwargs: {vectors: absent.safetensors, layer: 0}}",
+         "kwargs.vectors: file 'absent.safetensors' not found"),
         ("{hook: pps, kwargs: {vectors: my_rewards.py, layer: 0}}", "is not a steering vector file"),
         ("{hook: my_rewards.py:chars}", "not a subclass of rlsp.hooks.Hook"),
     ],
@@ -290,10 +296,10 @@ def test_bad_hook_inputs_fail_before_training(tmp_path, tiny_model_dir, entry, m
 
     config = load_causal_lm(str(tiny_model_dir), device="cpu")[0].config
     write_vectors(tmp_path / "caps.safetensors", config)
-    write_vectors(tmp_path / "other.safetensors", LlamaConfig(hidden_size=48, num_hidden_layers=2, num_attention_heads=4,
-                                                               vocab_size=config.vocab_size))
-    write_vectors(tmp_path / "deeper.safetensors", LlamaConfig(hidden_size=32, num_hidden_layers=3, num_attention_heads=4,
-                                                                vocab_size=config.vocab_size))
+    write_vectors(tmp_path / "other.safetensors",
+                  LlamaConfig(hidden_size=48, num_hidden_layers=2, num_attention_heads=4, vocab_size=config.vocab_size))
+    write_vectors(tmp_path / "deeper.safetensors",
+                  LlamaConfig(hidden_size=32, num_hidden_layers=3, num_attention_heads=4, vocab_size=config.vocab_size))
     import rlsp.training.ppo_trainer as trainer_module
 
     monkeypatch.setattr(trainer_module, "build_models", lambda *a, **k: pytest.fail("the model was loaded"))

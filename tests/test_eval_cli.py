@@ -81,7 +81,8 @@ def test_samples_and_summary_agree(capsys, recipe, tiny_model_dir, tmp_path):
         samples = [r for p in problems for r in p]
         m = {"accuracy": sum(r["correct"] for r in samples) / len(samples)}
         for k in (1, 2, 3):
-            m[f"pass@{k}"] = sum(1 - comb(3 - sum(r["correct"] for r in p), k) / comb(3, k) for p in problems) / len(problems)
+            solved = sum(1 - comb(3 - sum(r["correct"] for r in p), k) / comb(3, k) for p in problems)
+            m[f"pass@{k}"] = solved / len(problems)
         for k in (2, 3):
             wins = 0
             for p in problems:
@@ -107,7 +108,8 @@ def test_samples_and_summary_agree(capsys, recipe, tiny_model_dir, tmp_path):
 def test_same_seed_same_samples(capsys, recipe, tiny_model_dir, tmp_path):
     def samples(seed: int, name: str) -> str:
         out = tmp_path / name
-        code, _, _ = run(capsys, recipe, f"model.name_or_path={tiny_model_dir}", f"run.output_dir={out}", f"run.seed={seed}")
+        code, _, _ = run(capsys, recipe, f"model.name_or_path={tiny_model_dir}", f"run.output_dir={out}",
+                         f"run.seed={seed}")
         assert code == 0
         return (out / "eval_samples.jsonl").read_text()
 
@@ -128,7 +130,8 @@ def test_same_seed_same_samples(capsys, recipe, tiny_model_dir, tmp_path):
 def test_bad_rows_are_counted_or_stop_the_run(capsys, recipe, tiny_model_dir, tmp_path, monkeypatch, on_bad_row):
     lines = [json.dumps(r) for r in ROWS] + ['{"question": "cut off', json.dumps({"question": "no answer"})]
     (tmp_path / "problems.jsonl").write_text("\n".join(lines) + "\n")
-    argv = [recipe, f"model.name_or_path={tiny_model_dir}", f"run.output_dir={tmp_path / 'out'}", f"data.on_bad_row={on_bad_row}"]
+    argv = [recipe, f"model.name_or_path={tiny_model_dir}", f"run.output_dir={tmp_path / 'out'}",
+            f"data.on_bad_row={on_bad_row}"]
     if on_bad_row == "error":
         monkeypatch.setattr("rlsp.eval.run.load_causal_lm", lambda *a, **k: pytest.fail("model loaded"))
         code, _, err = run(capsys, *argv)
@@ -148,7 +151,8 @@ def test_bad_rows_are_counted_or_stop_the_run(capsys, recipe, tiny_model_dir, tm
         (["{recipe}", "eval.k=[1,4]"], "eval.k: k=4 is larger than eval.samples_per_prompt=3"),
         (["{recipe}", "generation.temperature=0"], "gives 3 identical greedy answers"),
         (["{recipe}", "eval.group_by=[subject]"], "eval.group_by: the data has no column 'subject'"),
-        (["{recipe}", "verifier.function=math", "verifier.kwargs.answer_format=boxd"], "answer_format 'boxd' is unknown"),
+        (["{recipe}", "verifier.function=math", "verifier.kwargs.answer_format=boxd"],
+         "answer_format 'boxd' is unknown"),
         (["--benchmark", "math500", "eval.data_dir={tmp}"], "data.source=HuggingFaceH4/MATH-500 data.split=test"),
         (["--plot", "x.png"], "--plot goes with --compare"),
         (["model.name_or_path=x"], "give a recipe file"),
@@ -177,7 +181,8 @@ def test_benchmark_shortcuts_without_a_recipe(capsys, tiny_model_dir, tmp_path):
 
 def summary_file(path: Path, accuracy: float, level_accuracy: dict[str, float]) -> Path:
     groups = {"level": {lv: {"problems": 2, "accuracy": a, "boxed_rate": 0.5} for lv, a in level_accuracy.items()}}
-    path.write_text(json.dumps({"problems": 4, "metrics": {"accuracy": accuracy, "mean_length": 10.0}, "groups": groups}))
+    metrics = {"accuracy": accuracy, "mean_length": 10.0}
+    path.write_text(json.dumps({"problems": 4, "metrics": metrics, "groups": groups}))
     return path
 
 

@@ -20,7 +20,7 @@ from test_training import make_recipe, params
 from rlsp.cli import main
 from rlsp.config.train_schema import RewardSpec
 from rlsp.errors import ConfigError
-from rlsp.run_lock import LOCK_FILE, own_output_dir, release_output_dir
+from rlsp.output_folder import LOCK_FILE, own_output_dir, release_output_dir
 from rlsp.scoring.deadline import RewardAborted
 from rlsp.scoring.reward_function import RewardFunction
 from rlsp.training import checkpoint as ckpt
@@ -39,7 +39,7 @@ def wait_for(path: Path, process: subprocess.Popen, seconds: float = 120) -> Non
 
 
 # -- one run per output folder -------------------------------------------------------------------
-HOLD = "import sys, time; from rlsp.run_lock import own_output_dir; own_output_dir(sys.argv[1], 'train'); " \
+HOLD = "import sys, time; from rlsp.output_folder import own_output_dir; own_output_dir(sys.argv[1], 'train'); " \
        "print('held', flush=True); time.sleep(600)"
 
 
@@ -200,8 +200,8 @@ def test_a_hanging_reward_ends_rlsp_train_with_its_name(tmp_path, tiny_model_dir
     (tmp_path / "r.py").write_text(REWARDS)
     path, _ = make_recipe(tmp_path, tiny_model_dir)
     done = subprocess.run([sys.executable, "-m", "rlsp", "train", str(path), "rewards.1.function=r.py:sleeps",
-                           "rewards.1.name=null", "rewards.1.timeout_s=2"], check=False, env=ENV, capture_output=True, text=True,
-                          timeout=120)
+                           "rewards.1.name=null", "rewards.1.timeout_s=2"],
+                          check=False, env=ENV, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2, done.stderr[-2000:]
     assert "rlsp train: error: reward function 'sleeps' (r.py:sleeps) did not return within 2 s" in done.stderr
     assert "Traceback" not in done.stderr

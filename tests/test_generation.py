@@ -74,7 +74,8 @@ def test_masks_and_finish_reasons_agree(tiny_model_dir):
     torch.manual_seed(1)
     rollout = HFBackend(model, tokenizer).generate(CONVERSATIONS * 4, SamplingParams(temperature=5.0, max_new_tokens=6))
     stop_ids = set(stop_token_ids(tokenizer, model))
-    for ids, mask, reason in zip(rollout.completion_ids.tolist(), rollout.completion_mask.tolist(), rollout.finish_reasons):
+    rows = zip(rollout.completion_ids.tolist(), rollout.completion_mask.tolist(), rollout.finish_reasons, strict=True)
+    for ids, mask, reason in rows:
         n = sum(mask)
         if reason == "stop":
             assert ids[n - 1] in stop_ids and not stop_ids & set(ids[: n - 1])

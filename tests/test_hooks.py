@@ -47,7 +47,8 @@ def recorder(tmp_path):
 
     from rlsp.plugins import load_attribute
 
-    module = importlib.import_module(load_attribute("recorder.py:Recorder", tmp_path, "hook", "class", ConfigError).__module__)
+    recorder_class = load_attribute("recorder.py:Recorder", tmp_path, "hook", "class", ConfigError)
+    module = importlib.import_module(recorder_class.__module__)
     module.EVENTS.clear()
     return module.EVENTS
 
@@ -81,7 +82,8 @@ def test_rl_trainer_fires_every_event_with_the_unwrapped_policy(tmp_path, tiny_m
 
 
 def test_rl_hook_scalars_are_logged_with_the_step(tmp_path, tiny_model_dir, recorder):
-    path, recipe = make_recipe(tmp_path, tiny_model_dir, "hooks=[{hook: recorder.py:Recorder, kwargs: {scalar: mine/n}}]")
+    path, recipe = make_recipe(tmp_path, tiny_model_dir,
+                               "hooks=[{hook: recorder.py:Recorder, kwargs: {scalar: mine/n}}]")
     trainer = Trainer(recipe, path)
     trainer.hooks.fire("train_start")
     trainer.step = 1
@@ -90,7 +92,8 @@ def test_rl_hook_scalars_are_logged_with_the_step(tmp_path, tiny_model_dir, reco
 
 
 def test_train_end_fires_after_an_error_and_the_error_propagates(tmp_path, tiny_model_dir, recorder):
-    path, recipe = make_recipe(tmp_path, tiny_model_dir, "hooks=[{hook: recorder.py:Recorder, kwargs: {fail_at: generation_end}}]")
+    path, recipe = make_recipe(tmp_path, tiny_model_dir,
+                               "hooks=[{hook: recorder.py:Recorder, kwargs: {fail_at: generation_end}}]")
     trainer = Trainer(recipe, path)
     with pytest.raises(RuntimeError, match="on purpose"):
         trainer.fit()
@@ -98,8 +101,8 @@ def test_train_end_fires_after_an_error_and_the_error_propagates(tmp_path, tiny_
 
 
 def test_lora_reference_pass_is_announced_on_the_same_module(tmp_path, tiny_model_dir, recorder):
-    path, recipe = make_recipe(tmp_path, tiny_model_dir, "hooks=[{hook: recorder.py:Recorder}]", "model.lora.enabled=true",
-                               "train.minibatch_size=2")
+    path, recipe = make_recipe(tmp_path, tiny_model_dir, "hooks=[{hook: recorder.py:Recorder}]",
+                               "model.lora.enabled=true", "train.minibatch_size=2")
     trainer = Trainer(recipe, path)
     trainer.hooks.fire("train_start")
     trainer.step = 1
@@ -116,7 +119,8 @@ def test_sft_trainer_fires_the_same_events(tmp_path, tiny_model_dir, recorder):
     events = [e[2:5] for e in recorder]
     assert events[0][0] == "train_start" and events[-1][0] == "train_end"
     micro = [("forward_start", "policy", True), ("forward_end", "policy", True), ("backward_end", None, None)]
-    step = micro * 2 + [("optimizer_step_start", None, None), ("optimizer_step_end", None, None), ("step_end", None, None)]
+    step = micro * 2 + [("optimizer_step_start", None, None), ("optimizer_step_end", None, None),
+                        ("step_end", None, None)]
     assert events[1:-1] == step * 2
     assert all(grads for _, _, event, *_, grads in recorder if event == "optimizer_step_start")
     assert {s for _, s, event, *_ in recorder if event == "step_end"} == {1, 2}

@@ -15,7 +15,7 @@ from test_training import make_recipe
 from rlsp.analysis.behaviours import MarkerDetector, sentence_spans
 from rlsp.analysis.html_report import highlight
 from rlsp.analysis.markers import read_markers
-from rlsp.analysis.rollout_loader import load_run
+from rlsp.analysis.rollout_loader import load_rollouts
 from rlsp.analysis.rollout_schema import Sample
 from rlsp.analysis.step_table import step_table
 from rlsp.errors import ConfigError, DataError
@@ -111,30 +111,31 @@ def test_loader_reads_a_run_being_written_and_names_what_it_cannot_read(tmp_path
     run = tmp_path / "run"
     run.mkdir()
     write_jsonl(run / "rollouts.jsonl", [rollout(1, "a"), rollout(2, "b", 0.0)], tail='{"schema_version": 1, "st')
-    loaded = load_run(run)
-    assert loaded.format == "rlsp-rollouts" and loaded.steps == [1, 2] and [s.correct for s in loaded.samples] == [True, False]
+    loaded = load_rollouts(run)
+    assert loaded.format == "rlsp-rollouts" and loaded.steps == [1, 2]
+    assert [s.correct for s in loaded.samples] == [True, False]
     assert "last line (3) is incomplete" in loaded.notes[0] and "read the 2 complete lines" in loaded.notes[0]
 
     write_jsonl(run / "rollouts.jsonl", [rollout(1, "a")], tail='{"broken\n' + json.dumps(rollout(2, "b")) + "\n")
     with pytest.raises(DataError, match="line 2 is not valid JSON"):
-        load_run(run)
+        load_rollouts(run)
     write_jsonl(run / "rollouts.jsonl", [rollout(1, "a"), {**rollout(2, "b"), "schema_version": 7}])
     with pytest.raises(DataError, match=r"line 2: rollout schema_version 7 .* \(0..1\).*upgrade rlsp"):
-        load_run(run)
+        load_rollouts(run)
     legacy = {k: v for k, v in rollout(3, "c", 0.5).items() if k not in ("schema_version", "correct", "hooks")}
     write_jsonl(run / "rollouts.jsonl", [legacy])
-    assert load_run(run).samples[0].correct is False  # version 0: verifier >= 1.0 decides
+    assert load_rollouts(run).samples[0].correct is False  # version 0: verifier >= 1.0 decides
 
     (run / "rollouts.jsonl").write_text("")
     with pytest.raises(DataError, match="no completions yet"):
-        load_run(run)
+        load_rollouts(run)
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(DataError, match="the directory is empty; expected rollouts.jsonl"):
-        load_run(empty)
+        load_rollouts(empty)
     (empty / "summary.json").write_text("{}")
     with pytest.raises(DataError, match="this run has no completions"):
-        load_run(empty)
+        load_rollouts(empty)
 
 
 def test_loader_reads_verl_dumps_eval_samples_and_any_jsonl_with_a_named_field(tmp_path):
@@ -143,22 +144,22 @@ def test_loader_reads_verl_dumps_eval_samples_and_any_jsonl_with_a_named_field(t
     for step in (2, 10):
         write_jsonl(verl / f"{step}.jsonl", [{"input": "q", "output": f"Wait {step}.", "gts": "4", "score": 1.0,
                                               "step": step, "acc": True}])
-    loaded = load_run(verl)
+    loaded = load_rollouts(verl)
     assert loaded.format == "verl-jsonl" and loaded.steps == [2, 10] and loaded.samples[1].completion == "Wait 10."
     assert loaded.samples[0].rewards == {"score": 1.0} and loaded.samples[0].correct is True
 
     write_jsonl(tmp_path / "eval_samples.jsonl", [{"problem_index": 0, "sample_index": 0, "prompt": "q",
                                                    "completion": "x", "score": 0.0, "correct": False, "length": 3}])
-    assert load_run(tmp_path / "eval_samples.jsonl").samples[0].correct is False
+    assert load_rollouts(tmp_path / "eval_samples.jsonl").samples[0].correct is False
 
     traces = tmp_path / "traces.jsonl"
     write_jsonl(traces, [{"question": "q", "solution": "Wait."}])
     with pytest.raises(DataError, match="fields: question, solution.*--text-field"):
-        load_run(traces)
-    sample = load_run(traces, text_field="solution", prompt_field="question").samples[0]
+        load_rollouts(traces)
+    sample = load_rollouts(traces, text_field="solution", prompt_field="question").samples[0]
     assert (sample.prompt, sample.completion, sample.step) == ("q", "Wait.", None)
     with pytest.raises(DataError, match="no field 'answer' .*question, solution"):
-        load_run(traces, text_field="answer")
+        load_rollouts(traces, text_field="answer")
 
 
 # -- end to end ----------------------------------------------------------------------------------
@@ -175,7 +176,8 @@ def test_inspect_a_real_training_run_writes_table_plots_and_report(tmp_path, tin
     with (out / "steps.csv").open() as f:
         table = list(csv.DictReader(f))
     assert [r["step"] for r in table] == ["1", "2"] and all(r["samples"] == "4" for r in table)
-    assert {"backtracking_share", "accuracy_with_backtracking", "reward_verifier", "reward_exploration"} <= table[0].keys()
+    columns = {"backtracking_share", "accuracy_with_backtracking", "reward_verifier", "reward_exploration"}
+    assert columns <= table[0].keys()
     samples = [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines()]
     assert len(samples) == 8 and all(s["tokens_estimated"] is False for s in samples)
     for png in ("behaviours.png", "length_accuracy.png"):
@@ -188,7 +190,8 @@ def test_inspect_a_real_training_run_writes_table_plots_and_report(tmp_path, tin
     labelled = inspect_cli(run, "--labeller", tiny_model_dir, "--out", tmp_path / "llm", "--top", "0")
     assert labelled.returncode == 0, labelled.stderr
     with (tmp_path / "llm" / "steps.csv").open() as f:
-        assert {"deduction_share", "backtracking_share", "uncertainty-estimation_share"} <= next(csv.DictReader(f)).keys()
+        columns = {"deduction_share", "backtracking_share", "uncertainty-estimation_share"}
+        assert columns <= next(csv.DictReader(f)).keys()
     assert json.loads((tmp_path / "llm" / "samples.jsonl").read_text().splitlines()[0])["labeller"].startswith("llm:")
 
 
@@ -204,7 +207,7 @@ def test_inspect_a_trl_grpo_run_and_compare_it_with_itself(tmp_path, tiny_model_
                       max_completion_length=12, max_steps=2, logging_steps=1, log_completions=True, report_to=[],
                       use_cpu=True, save_strategy="no", bf16=False)
     GRPOTrainer(model=str(tiny_model_dir), reward_funcs=[correct], args=args, train_dataset=prompts).train()
-    loaded = load_run(tmp_path / "trl", correct_field="correct")
+    loaded = load_rollouts(tmp_path / "trl", correct_field="correct")
     assert loaded.format == "trl-parquet" and loaded.steps == [1, 2] and len(loaded.samples) == 8
     assert all(set(s.rewards) == {"correct"} and s.correct == (s.rewards["correct"] >= 1) for s in loaded.samples)
     assert loaded.samples[0].prompt.startswith("What is")
@@ -233,7 +236,7 @@ def test_llm_labeller_gives_one_taxonomy_label_per_sentence_and_falls_back_to_ma
     model, tokenizer = load_causal_lm(str(tiny_model_dir), device="cpu")
     texts = ["First add 2 and 3. Wait, that's wrong. Maybe 6.", "So 12 + 7 = 19. Let me verify: 19 - 7 = 12."]
     sure = LLMLabeller("tiny", model=model, tokenizer=tokenizer, batch_size=2, min_confidence=0.0).label(texts)
-    for text, profile in zip(texts, sure):
+    for text, profile in zip(texts, sure, strict=True):
         assert [(s.start, s.end) for s in profile.spans] == sentence_spans(text)  # each sentence once
         assert all(s.behaviour in TAXONOMY and s.marker.startswith("llm p=") for s in profile.spans)
         assert sum(profile.counts.values()) == len(profile.spans) and profile.labeller == "llm:tiny"

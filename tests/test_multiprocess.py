@@ -49,13 +49,13 @@ def test_a_two_process_step_equals_one_process_on_the_same_global_batch(name, tm
     assert one["normalizers"]["total"]["count"] == 8
     rows = torch.cat([F.pad(a, (0, one["advantages"][0].shape[1] - a.shape[1])) for a in two["advantages"]])
     assert relative_difference(rows, one["advantages"][0], one["advantages"][0]) < RTOL
-    for a, b in zip(one["updates"], two["updates"]):
+    for a, b in zip(one["updates"], two["updates"], strict=True):
         assert set(a) == set(b)
         for key in a:
             assert b[key] == pytest.approx(a[key], rel=RTOL, abs=1e-7), key
     assert one["updates"][0]["actor/grad_norm"] > 1.0  # so the clipping at train.max_grad_norm=1 took part
-    start = {"policy": torch.cat([p.flatten() for p in AutoModelForCausalLM.from_pretrained(tiny_model_dir).parameters()]),
-             "critic": one["critic_start"]}
+    policy = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    start = {"policy": torch.cat([p.flatten() for p in policy.parameters()]), "critic": one["critic_start"]}
     for role in ("policy", "critic"):
         moved = one[role] - start[role]
         assert moved.abs().max() > 0.005  # two Adam steps at lr 0.01 moved the weights
@@ -78,7 +78,7 @@ def test_rlsp_train_on_two_processes_samples_apart_logs_once_and_resumes_exactly
     assert len(set(summary["sampling_seeds"])) == 2  # a stream of its own per process
     for step in (1, 2, 3):  # rank 0's four rows, then rank 1's: no answer drawn alike
         rows = [r["completion"] for r in records if r["step"] == step]
-        assert all(a != b for a, b in zip(rows[:4], rows[4:])), rows
+        assert all(a != b for a, b in zip(rows[:4], rows[4:], strict=True)), rows
     assert (run / "checkpoints" / "step-000003" / "rng-rank001.pt").is_file()
 
     straight = tmp_path / "straight"
@@ -88,7 +88,8 @@ def test_rlsp_train_on_two_processes_samples_apart_logs_once_and_resumes_exactly
     launch("cpu.yaml", "-m", "rlsp", "train", str(path), *RLOO, "--resume")
     again = [json.loads(line) for line in (run / "rollouts.jsonl").read_text().splitlines()]
     assert [r["completion"] for r in again] == [r["completion"] for r in records]
-    resumed, expected = load_file(run / "final" / "model.safetensors"), load_file(straight / "final" / "model.safetensors")
+    resumed = load_file(run / "final" / "model.safetensors")
+    expected = load_file(straight / "final" / "model.safetensors")
     assert all(torch.equal(resumed[k], v) for k, v in expected.items())
 
 

@@ -83,7 +83,7 @@ def test_packed_logprobs_entropy_and_gradients_equal_the_plain_pass(tiny_model_d
     (plain_lp, plain_h, plain_g), (packed_lp, packed_h, packed_g) = results
     assert torch.allclose(plain_lp, packed_lp, atol=1e-5)
     assert torch.allclose(plain_h, packed_h, atol=1e-5)
-    for a, b in zip(plain_g, packed_g):
+    for a, b in zip(plain_g, packed_g, strict=True):
         assert torch.allclose(a, b, atol=1e-5, rtol=1e-4)
     assert (packed_lp[mask == 0] == 0).all()
 
@@ -95,7 +95,8 @@ def test_a_model_whose_packed_pass_disagrees_falls_back_to_the_plain_one(tiny_mo
     def leaky(*args):  # samples of one prompt see each other: what an attention ignoring the mask does
         rows = pack_by_prompt(*args)
         S = rows.inputs["attention_mask"].shape[-1]
-        rows.inputs["attention_mask"] = torch.ones(S, S, dtype=torch.bool).tril().expand_as(rows.inputs["attention_mask"])
+        causal = torch.ones(S, S, dtype=torch.bool).tril()
+        rows.inputs["attention_mask"] = causal.expand_as(rows.inputs["attention_mask"])
         return rows
 
     monkeypatch.setattr(forward, "pack_by_prompt", leaky)
@@ -150,8 +151,9 @@ def test_a_padding_free_training_step_equals_the_plain_one(tmp_path, tiny_model_
     assert plain.keys() == packed.keys() == ({"actor", "critic"} if estimator == "gae" else {"actor"})
     for role in plain:
         assert len(plain[role]) == len(packed[role]) > 0
-        for a, b in zip(plain[role], packed[role]):
+        for a, b in zip(plain[role], packed[role], strict=True):
             assert torch.allclose(a, b, atol=1e-6, rtol=1e-4)
-    keys = ["kl/mean", "policy/loss", "policy/kl_loss", "policy/entropy"] + (["value/loss"] if estimator == "gae" else [])
+    keys = ["kl/mean", "policy/loss", "policy/kl_loss", "policy/entropy"]
+    keys += ["value/loss"] if estimator == "gae" else []
     for key in keys:
         assert packed_scalars[key] == pytest.approx(plain_scalars[key], abs=1e-5)

@@ -278,7 +278,8 @@ def test_exceptions_raise_or_fall_back():
         return [1.0 / len(c) for c in completions]  # one sample in the batch is the empty string
 
     reward_registry._registered.clear()
-    with pytest.raises(RewardError, match=r"raised ZeroDivisionError: float division by zero on sample 1 of 3 \(completion ''\)"):
+    with pytest.raises(RewardError,
+                       match=r"raised ZeroDivisionError: float division by zero on sample 1 of 3 \(completion ''\)"):
         run(make(fails_on_empty), completions=["ab", "", "abcd"])
     reward_registry._registered.clear()
     result = run(make(fails_on_empty, on_error="fallback", fallback_value=-1.0), completions=["ab", "", "abcd"])

@@ -68,7 +68,7 @@ class ScriptedLM:
             batch.append(torch.tensor(reply))
         width = max(len(r) for r in batch)
         new = torch.full((len(batch), width), self.tokenizer.pad_token_id)
-        for row, reply in zip(new, batch):
+        for row, reply in zip(new, batch, strict=True):
             row[: len(reply)] = reply
         return torch.cat([input_ids, new], dim=1)
 

@@ -220,7 +220,8 @@ def test_unreadable_files_are_clear_errors(tmp_path):
 def test_on_bad_row_skip_drops_and_counts_bad_lines_and_rows(tmp_path):
     data_file = tmp_path / "mixed.jsonl"
     no_trace = {k: v for k, v in ROWS[1].items() if k != "trace"}
-    data_file.write_text(json.dumps(ROWS[0]) + "\n{not json\n" + json.dumps(no_trace) + "\n" + json.dumps(ROWS[2]) + "\n")
+    lines = [json.dumps(ROWS[0]), "{not json", json.dumps(no_trace), json.dumps(ROWS[2])]
+    data_file.write_text("\n".join(lines) + "\n")
     recipe = recipe_for(tmp_path, f"sft.source={data_file}", *MAPPING, "sft.on_bad_row=skip")
     examples, _, skipped = read_sft_examples(recipe)
     assert [e.id for e in examples] == ["q1", "q3"]

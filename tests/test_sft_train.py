@@ -75,7 +75,7 @@ def test_only_assistant_tokens_carry_loss(tmp_path, tiny_model_dir):
         expected[tuple(full)] = (len(prompt), example.response)
     seen = 0
     for batch in trainer.get_train_dataloader():
-        for ids, labels, mask in zip(batch["input_ids"], batch["labels"], batch["attention_mask"]):
+        for ids, labels, mask in zip(batch["input_ids"], batch["labels"], batch["attention_mask"], strict=True):
             length = int(mask.sum())
             assert bool(mask[:length].all()) and not bool(mask[length:].any())  # right padding
             prompt_len, response = expected[tuple(ids[:length].tolist())]
@@ -173,7 +173,8 @@ def test_a_saved_model_is_not_overwritten_by_accident(tmp_path, tiny_model_dir):
     recipe, out, _ = tiny_recipe(tmp_path, tiny_model_dir, "sft.max_steps=1")
     out.mkdir()
     (out / "config.json").write_text("{}")
-    with pytest.raises(ConfigError, match=r"already holds the output of an earlier rlsp sft \(config.json\).*--overwrite"):
+    with pytest.raises(ConfigError,
+                       match=r"already holds the output of an earlier rlsp sft \(config.json\).*--overwrite"):
         run_sft(recipe, None, out)
     assert (out / "config.json").read_text() == "{}"
     run_sft(recipe, None, out, overwrite=True)

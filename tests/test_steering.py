@@ -67,7 +67,8 @@ def test_extract_generates_answers_under_each_prompt(tmp_path, tiny_model_dir):
 
 def test_project_reports_a_dot_unit_v_per_layer_and_step(tmp_path, tiny_model_dir, capsys):
     (tmp_path / "responses.jsonl").write_text("".join(json.dumps(r) + "\n" for r in RESPONSES))
-    assert main(["steer", "extract", str(steer_recipe(tmp_path, tiny_model_dir, "  responses_file: responses.jsonl"))]) == 0
+    steer_file = steer_recipe(tmp_path, tiny_model_dir, "  responses_file: responses.jsonl")
+    assert main(["steer", "extract", str(steer_file)]) == 0
     rollouts = tmp_path / "rollouts.jsonl"
     rollouts.write_text("".join(json.dumps({"step": s, "prompt": r["question"], "completion": r[k]}) + "\n"
                                 for s, k in ((1, "negative"), (2, "positive")) for r in RESPONSES))
@@ -78,8 +79,8 @@ def test_project_reports_a_dot_unit_v_per_layer_and_step(tmp_path, tiny_model_di
     summary = json.loads(out.read_text())
     vectors = SteeringVectors.load(vectors_file)
     model, tokenizer = load_causal_lm(str(tiny_model_dir), device="cpu")
-    activations = response_activations(model, tokenizer, [[{"role": "user", "content": r["question"]}] for r in RESPONSES],
-                                       [r["positive"] for r in RESPONSES])
+    conversations = [[{"role": "user", "content": r["question"]}] for r in RESPONSES]
+    activations = response_activations(model, tokenizer, conversations, [r["positive"] for r in RESPONSES])
     expected = (activations[:, 1] @ vectors.unit(1)).mean()  # layer 1, step 2 (the positive answers)
     assert summary["texts"] == 6
     assert summary["mean_by_step_and_layer"]["2"][1] == pytest.approx(float(expected), abs=1e-3)

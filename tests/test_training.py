@@ -170,7 +170,7 @@ def test_accumulation_equals_one_big_batch(tmp_path, tiny_model_dir):
     for role in ("actor", "critic"):
         big, small = captured[0][role], captured[1][role]
         assert len(big) == len(small) > 0
-        for a, b in zip(big, small):
+        for a, b in zip(big, small, strict=True):
             assert torch.allclose(a, b, atol=1e-6, rtol=1e-4)
 
 
@@ -198,7 +198,7 @@ def test_one_optimizer_step_reuses_its_own_logprobs_exactly(tmp_path, tiny_model
         results.append((grads, scalars))
     (explicit, explicit_scalars), (reused, reused_scalars) = results
     assert len(explicit) == len(reused) > 0
-    for a, b in zip(explicit, reused):
+    for a, b in zip(explicit, reused, strict=True):
         assert torch.allclose(a, b, atol=1e-6, rtol=1e-4)
     assert explicit_scalars["kl/mean"] == pytest.approx(reused_scalars["kl/mean"], abs=1e-6)
     assert reused_scalars["policy/approx_kl"] == 0.0 and reused_scalars["policy/clipfrac"] == 0.0
@@ -281,8 +281,10 @@ def test_bad_reward_stops_before_the_optimizer_step(tmp_path, tiny_model_dir, fu
         (["model.lora.enabled=true", "model.lora.target_modules=[q_prj]"],
          r"'q_prj' match no module.*Did you mean 'q_prj' -> 'q_proj'"),
         (["model.lora.enabled=true", "model.lora.target_modules=[q_proj, lm_head]"], "'lm_head' is the output head"),
-        (["model.lora.enabled=true", "model.lora.target_modules=[all-linear, q_proj]"], "'all-linear' must stand alone"),
-        (["hooks=[{hook: my_rewards.py:chars}]"], r"hooks.0 \(my_rewards.py:chars\): .* not a subclass of rlsp.hooks.Hook"),
+        (["model.lora.enabled=true", "model.lora.target_modules=[all-linear, q_proj]"],
+         "'all-linear' must stand alone"),
+        (["hooks=[{hook: my_rewards.py:chars}]"],
+         r"hooks.0 \(my_rewards.py:chars\): .* not a subclass of rlsp.hooks.Hook"),
     ],
 )
 def test_bad_training_recipes_fail_before_loading_the_model(tmp_path, tiny_model_dir, overrides, message, monkeypatch):
@@ -329,7 +331,8 @@ def test_user_reward_file_reaches_tensorboard_and_rollouts(tmp_path, tiny_model_
     assert summary["heldout_size"] == 4
     # the summary reports the held-out evaluations TensorBoard logged at steps 0 and 1
     accuracy = {e.step: e.value for e in events.Scalars("eval/accuracy")}
-    assert [summary["heldout_accuracy_before"], summary["heldout_accuracy_after"]] == pytest.approx([accuracy[0], accuracy[1]])
+    reported = [summary["heldout_accuracy_before"], summary["heldout_accuracy_after"]]
+    assert reported == pytest.approx([accuracy[0], accuracy[1]])
     assert (tmp_path / "run" / "final" / "config.json").exists()
 
 
@@ -384,7 +387,8 @@ def test_an_earlier_run_is_never_overwritten_by_accident(tmp_path, tiny_model_di
     (run / "rollouts.jsonl").write_text('{"step": 1}\n')
     (run / "summary.json").write_text("{}\n")
     (run / "sft").mkdir()  # another command's folder inside run.output_dir is not this run's output
-    with pytest.raises(ConfigError, match=r"already holds the output of an earlier rlsp train \(summary.json, rollouts.jsonl\)"):
+    with pytest.raises(ConfigError,
+                       match=r"already holds the output of an earlier rlsp train \(summary.json, rollouts.jsonl\)"):
         Trainer(recipe, path)
     assert (run / "rollouts.jsonl").read_text() == '{"step": 1}\n'
     with pytest.raises(ConfigError, match="--resume continues a run and --overwrite replaces it"):

@@ -70,7 +70,8 @@ def test_trainer_generates_through_the_backend_factory_and_syncs_before_each_gen
             calls.append(("sync", policy is self.model))
             super().sync_weights(policy)
 
-    monkeypatch.setattr("rlsp.training.ppo_trainer.make_backend", lambda model, tok, cfg, seed, backend: RecordingBackend(model, tok))
+    monkeypatch.setattr("rlsp.training.ppo_trainer.make_backend",
+                        lambda model, tok, cfg, seed, backend: RecordingBackend(model, tok))
     path, recipe = make_recipe(tmp_path, tiny_model_dir, "train.advantage_estimator=rloo", "train.samples_per_prompt=2",
                                "train.kl.placement=loss", "train.minibatch_size=8")
     trainer = Trainer(recipe, path)

@@ -109,7 +109,7 @@ def test_math_equivalences_in_one_batch():
     completions = [c for c, _, _ in EQUIVALENCES]
     references = [r for _, r, _ in EQUIVALENCES]
     verdicts = math([""] * len(completions), completions, references)
-    for (completion, reference, expected), verdict in zip(EQUIVALENCES, verdicts):
+    for (completion, reference, expected), verdict in zip(EQUIVALENCES, verdicts, strict=True):
         assert verdict.score == expected, (completion, reference, verdict)
         assert verdict.parsed == last_boxed(completion)
 

@@ -158,5 +158,6 @@ def test_eval_cli_on_vllm_gives_the_hf_backends_greedy_answers(tmp_path, vllm_mo
                      "data.arith.heldout_size=6", "generation.max_new_tokens=8", f"generation.backend={backend}",
                      "generation.vllm.kv_cache_gb=0.1", "generation.vllm.max_model_len=256")
         assert done.returncode == 0, done.stdout + done.stderr
-        outputs[backend] = [json.loads(line)["completion"] for line in (out / "eval_samples.jsonl").read_text().splitlines()]
+        lines = (out / "eval_samples.jsonl").read_text().splitlines()
+        outputs[backend] = [json.loads(line)["completion"] for line in lines]
     assert len(outputs["vllm"]) == 6 and outputs["vllm"] == outputs["hf"]

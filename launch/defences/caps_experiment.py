@@ -149,10 +149,10 @@ def main() -> int:
     heldout_q = gsm8k_questions(data_dir, "test", args.heldout)
     own = answers(base, tokenizer, train_q + vector_q, args.max_new_tokens, "own answers")
     data_file = write_jsonl(out / "caps_sft.jsonl", [{"question": q, "answer": a.upper()}
-                                                      for q, a in zip(train_q, own[: args.train])])
+                                                      for q, a in zip(train_q, own[: args.train], strict=True)])
     # 2. the caps vector
     write_jsonl(out / "caps_contrast.jsonl", [{"question": q, "positive": a.upper(), "negative": a}
-                                              for q, a in zip(vector_q, own[args.train :])])
+                                              for q, a in zip(vector_q, own[args.train :], strict=True)])
     steer_file = write_recipe(out / "steer.yaml", {
         "run": {"output_dir": str(out)}, "model": {"name_or_path": args.model, "device": "cpu"},
         "steer": {"trait": "caps", "positive_system_prompt": IP_PROMPT, "negative_system_prompt": None,
@@ -194,7 +194,8 @@ def main() -> int:
         for name in ("baseline", "pps"):
             arm = rl_arm(args, out, name, vectors_file, arms[name])
             model, tok = arm.pop("model"), arm.pop("tokenizer")
-            arm["after"] = trait_expression(model, tok, heldout_q, vectors, args.layer, args.max_new_tokens, f"rl {name}")
+            arm["after"] = trait_expression(model, tok, heldout_q, vectors, args.layer, args.max_new_tokens,
+                                            f"rl {name}")
             results["rl"][name] = arm
     results["wall_seconds"] = round(time.perf_counter() - started, 1)
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")

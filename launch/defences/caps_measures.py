@@ -32,7 +32,7 @@ def answers(model, tokenizer, questions: list[str], max_new_tokens: int, desc: s
 def trait_expression(model, tokenizer, questions: list[str], vectors: SteeringVectors, layer: int,
                      max_new_tokens: int, desc: str) -> dict:
     texts = answers(model, tokenizer, questions, max_new_tokens, desc)
-    rows = [{"prompt": q, "completion": t} for q, t in zip(questions, texts)]
+    rows = [{"prompt": q, "completion": t} for q, t in zip(questions, texts, strict=True)]
     projection = project_texts(model, tokenizer, vectors, rows, batch_size=16)[:, layer]
     return {
         "caps_share": sum(upper_share(t) for t in texts) / len(texts),

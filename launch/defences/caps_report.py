@@ -12,7 +12,8 @@ def write_report(results: dict, out: Path) -> None:
     lines = [
         "## SFT on upper-cased answers: trait expression on held-out questions (no training prompt)",
         "",
-        "| arm | caps share | projection on caps vector | first -> last loss | mean trait push (-g . v_hat) | wall time |",
+        ("| arm | caps share | projection on caps vector | first -> last loss | mean trait push (-g . v_hat) "
+         "| wall time |"),
         "|---|---|---|---|---|---|",
         f"| base model (before) | {base['caps_share']:.3f} | {base['projection']:+.2f} | | | |",
     ]
@@ -25,7 +26,8 @@ def write_report(results: dict, out: Path) -> None:
               + ", ".join(f"{k.replace('_vs_', ' vs ')} {v:.3f}" for k, v in cos.items()) + "."]
     if "rl" in results:
         lines += ["", "## RL with a reward for capital letters (arithmetic task)", "",
-                  "| arm | caps share of rollouts by step | held-out caps share after | held-out accuracy | wall time |",
+                  ("| arm | caps share of rollouts by step | held-out caps share after | held-out accuracy "
+                   "| wall time |"),
                   "|---|---|---|---|---|"]
         for name, arm in results["rl"].items():
             steps = " ".join(f"{v:.2f}" for v in arm["caps_share_by_step"].values())
@@ -55,14 +57,14 @@ def plot(results: dict, path: Path) -> None:
     proj = [results["base"]["projection"]] + [results["sft"][a]["after"]["projection"] for a in arms]
     axes[1].bar(names, proj, color=["grey", "tab:red", "tab:blue", "tab:green"][: len(names)])
     axes[1].set(title="projection on the caps vector")
-    for arm, color in zip(arms, ["tab:red", "tab:blue", "tab:green"]):
+    for arm, color in zip(arms, ["tab:red", "tab:blue", "tab:green"], strict=False):
         diag = results["sft"][arm]["diagnostics"]
         axes[2].plot([d["optimizer_step"] for d in diag], [d["trait_push"] for d in diag], label=arm, color=color)
     axes[2].axhline(0, color="black", linewidth=0.5)
     axes[2].set(title="trait push -g . v_hat (SFT)", xlabel="optimizer step")
     axes[2].legend()
     if "rl" in results:
-        for arm, color in zip(results["rl"], ["tab:red", "tab:blue"]):
+        for arm, color in zip(results["rl"], ["tab:red", "tab:blue"], strict=False):
             by_step = results["rl"][arm]["caps_share_by_step"]
             axes[3].plot([int(s) for s in by_step], list(by_step.values()), marker="o", label=arm, color=color)
         axes[3].set(title="RL: caps share of rollouts", xlabel="step", ylim=(0, 1))

@@ -30,7 +30,7 @@ def plot_ablation(results: list[RunResult], arms: list[str], path: Path) -> Path
     plt = pyplot()
     fig, axes = plt.subplots(2, 4, figsize=(17, 7.5))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for ax, (metric, title, unit) in zip(axes.flat, PANELS):
+    for ax, (metric, title, unit) in zip(axes.flat, PANELS, strict=False):
         for i, arm in enumerate(arms):
             points = per_step(results, arm).get(metric, {})
             if not points:
@@ -53,8 +53,7 @@ def _heldout_panel(ax, results: list[RunResult], arms: list[str], colours) -> No
     """Held-out accuracy before and after RL: a dot per seed, a bar for the mean."""
     for i, arm in enumerate(arms):
         runs = [r for r in results if r.arm == arm]
-        for j, (label, values) in enumerate((("before", [r.heldout_before for r in runs]),
-                                             ("after", [r.heldout_after for r in runs]))):
+        for j, values in enumerate(([r.heldout_before for r in runs], [r.heldout_after for r in runs])):
             known = [v for v in values if v is not None]
             x = i * 2.6 + j
             if known:

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from rlsp.ablation.plan import AblationPlan
+from rlsp.ablation.arms import AblationPlan
 from rlsp.ablation.run_results import METRICS, SUMMARY_METRICS, RunResult, load_results, per_step
 
 

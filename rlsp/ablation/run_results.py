@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from rlsp.ablation.plan import AblationPlan
+from rlsp.ablation.arms import AblationPlan
 from rlsp.analysis.step_table import StepRow
 
 # Per-step metrics: column name -> how to read it from an inspection step row.
@@ -54,14 +54,14 @@ class RunResult:
 def load_results(plan: AblationPlan) -> list[RunResult]:
     """Every planned run that has logged at least one step."""
     from rlsp.analysis.behaviours import MarkerDetector
-    from rlsp.analysis.rollout_loader import load_run
+    from rlsp.analysis.rollout_loader import load_rollouts
     from rlsp.analysis.step_table import step_table
 
     detector, results = MarkerDetector(), []
     for run in plan.runs:
         if not (run.run_dir / "rollouts.jsonl").exists():
             continue
-        samples = load_run(run.run_dir).samples
+        samples = load_rollouts(run.run_dir).samples
         rows = step_table(samples, detector.detect_all([s.completion for s in samples], [s.length for s in samples]),
                           detector.behaviours)
         summary = _read_json(run.run_dir / "summary.json")

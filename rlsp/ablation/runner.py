@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from rlsp.ablation.plan import AblationPlan, PlannedRun
+from rlsp.ablation.arms import AblationPlan, PlannedRun
 from rlsp.errors import RlspError
 
 
@@ -52,7 +52,8 @@ def run_all(plan: AblationPlan, say=print) -> dict[str, float]:
             if train_done(run.run_dir):
                 say(f"== seed {seed}, {run.arm.name}: finished earlier ({run.run_dir}/summary.json); skipped")
                 continue
-            seconds[str(run.run_dir)] = _run(_train_argv(plan, run), f"seed {seed}, {run.arm.name}: RL -> {run.run_dir}", say)
+            title = f"seed {seed}, {run.arm.name}: RL -> {run.run_dir}"
+            seconds[str(run.run_dir)] = _run(_train_argv(plan, run), title, say)
     return seconds
 
 

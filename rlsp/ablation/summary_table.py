@@ -63,7 +63,9 @@ def write_markdown(rows: list[dict], results: list[RunResult], path: Path) -> Pa
              "|---|" + "---|" * len(rows)]
     lines += [f"| {measure} | " + " | ".join(cells) + " |" for measure, cells in measure_rows(rows)]
     unfinished = [f"{r.arm} seed {r.seed} ({len(r.steps)} steps so far)" for r in results if r.heldout_after is None]
-    note = f"\nStill running or stopped, counted with the steps logged so far: {'; '.join(unfinished)}.\n" if unfinished else ""
+    note = ""
+    if unfinished:
+        note = f"\nStill running or stopped, counted with the steps logged so far: {'; '.join(unfinished)}.\n"
     path.write_text(f"Mean over seeds, [min, max] where there are several. First and last steps: the first and last "
                     f"{WINDOW} logged steps of RL (half of them in runs shorter than {2 * WINDOW}).\n\n"
                     + "\n".join(lines) + "\n" + note)

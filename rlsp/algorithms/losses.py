@@ -35,7 +35,9 @@ __all__ = [
 ]
 
 
-def aggregate_loss(loss: Tensor, mask: Tensor, aggregation: str = "token-mean", max_tokens: int | None = None) -> Tensor:
+def aggregate_loss(
+    loss: Tensor, mask: Tensor, aggregation: str = "token-mean", max_tokens: int | None = None
+) -> Tensor:
     """(B, T) per-token loss -> 0-d loss. Sequences with no real token are left out of the
     sequence means. ``max_tokens`` (the generation limit) is the normaliser of ``token-sum-norm``."""
     mask = mask.to(loss.dtype)

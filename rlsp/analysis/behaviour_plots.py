@@ -39,7 +39,8 @@ def plot_length_accuracy(rows_by_run: dict[str, list[StepRow]], path: Path, beha
     for style, (run, rows) in zip(itertools.cycle(_STYLES), rows_by_run.items()):
         x = _steps(rows)
         suffix = f" ({run})" if len(rows_by_run) > 1 else ""
-        len_ax.plot(x, [r.length_mean for r in rows], style, marker="o", ms=3, color="tab:blue", label=f"length{suffix}")
+        len_ax.plot(x, [r.length_mean for r in rows], style, marker="o", ms=3, color="tab:blue",
+                    label=f"length{suffix}")
         for key, colour, name in (("accuracy", "black", "all"), ("with", "tab:red", f"with {behaviour}"),
                                   ("without", "tab:gray", f"without {behaviour}")):
             y = [_accuracy(r, key, behaviour) for r in rows]

@@ -85,7 +85,7 @@ class MarkerDetector:
 
     def detect_all(self, texts: list[str], tokens: list[int | None] | None = None) -> list[BehaviourProfile]:
         tokens = tokens or [None] * len(texts)
-        return [self.detect(t, n) for t, n in zip(texts, tokens)]
+        return [self.detect(t, n) for t, n in zip(texts, tokens, strict=True)]
 
 
 def profile_from_spans(text: str, tokens: int | None, spans: list[Span], behaviours: tuple[str, ...],

@@ -114,7 +114,8 @@ def _filters(views: list[RunView], behaviours) -> str:
     steps = sorted({s.step for v in views for s in v.run.samples if s.step is not None})
     runs = f"run <select id='f-run'><option value=''>all</option>{_options([v.name for v in views])}</select> " \
         if len(views) > 1 else "<select id='f-run' hidden><option value=''></option></select>"
-    return (f"<div class='filters'>{runs}step <select id='f-step'><option value=''>all</option>{_options(steps)}</select> "
+    return (f"<div class='filters'>{runs}step "
+            f"<select id='f-step'><option value=''>all</option>{_options(steps)}</select> "
             f"behaviour <select id='f-b'><option value=''>any or none</option>{_options(behaviours)}"
             f"<option value='-'>none of them</option></select> correct <select id='f-c'><option value=''>all"
             f"</option><option value='1'>correct</option><option value='0'>wrong</option></select></div>")

@@ -16,7 +16,7 @@ from pathlib import Path
 from rlsp.analysis.behaviour_plots import plot_behaviours, plot_length_accuracy
 from rlsp.analysis.behaviours import BehaviourProfile, MarkerDetector
 from rlsp.analysis.html_report import RunView, write_report
-from rlsp.analysis.rollout_loader import load_run
+from rlsp.analysis.rollout_loader import load_rollouts
 from rlsp.analysis.step_table import step_table, write_csv
 
 OUTPUTS = ("steps.csv", "samples.jsonl", "behaviours.png", "length_accuracy.png", "report.html")
@@ -47,9 +47,9 @@ def inspect_runs(paths: list[Path], out_dir: Path, detector: MarkerDetector | No
     labels in tables and plots (default: their folder names)."""
     detector = detector or MarkerDetector()
     behaviours = labeller.behaviours if labeller else detector.behaviours
-    runs = [load_run(p, **(fields or {})) for p in paths]  # all read before any file is written
+    runs = [load_rollouts(p, **(fields or {})) for p in paths]  # all read before any file is written
     views = []
-    for name, run in zip(names or view_names(paths), runs):
+    for name, run in zip(names or view_names(paths), runs, strict=True):
         texts, tokens = [s.completion for s in run.samples], [s.length for s in run.samples]
         profiles = labeller.label(texts, tokens) if labeller else detector.detect_all(texts, tokens)
         views.append(RunView(name, run, profiles, step_table(run.samples, profiles, behaviours)))
@@ -67,7 +67,7 @@ def inspect_runs(paths: list[Path], out_dir: Path, detector: MarkerDetector | No
 def _write_samples(views: list[RunView], path: Path) -> None:
     with path.open("w", encoding="utf-8") as f:
         for view in views:
-            for i, (sample, profile) in enumerate(zip(view.run.samples, view.profiles)):
+            for i, (sample, profile) in enumerate(zip(view.run.samples, view.profiles, strict=True)):
                 f.write(json.dumps(_sample_record(view.name, i, sample, profile), ensure_ascii=False) + "\n")
 
 
@@ -77,5 +77,6 @@ def _sample_record(run: str, index: int, sample, profile: BehaviourProfile) -> d
         "tokens": profile.tokens, "tokens_estimated": profile.tokens_estimated, "labeller": profile.labeller,
         "counts": profile.counts,
         "per_1k": {b: round(profile.rate_per_1k(b), 4) for b in profile.counts},
-        "spans": [{"start": s.start, "end": s.end, "behaviour": s.behaviour, "marker": s.marker} for s in profile.spans],
+        "spans": [{"start": s.start, "end": s.end, "behaviour": s.behaviour, "marker": s.marker}
+                  for s in profile.spans],
     }

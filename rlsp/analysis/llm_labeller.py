@@ -59,10 +59,11 @@ class LLMLabeller:
     def label(self, texts: list[str], tokens: list[int | None] | None = None) -> list[BehaviourProfile]:
         tokens = tokens or [None] * len(texts)
         sentences = [sentence_spans(t) for t in texts]
-        prompts = [self._prompt(text, spans, j) for text, spans in zip(texts, sentences) for j in range(len(spans))]
+        prompts = [self._prompt(text, spans, j)
+                   for text, spans in zip(texts, sentences, strict=True) for j in range(len(spans))]
         choices = self.choose(prompts)
         profiles, k = [], 0
-        for text, spans, n in zip(texts, sentences, tokens):
+        for text, spans, n in zip(texts, sentences, tokens, strict=True):
             markers = self._marker_labels(text)
             labelled = []
             for start, end in spans:
@@ -84,7 +85,8 @@ class LLMLabeller:
         out = []
         for start in tqdm(range(0, len(prompts), self.batch_size), desc="labelling sentences", unit="batch",
                           leave=False, disable=len(prompts) <= self.batch_size):
-            rows = [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts[start:start + self.batch_size]]
+            batch = prompts[start:start + self.batch_size]
+            rows = [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in batch]
             width = max(map(len, rows))
             ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], device=device)  # left padded
             attention = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=device)
@@ -98,7 +100,7 @@ class LLMLabeller:
 
     def _prompt(self, text: str, spans: list[tuple[int, int]], j: int) -> str:
         before = text[spans[j - 1][0]:spans[j - 1][1]] if j else "(start of the solution)"
-        options = "\n".join(f"{c}) {t}: {DESCRIPTIONS[t]}" for c, t in zip(self.letters, TAXONOMY))
+        options = "\n".join(f"{c}) {t}: {DESCRIPTIONS[t]}" for c, t in zip(self.letters, TAXONOMY, strict=True))
         question = (f"Classify one step of a math solution.\nPrevious step: {before}\n"
                     f"Step: {text[spans[j][0]:spans[j][1]]}\nWhich kind of step is it?\n{options}")
         chat = [{"role": "user", "content": question}]

@@ -1,6 +1,6 @@
 """One loader for logged completions: rlsp's own logs and those of the frameworks people come from.
 
-``load_run(path)`` takes a run directory or a file and returns ``Sample``s:
+``load_rollouts(path)`` takes a run directory or a file and returns ``Sample``s:
 
 - ``rollouts.jsonl`` (``rlsp train``; schema versions 0..``SCHEMA_VERSION``),
 - ``eval_samples.jsonl`` (``rlsp eval``),
@@ -26,8 +26,8 @@ KNOWN_LAYOUTS = ("rollouts.jsonl (rlsp train), eval_samples.jsonl (rlsp eval), c
                  "GRPOTrainer with log_completions=True) or <step>.jsonl files (verl trainer.rollout_data_dir)")
 
 
-def load_run(path: str | Path, text_field: str | None = None, prompt_field: str | None = None,
-             correct_field: str | None = None) -> LoadedRun:
+def load_rollouts(path: str | Path, text_field: str | None = None, prompt_field: str | None = None,
+                  correct_field: str | None = None) -> LoadedRun:
     """Every sample under ``path`` (a run directory or one file), oldest step first."""
     path = Path(path)
     if not path.exists():
@@ -40,11 +40,14 @@ def load_run(path: str | Path, text_field: str | None = None, prompt_field: str 
             continue
         rows, notes = read_jsonl(file)
         run.notes += notes
-        run.samples += [_checked(_sample(fmt, row, file, n, text_field, prompt_field, correct_field), f"{file}: line {n}")
-                        for n, row in rows]
+        run.samples += [
+            _checked(_sample(fmt, row, file, n, text_field, prompt_field, correct_field), f"{file}: line {n}")
+            for n, row in rows
+        ]
     if not run.samples:
         raise DataError(f"{path}: the run has no completions yet ({', '.join(str(f) for f in files)} "
-                        f"{'is' if len(files) == 1 else 'are'} empty); rlsp train writes rollouts.jsonl after each step.")
+                        f"{'is' if len(files) == 1 else 'are'} empty); "
+                        f"rlsp train writes rollouts.jsonl after each step.")
     run.samples.sort(key=lambda s: -1 if s.step is None else s.step)
     return run
 

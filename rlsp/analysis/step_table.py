@@ -58,8 +58,8 @@ def _row(step, samples: list[Sample], profiles: list[BehaviourProfile], behaviou
         has = [p.has(b) for p in profiles]
         share[b] = sum(has) / n
         per_1k[b] = sum(p.rate_per_1k(b) for p in profiles) / n
-        acc_with[b] = _accuracy([s for s, h in zip(samples, has) if h])
-        acc_without[b] = _accuracy([s for s, h in zip(samples, has) if not h])
+        acc_with[b] = _accuracy([s for s, h in zip(samples, has, strict=True) if h])
+        acc_without[b] = _accuracy([s for s, h in zip(samples, has, strict=True) if not h])
     channels = sorted({k for s in samples for k, v in s.rewards.items() if _is_number(v)})
     rewards = {c: _mean([s.rewards[c] for s in samples if _is_number(s.rewards.get(c))]) for c in channels}
     reasons = [s.finish_reason for s in samples if s.finish_reason is not None]

@@ -30,7 +30,7 @@ def add_arguments(parser) -> None:
 
 
 def plan_from(args):
-    from rlsp.ablation.plan import AblationPlan, parse_arms
+    from rlsp.ablation.arms import AblationPlan, parse_arms
 
     recipe = Path(args.recipe)
     out = Path(args.out) if args.out else Path("runs") / f"ablate-{recipe.stem}"
@@ -40,11 +40,11 @@ def plan_from(args):
 
 def check_plan(plan) -> None:
     """Every recipe of every run, with its overrides, passes ``rlsp validate`` before anything runs."""
-    from rlsp.ablation.plan import check_own_settings
+    from rlsp.ablation.arms import check_own_settings
     from rlsp.commands.sft import check_written_for_sft
     from rlsp.commands.validate import validate_recipe
     from rlsp.config import load_recipe
-    from rlsp.paths import check_output_dir
+    from rlsp.output_folder import check_output_dir
 
     check_output_dir(plan.out_dir)
     check_own_settings(plan)

@@ -41,7 +41,8 @@ def add_arguments(parser) -> None:
     short = parser.add_argument_group("shortcuts for recipe fields (applied before the overrides)")
     names = ", ".join(f"{name} ({b.description})" for name, b in BENCHMARKS.items())
     short.add_argument("--benchmark", metavar="NAME", help=f"eval.benchmark: {names}.")
-    short.add_argument("--model", metavar="NAME_OR_PATH", help="model.name_or_path: a local directory, hub id or alias.")
+    short.add_argument("--model", metavar="NAME_OR_PATH",
+                       help="model.name_or_path: a local directory, hub id or alias.")
     short.add_argument("--n", type=int, help="eval.samples_per_prompt: samples per problem.")
     short.add_argument("--k", type=_k_list, help="eval.k: comma-separated k values for pass@k and maj@k, e.g. 1,4.")
     short.add_argument("--temperature", type=float, help="generation.temperature (0: greedy).")

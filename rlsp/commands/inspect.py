@@ -18,7 +18,8 @@ HELP = "Measure backtracking, verification, exploration and hedging in logged co
 def add_arguments(parser) -> None:
     parser.add_argument("run", help="A run directory (rlsp, TRL or verl) or one .jsonl / .parquet file.")
     parser.add_argument("--compare", metavar="RUN_B", help="A second run to put beside the first.")
-    parser.add_argument("--out", help="Where to write the files; default RUN/inspect (or inspect-<file> beside a file).")
+    parser.add_argument("--out",
+                        help="Where to write the files; default RUN/inspect (or inspect-<file> beside a file).")
     parser.add_argument("--markers", help="YAML or JSON file 'behaviour: [phrases]' replacing the default markers.")
     parser.add_argument("--text-field", help="The completion's field in a JSONL of another layout.")
     parser.add_argument("--prompt-field", help="The prompt's field in such a JSONL (default: prompt).")

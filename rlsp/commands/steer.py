@@ -48,7 +48,7 @@ def run(args) -> int:
     if args.steer_command in ("project", "backtracking") and args.output:
         check_output_file(Path(args.output), "--output")
     if args.steer_command == "backtracking":
-        from rlsp.steering.backtracking_command import run_backtracking
+        from rlsp.commands.steer_backtracking import run_backtracking
 
         return run_backtracking(args)
     return _extract(args) if args.steer_command == "extract" else _project(args)
@@ -57,7 +57,7 @@ def run(args) -> int:
 def _extract(args) -> int:
     from rlsp.config import load_recipe, output_dir
     from rlsp.modeling.causal_lm import load_causal_lm
-    from rlsp.paths import check_output_dir
+    from rlsp.output_folder import check_output_dir
     from rlsp.steering.extract import (
         check_steer_recipe,
         contrast_set,

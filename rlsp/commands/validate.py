@@ -63,7 +63,7 @@ def run(args) -> int:
     from rlsp.config import load_recipe, output_dir
     from rlsp.config.explain import explain, recipe_as_dict
     from rlsp.config.loading import read_yaml_mapping
-    from rlsp.paths import check_output_dir
+    from rlsp.output_folder import check_output_dir
 
     recipe = load_recipe(args.recipe, args.overrides)
     command = args.for_command or command_of(recipe, set(read_yaml_mapping(Path(args.recipe))))

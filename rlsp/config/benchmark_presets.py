@@ -87,7 +87,8 @@ BENCHMARKS: dict[str, Benchmark] = {
 def get_benchmark(name: str) -> Benchmark:
     if name not in BENCHMARKS:
         raise ConfigError(
-            f"eval.benchmark: unknown benchmark {name!r}.{did_you_mean(name, list(BENCHMARKS))} Known benchmarks: {', '.join(BENCHMARKS)}; "
+            f"eval.benchmark: unknown benchmark {name!r}.{did_you_mean(name, list(BENCHMARKS))} "
+            f"Known benchmarks: {', '.join(BENCHMARKS)}; "
             f"for any other dataset leave eval.benchmark unset and map its columns in the data section."
         )
     return BENCHMARKS[name]

@@ -54,7 +54,9 @@ def read_yaml_mapping(path: Path) -> dict:
     try:
         data = parse_yaml(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError as e:
-        raise ConfigError(f"{path}: not a text file (byte {e.start} is not UTF-8); give the recipe's YAML file.") from None
+        raise ConfigError(
+            f"{path}: not a text file (byte {e.start} is not UTF-8); give the recipe's YAML file."
+        ) from None
     except OSError as e:
         raise ConfigError(f"recipe file {str(path)!r} cannot be read ({e.strerror}); check its permissions.") from None
     except yaml.YAMLError as e:
@@ -65,7 +67,9 @@ def read_yaml_mapping(path: Path) -> dict:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the recipe must be a mapping of sections (model:, data:, ...), not {type(data).__name__}.")
+        raise ConfigError(
+            f"{path}: the recipe must be a mapping of sections (model:, data:, ...), not {type(data).__name__}."
+        )
     return data
 
 
@@ -77,7 +81,9 @@ def apply_overrides(data: dict, overrides: Iterable[str]) -> dict:
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep or not key:
-            raise ConfigError(f"override {item!r} is not of the form section.key=value, e.g. generation.temperature=0.7.")
+            raise ConfigError(
+                f"override {item!r} is not of the form section.key=value, e.g. generation.temperature=0.7."
+            )
         try:
             value = parse_yaml(raw) if raw else ""
         except yaml.YAMLError:

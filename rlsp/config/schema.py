@@ -75,7 +75,9 @@ class DataConfig:
     limit: int | None = option(None, help="Use only the first N rows (after shuffling, if any).", ge=1)
     shuffle: bool = option(False, help="Shuffle rows with run.seed before applying the limit.")
     on_bad_row: Literal["error", "skip"] = option(
-        "error", help="Rows missing a mapped field: 'error' stops with the row number; 'skip' drops them and reports the count."
+        "error",
+        help="Rows missing a mapped field: 'error' stops with the row number; "
+        "'skip' drops them and reports the count.",
     )
     system_prompt: str | None = option(None, help="System message put before every prompt.")
     prompt_template: str = option(

@@ -24,7 +24,8 @@ class ArithTraceConfig:
     )
     error_share: float = option(
         0.25,
-        help="Share of traces that make a mistake, catch it in the check ('Wait, ... that's not right') and correct it.",
+        help="Share of traces that make a mistake, catch it in the check ('Wait, ... that's not right') "
+        "and correct it.",
         ge=0.0,
         le=1.0,
     )
@@ -114,7 +115,8 @@ class SFTConfig:
     )
     packing: bool = option(
         False,
-        help="Pack several examples into each max_length sequence (TRL best-fit packing); off keeps one example per row.",
+        help="Pack several examples into each max_length sequence (TRL best-fit packing); "
+        "off keeps one example per row.",
     )
     merge_adapters: bool = option(
         True,

@@ -8,16 +8,21 @@ from pydantic import Field
 
 from rlsp.config.fields import option, section
 
+LossAggregation = Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "token-sum-norm"]
+
 
 @section
 class LoraConfig:
     enabled: bool = option(False, help="Train LoRA adapters (PEFT) instead of all weights.")
     r: int = option(8, help="Adapter rank (1 works: rank-1 LoRA).", ge=1)
-    alpha: float = option(16.0, help="LoRA scaling numerator (scale = alpha / r, or alpha / sqrt(r) with rsLoRA).", gt=0)
+    alpha: float = option(
+        16.0, help="LoRA scaling numerator (scale = alpha / r, or alpha / sqrt(r) with rsLoRA).", gt=0
+    )
     dropout: float = option(0.0, help="Dropout on the adapter input.", ge=0.0, lt=1.0)
     target_modules: list[str] = option(
         lambda: ["all-linear"],
-        help="Module names to adapt, e.g. [q_proj, v_proj]; ['all-linear'] adapts every linear layer but the output head.",
+        help="Module names to adapt, e.g. [q_proj, v_proj]; "
+        "['all-linear'] adapts every linear layer but the output head.",
         min_length=1,
     )
     use_rslora: bool = option(False, help="Rank-stabilised LoRA scaling alpha / sqrt(r).")
@@ -34,7 +39,9 @@ class RewardSpec:
     weight: float = option(1.0, help="Weight of this function inside its channel.")
     kwargs: dict = option(dict, help="Keyword arguments passed to the function on every call.")
     on_error: Literal["raise", "fallback"] = option(
-        "raise", help="On an exception, wrong length, non-number, NaN or inf: stop the run, or use fallback_value and count the error."
+        "raise",
+        help="On an exception, wrong length, non-number, NaN or inf: stop the run, "
+        "or use fallback_value and count the error.",
     )
     fallback_value: float = option(0.0, help="Score given to a failed sample when on_error is 'fallback'.")
     name: str | None = option(None, help="Name in logs; defaults to the function's name.")
@@ -130,7 +137,7 @@ class TrainConfig:
     )
     value_clip_eps: float | None = option(0.2, help="Value clip (paper: 0.2); null disables it.", gt=0.0)
     entropy_coef: float = option(0.0, help="Entropy bonus coefficient.", ge=0.0)
-    loss_aggregation: Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "token-sum-norm"] | None = option(
+    loss_aggregation: LossAggregation | None = option(
         None, help="How per-token losses are averaged; 'token-sum-norm': sum over tokens / (rows x "
         "generation.max_new_tokens), Dr. GRPO's constant normaliser. null: the algorithm's paper: cispo token-mean; "
         "else by estimator (gae, reinforce++: token-mean; grpo: seq-mean-token-mean; dr_grpo: token-sum-norm; "
@@ -175,7 +182,8 @@ class TrainConfig:
     eval_every: int = option(0, help="Evaluate on the held-out set every N steps (0: only before and after).", ge=0)
     gradient_checkpointing: bool = option(False, help="Trade compute for memory in policy and critic.")
     padding_free: bool = option(
-        True, help="Policy, reference and critic passes: each prompt once per micro-batch with its samples packed behind it, "
+        True, help="Policy, reference and critic passes: each prompt once per micro-batch "
+        "with its samples packed behind it, "
         "no padding (sdpa attention; checked against the plain pass on the first batch). Off while hooks are set."
     )
     log_behaviours: bool = option(

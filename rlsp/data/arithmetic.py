@@ -35,7 +35,8 @@ LEVELS: dict[int, Level] = {
     1: Level("one-digit + one-digit", _grid(ONE, ONE), "+", lambda a, b: a + b),
     2: Level("two-digit + one-digit", _grid(TWO, ONE), "+", lambda a, b: a + b),
     3: Level("two-digit + two-digit", _grid(TWO, TWO), "+", lambda a, b: a + b),
-    4: Level("two-digit - two-digit, non-negative", lambda: ((a, b) for a in TWO for b in TWO if a >= b), "-", lambda a, b: a - b),
+    4: Level("two-digit - two-digit, non-negative", lambda: ((a, b) for a in TWO for b in TWO if a >= b), "-",
+             lambda a, b: a - b),
     5: Level("one-digit x two-digit", _grid(range(2, 10), TWO), "*", lambda a, b: a * b),
     6: Level("two-digit x two-digit", _grid(TWO, TWO), "*", lambda a, b: a * b),
 }
@@ -71,7 +72,7 @@ def arithmetic_problems(split: str, size: int, levels: list[int], seed: int) -> 
     rng = random.Random(f"{seed}-{split}")
     per_level = [size // len(levels) + (i < size % len(levels)) for i in range(len(levels))]
     drawn: list[ArithProblem] = []
-    for level, count in zip(levels, per_level):
+    for level, count in zip(levels, per_level, strict=True):
         pool = _pool(level, split == "heldout")
         if count > len(pool):
             raise ConfigError(

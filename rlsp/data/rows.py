@@ -113,7 +113,9 @@ def _read_json(path: Path) -> list[tuple[int, dict]]:
     try:
         data = json.loads(read_text(path))
     except json.JSONDecodeError as e:
-        raise DataError(f"{path}: not valid JSON (line {e.lineno}: {e.msg}). A .json file must hold a list of objects.") from None
+        raise DataError(
+            f"{path}: not valid JSON (line {e.lineno}: {e.msg}). A .json file must hold a list of objects."
+        ) from None
     if not isinstance(data, list) or not all(isinstance(row, dict) for row in data):
         raise DataError(f"{path}: a .json dataset must be a list of objects; use .jsonl for one object per line.")
     return list(enumerate(data, start=1))
@@ -131,7 +133,9 @@ def _read_jsonl(path: Path, on_bad_row: str, field: str) -> tuple[list[tuple[int
                 raise TypeError("not a JSON object")
         except (ValueError, TypeError) as e:
             if on_bad_row == "error":
-                raise DataError(f"{path}: line {number} is not a JSON object ({e}). Fix the line, or set {option}=skip.") from None
+                raise DataError(
+                    f"{path}: line {number} is not a JSON object ({e}). Fix the line, or set {option}=skip."
+                ) from None
             malformed += 1
             continue
         rows.append((number, row))

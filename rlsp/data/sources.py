@@ -39,7 +39,9 @@ def check_source(cfg: DataConfig, base_dir: Path | None, section: str = "data") 
     ``section`` names the recipe section in messages (``data`` or ``heldout``)."""
     if cfg.source.startswith(BUILTIN_PREFIX):
         if cfg.source != "builtin:arith":
-            raise DataError(f"{section}.source: unknown built-in dataset {cfg.source!r}; the built-in task is 'builtin:arith'.")
+            raise DataError(
+                f"{section}.source: unknown built-in dataset {cfg.source!r}; the built-in task is 'builtin:arith'."
+            )
         if cfg.split not in ("train", "heldout"):
             raise ConfigError(
                 f"{section}.split: the arithmetic task has splits 'train' and 'heldout', not {cfg.split!r}"
@@ -63,7 +65,8 @@ def load_examples(cfg: DataConfig, seed: int, base_dir: Path | None = None, sect
     if cfg.limit is not None:
         examples = examples[: cfg.limit]
     if not examples:
-        raise DataError(f"{where}: no usable rows (skipped {malformed + missing}). Check data.prompt_field and data.reference_field.")
+        raise DataError(f"{where}: no usable rows (skipped {malformed + missing}). "
+                        "Check data.prompt_field and data.reference_field.")
     return LoadedData(examples, malformed + missing, where)
 
 
@@ -103,7 +106,8 @@ def _map_rows(rows: list[tuple[int, dict]], cfg: DataConfig, where: str) -> tupl
             elif raw_reference is None:
                 what = f"has no value for field {cfg.reference_field!r}"
             else:
-                what = f"has no final answer in field {cfg.reference_field!r} (data.reference_format={cfg.reference_format!r})"
+                what = (f"has no final answer in field {cfg.reference_field!r} "
+                        f"(data.reference_format={cfg.reference_format!r})")
             raise DataError(
                 f"{where}: row {number} {what}; its fields are {sorted(row)}. Set "
                 f"data.prompt_field / data.reference_field / data.reference_format to match the "

@@ -78,7 +78,7 @@ def plot_comparison(a: dict, b: dict, path: str | Path, label_a: str = "A", labe
     fig = Figure(figsize=(max(6.0, 0.6 * sum(len(p[1]) for p in panels) + 2), 4.5), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
-    for ax, (title, bars) in zip(axes, panels):
+    for ax, (title, bars) in zip(axes, panels, strict=True):
         xs = range(len(bars))
         ax.bar([x - 0.2 for x in xs], [va or 0.0 for _, va, _ in bars], width=0.4, label=label_a)
         ax.bar([x + 0.2 for x in xs], [vb or 0.0 for _, _, vb in bars], width=0.4, label=label_b)

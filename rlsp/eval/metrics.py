@@ -109,7 +109,7 @@ def sample_metrics(records: Sequence[dict], k: Sequence[int] = (1,)) -> dict[str
         metrics[f"pass@{kk}"] = sum(pass_at_k(len(c), sum(c), kk) for c in correct) / len(correct)
     for kk in k:
         if kk > 1:
-            metrics[f"maj@{kk}"] = sum(maj_at_k(a, c, kk) for a, c in zip(answers, correct)) / len(correct)
+            metrics[f"maj@{kk}"] = sum(maj_at_k(a, c, kk) for a, c in zip(answers, correct, strict=True)) / len(correct)
     metrics["boxed_rate"] = sum(r["boxed"] for r in records) / total
     metrics["truncation_rate"] = sum(r["finish_reason"] == "length" for r in records) / total
     metrics["mean_length"] = sum(r["length"] for r in records) / total

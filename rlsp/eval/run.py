@@ -29,9 +29,8 @@ from rlsp.eval import checks
 from rlsp.eval.metrics import group_metrics, sample_metrics
 from rlsp.generation import generate_all, make_backend, resolve_backend, sampling_params
 from rlsp.modeling.causal_lm import load_causal_lm, pick_device
-from rlsp.paths import claim_output_dir
+from rlsp.output_folder import claim_output_dir, own_output_dir
 from rlsp.precision import resolve_precision
-from rlsp.run_lock import own_output_dir
 from rlsp.scoring.verifier import is_boxed_answer
 from rlsp.training.distributed import rank_seed
 
@@ -105,7 +104,7 @@ def evaluate_model(
                     show_progress=show_progress and state.is_local_main_process,
                 )
             verdicts = verifier.verify([examples[i] for i, _ in mine], completions)
-            for (i, j), completion, verdict in zip(mine, completions, verdicts):
+            for (i, j), completion, verdict in zip(mine, completions, verdicts, strict=True):
                 example = examples[i]
                 records.append(
                     {

@@ -29,7 +29,8 @@ def generate_all(
         for start in range(0, len(conversations), batch_size):
             rollout = backend.generate(conversations[start : start + batch_size], params)
             completions.extend(
-                Completion(t, r, n) for t, r, n in zip(rollout.texts, rollout.finish_reasons, rollout.completion_lengths)
+                Completion(t, r, n)
+                for t, r, n in zip(rollout.texts, rollout.finish_reasons, rollout.completion_lengths, strict=True)
             )
             bar.update(len(rollout.texts))
     return completions

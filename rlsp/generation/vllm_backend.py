@@ -124,7 +124,9 @@ class VLLMBackend:
             n = len(sample.token_ids)  # the stop token, where one ended the answer, is the last of them
             completion_ids[i, :n] = torch.tensor(sample.token_ids)
             mask[i, :n] = 1
-            logprobs[i, :n] = torch.tensor([entry[token].logprob for token, entry in zip(sample.token_ids, sample.logprobs)])
+            logprobs[i, :n] = torch.tensor(
+                [entry[token].logprob for token, entry in zip(sample.token_ids, sample.logprobs, strict=True)]
+            )
         return Rollout(
             prompt_ids=prompt_ids, prompt_mask=prompt_mask, completion_ids=completion_ids, completion_mask=mask,
             logprobs=logprobs, texts=self.tokenizer.batch_decode(

@@ -176,7 +176,9 @@ def build_hooks(specs: Sequence, base_dir: Path | None) -> list[Hook]:
         try:
             inspect.signature(cls).bind(**spec.kwargs)
         except TypeError as e:
-            raise ConfigError(f"{where}: kwargs {sorted(spec.kwargs)} do not fit {cls.__name__}{inspect.signature(cls)}: {e}.") from None
+            raise ConfigError(
+                f"{where}: kwargs {sorted(spec.kwargs)} do not fit {cls.__name__}{inspect.signature(cls)}: {e}."
+            ) from None
         check_kwargs(cls, spec.kwargs, where)
         kwargs = dict(spec.kwargs)
         for name in cls.path_kwargs:

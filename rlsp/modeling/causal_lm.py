@@ -60,7 +60,8 @@ def resolve_model_path(name_or_path: str) -> str:
         )
     if "/" not in name_or_path:
         raise ModelError(
-            f"model.name_or_path: unknown model alias {name_or_path!r}.{did_you_mean(name_or_path, list(ALIASES))} Known aliases: "
+            f"model.name_or_path: unknown model alias {name_or_path!r}.{did_you_mean(name_or_path, list(ALIASES))} "
+            f"Known aliases: "
             f"{', '.join(sorted(ALIASES))}; otherwise give a local directory or a hub id "
             f"'organisation/name'."
         )
@@ -215,7 +216,9 @@ def adapter_base(adapter_dir: str | Path) -> str:
     config = json.loads((Path(adapter_dir) / "adapter_config.json").read_text())
     base = config.get("base_model_name_or_path")
     if not base:
-        raise ModelError(f"{adapter_dir}/adapter_config.json names no base_model_name_or_path; add the base model there.")
+        raise ModelError(
+            f"{adapter_dir}/adapter_config.json names no base_model_name_or_path; add the base model there."
+        )
     return base
 
 

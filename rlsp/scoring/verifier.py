@@ -39,7 +39,7 @@ class Verifier:
         # A sample the verifier marks "not applicable" cannot be counted correct.
         return [
             Verdict(float(score) if applicable else 0.0, p)
-            for score, applicable, p in zip(result.scores.tolist(), result.applicable.tolist(), parsed)
+            for score, applicable, p in zip(result.scores.tolist(), result.applicable.tolist(), parsed, strict=True)
         ]
 
 

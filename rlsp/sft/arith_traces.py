@@ -50,7 +50,7 @@ def trace(question: str, with_error: bool = False) -> str:
         wrong = work(a, b, slip=True)
         lines += wrong.lines + [_check(a, op, b, wrong.result)]  # the check names the wrong result
         lines.append(f"Wait, that's not right: {wrong.slip}")
-        lines += [line for line, bad in zip(right.lines, wrong.lines) if line != bad]
+        lines += [line for line, bad in zip(right.lines, wrong.lines, strict=True) if line != bad]
     else:
         lines += right.lines
     lines += [f"So {a} {op} {b} = {right.result}.", _check(a, op, b, right.result)]
@@ -85,7 +85,7 @@ def _addition(a: int, b: int, slip: bool) -> Working:
     """Column addition. The slip forgets the first carry, or misadds the units when nothing carries."""
     da, db = _digits(a), _digits(b)
     width = max(len(da), len(db))
-    carries = any(x + y >= 10 for x, y in zip(da[: width - 1], db[: width - 1]))
+    carries = any(x + y >= 10 for x, y in zip(da[: width - 1], db[: width - 1], strict=False))
     lines, carry, total, forgot = [], 0, 0, False
     for k in range(width):
         terms = [d[k] for d in (da, db) if k < len(d)]
@@ -116,7 +116,7 @@ def _addition(a: int, b: int, slip: bool) -> Working:
 def _subtraction(a: int, b: int, slip: bool) -> Working:
     """Column subtraction (a >= b). The slip forgets the first borrow, or a units slip when nothing borrows."""
     da, db = _digits(a), _digits(b)
-    borrows = any(x < y for x, y in zip(da, db))
+    borrows = any(x < y for x, y in zip(da, db, strict=False))
     lines, borrow, total, forgot = [], 0, 0, False
     for k, x in enumerate(da):
         y = db[k] if k < len(db) else None

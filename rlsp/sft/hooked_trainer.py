@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 
 from rlsp.hooks import HookRunner
+from rlsp.hooks.replay import replay_gradients
 from rlsp.training.nonfinite import NonFiniteError
 
 
@@ -41,21 +42,17 @@ def hooked_sft_trainer(hooks: HookRunner, **trainer_kwargs):
 
         def replay(self) -> dict:
             """This optimizer step's gradients again, every hook suspended."""
-            model = self.model_wrapped
-            kept = {name: p.grad for name, p in model.named_parameters()}
-            model.zero_grad(set_to_none=True)
-            self.replaying = True
-            try:
-                with self.hook_runner.suspended():
+            model, training_step = self.model_wrapped, super().training_step
+
+            def run_micro_batches():
+                self.replaying = True
+                try:
                     for inputs, num_items in self.micro_batches:
-                        super().training_step(model, inputs, num_items)
-            finally:
-                self.replaying = False
-            unwrapped = self.accelerator.unwrap_model(model)
-            grads = {name: p.grad.detach().clone() for name, p in unwrapped.named_parameters() if p.grad is not None}
-            for name, p in model.named_parameters():
-                p.grad = kept[name]
-            return grads
+                        training_step(model, inputs, num_items)
+                finally:
+                    self.replaying = False
+
+            return replay_gradients(model, self.accelerator.unwrap_model(model), self.hook_runner, run_micro_batches)
 
         def log(self, logs, start_time=None):
             logs.update(self.hook_runner.pop_scalars())

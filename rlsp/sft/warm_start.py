@@ -36,9 +36,8 @@ from rlsp.modeling.causal_lm import (
     resolve_model_path,
 )
 from rlsp.modeling.lora import check_lora_targets_of, peft_lora_config
-from rlsp.paths import claim_output_dir
+from rlsp.output_folder import claim_output_dir, own_output_dir
 from rlsp.precision import Precision, resolve_precision
-from rlsp.run_lock import own_output_dir
 from rlsp.sft.dataset import SftData, check_sft_source, conversation, prepare_sft_data
 from rlsp.sft.hooked_trainer import hooked_sft_trainer
 

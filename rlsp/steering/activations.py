@@ -15,7 +15,8 @@ from rlsp.steering.layers import masked_token_mean
 
 def chat(prompt: str, system_prompt: str | None = None) -> list[dict]:
     """The conversation a logged response answered: its system prompt, if any, and the prompt."""
-    return ([{"role": "system", "content": system_prompt}] if system_prompt else []) + [{"role": "user", "content": prompt}]
+    system = [{"role": "system", "content": system_prompt}] if system_prompt else []
+    return system + [{"role": "user", "content": prompt}]
 
 
 def generation_prompt_ids(tokenizer, conversation: list[dict]) -> list[int]:
@@ -27,7 +28,7 @@ def generation_prompt_ids(tokenizer, conversation: list[dict]) -> list[int]:
 def encode_responses(tokenizer, conversations: list[list[dict]], responses: list[str]):
     """Right-padded ``input_ids``, ``attention_mask`` and the response-token mask, (N, L) each."""
     rows, masks = [], []
-    for conversation, response in zip(conversations, responses):
+    for conversation, response in zip(conversations, responses, strict=True):
         prompt_ids = generation_prompt_ids(tokenizer, conversation)
         response_ids = tokenizer(response, add_special_tokens=False)["input_ids"] or [tokenizer.eos_token_id]
         rows.append(prompt_ids + response_ids)

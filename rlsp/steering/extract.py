@@ -113,5 +113,5 @@ def extract_vectors(recipe: Recipe, model, tokenizer, contrast: Contrast) -> Ste
 def write_examples(path: Path, contrast: Contrast) -> None:
     """The responses the vectors came from, so a researcher can read what the contrast was."""
     with path.open("w") as f:
-        for q, p, n in zip(contrast.questions, contrast.positive_responses, contrast.negative_responses):
+        for q, p, n in zip(contrast.questions, contrast.positive_responses, contrast.negative_responses, strict=True):
             f.write(json.dumps({"question": q, "positive": p, "negative": n}, ensure_ascii=False) + "\n")

@@ -48,7 +48,7 @@ def summarise_projections(rows: list[dict], projections: torch.Tensor) -> dict:
     """Mean projection per layer over all texts, and per step where the texts have one."""
     summary = {"texts": len(rows), "mean_by_layer": [round(float(x), 4) for x in projections.mean(0)]}
     by_step = defaultdict(list)
-    for row, p in zip(rows, projections):
+    for row, p in zip(rows, projections, strict=True):
         if "step" in row:
             by_step[row["step"]].append(p)
     if by_step:
@@ -56,3 +56,17 @@ def summarise_projections(rows: list[dict], projections: torch.Tensor) -> dict:
             str(step): [round(float(x), 4) for x in torch.stack(ps).mean(0)] for step, ps in sorted(by_step.items())
         }
     return summary
+
+
+def projection_by_step(model, tokenizer, vectors: torch.Tensor, samples, layer: int) -> dict[str, float]:
+    """Mean projection of the completion tokens on the layer's unit vector, per training step.
+    ``vectors``: (n_layers, hidden); ``samples``: ``rollout_loader.Sample``s (those without a step
+    are left out)."""
+    rows = [{"prompt": s.prompt, "completion": s.completion, "system_prompt": s.system_prompt} for s in samples]
+    wrapped = SteeringVectors(vectors, "", {}, {})
+    projections = project_texts(model, tokenizer, wrapped, rows)[:, layer]
+    by_step = defaultdict(list)
+    for sample, p in zip(samples, projections.tolist(), strict=True):
+        if sample.step is not None:
+            by_step[sample.step].append(p)
+    return {str(step): round(sum(v) / len(v), 4) for step, v in sorted(by_step.items())}

@@ -61,7 +61,9 @@ class SteeringVectors:
 
         path = Path(path)
         if not path.is_file():
-            raise ConfigError(f"{field_name}: steering vector file {str(path)!r} not found; make one with rlsp steer extract.")
+            raise ConfigError(
+                f"{field_name}: steering vector file {str(path)!r} not found; make one with rlsp steer extract."
+            )
         try:
             path.open("rb").close()  # safetensors reports a file it may not read as "not found"
             with safe_open(str(path), framework="pt") as f:

@@ -123,7 +123,9 @@ def build_models(recipe: Recipe, n_value_heads: int, total_optimizer_steps: int,
         model, tokenizer = load_causal_lm(recipe.model.name_or_path, dtype, str(dist.device))
         # Under ZeRO-3 the weights are shards: critic and reference load their own instead of copying.
         sharded = dist.stage == 3
-        critic = Critic(fresh() if sharded else model, n_value_heads, copy_backbone=not sharded) if n_value_heads else None
+        critic = None
+        if n_value_heads:
+            critic = Critic(fresh() if sharded else model, n_value_heads, copy_backbone=not sharded)
         frozen = None if uses_lora else (fresh() if sharded else copy.deepcopy(model))
     policy = add_lora(model, recipe.model.lora) if uses_lora else model
     if cfg.gradient_checkpointing:

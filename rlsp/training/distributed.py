@@ -134,7 +134,7 @@ class Distributed:
         keys = sorted(values)
         total = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64, device=self.device)
         torch.distributed.all_reduce(total, op=getattr(torch.distributed.ReduceOp, op))
-        return dict(zip(keys, total.tolist()))
+        return dict(zip(keys, total.tolist(), strict=True))
 
     def check_shared_folder(self, folder: Path) -> None:
         """Refuse an output folder the processes do not share. The main process completes every
@@ -155,8 +155,9 @@ class Distributed:
         if not agreed:
             from rlsp.errors import ConfigError
 
+            unseen = f" (process {self.process_index} cannot see what process 0 writes there)"
             raise ConfigError(f"run.output_dir {folder} is not one folder for every process"
-                              f"{'' if seen else f' (process {self.process_index} cannot see what process 0 writes there)'}"
+                              f"{'' if seen else unseen}"
                               f": checkpoints gather every process's files, so a run on several machines needs "
                               f"run.output_dir on a filesystem they share.")
 

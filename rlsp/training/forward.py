@@ -33,7 +33,9 @@ class Sequences:
         return {"input_ids": ids, "attention_mask": attention, "position_ids": positions}
 
     def index(self, rows) -> Sequences:
-        return Sequences(self.prompt_ids[rows], self.prompt_mask[rows], self.completion_ids[rows], self.completion_mask[rows])
+        return Sequences(
+            self.prompt_ids[rows], self.prompt_mask[rows], self.completion_ids[rows], self.completion_mask[rows]
+        )
 
     def trimmed(self) -> Sequences:
         """The same rows without the padding columns all of them share (left of the longest

@@ -49,7 +49,8 @@ def supports_packing(model: torch.nn.Module) -> bool:
 def prompt_groups(prompt_ids: torch.Tensor, prompt_mask: torch.Tensor) -> list[int]:
     """For each row, the index of its distinct prompt (by real tokens), in order of first appearance."""
     seen: dict[tuple, int] = {}
-    return [seen.setdefault(tuple(ids[mask.bool()].tolist()), len(seen)) for ids, mask in zip(prompt_ids, prompt_mask)]
+    return [seen.setdefault(tuple(ids[mask.bool()].tolist()), len(seen))
+            for ids, mask in zip(prompt_ids, prompt_mask, strict=True)]
 
 
 def micro_batch_order(prompt_ids, prompt_mask, completion_mask, by_prompt: bool) -> torch.Tensor:

@@ -35,8 +35,8 @@ from rlsp.eval.metrics import eval_metrics
 from rlsp.eval.run import evaluate_model
 from rlsp.generation import make_backend, resolve_backend, sampling_params
 from rlsp.hooks import HookRunner
+from rlsp.output_folder import own_output_dir, release_output_dir
 from rlsp.precision import resolve_precision
-from rlsp.run_lock import own_output_dir, release_output_dir
 from rlsp.training import preflight
 from rlsp.training import step_records as records
 from rlsp.training.advantage_step import ChannelNormalizers, global_advantages, value_heads
@@ -103,7 +103,8 @@ class Trainer:
             self.backend.lockstep = lockstep
         self.sampler = PromptSampler(len(self.train_data), recipe.run.seed)
         kl = self.cfg.kl
-        self.kl_ctl = AdaptiveKLController(kl.coef, kl.target, kl.horizon) if kl.adaptive else FixedKLController(kl.coef)
+        self.kl_ctl = (AdaptiveKLController(kl.coef, kl.target, kl.horizon) if kl.adaptive
+                       else FixedKLController(kl.coef))
         self.normalizers = ChannelNormalizers.create(self.cfg.reward.clip)
         rollout_size = self.cfg.prompts_per_step * self.cfg.samples_per_prompt
         self.reuse_update_logprobs = single_optimizer_step(self.cfg, rollout_size)
@@ -204,7 +205,9 @@ class Trainer:
                                     kl=kl if in_reward else None, kl_coef=self.kl_ctl.value, values=values,
                                     mask=mask, group_ids=generated.group_ids, normalizers=self.normalizers)
         with timer("5_update"), autocast():
-            keep = torch.tensor([r != "length" for r in generated.finish_reasons]).float() if cfg.mask_truncated else None
+            keep = None
+            if cfg.mask_truncated:
+                keep = torch.tensor([r != "length" for r in generated.finish_reasons]).float()
             batch = UpdateBatch(seqs, old_logp, ref_logp, adv.advantages, values, adv.returns,
                                 self.recipe.generation.max_new_tokens, keep, generated.sampling_logprobs)
             actor = models.actor if self.step > cfg.critic_warmup_steps else None
@@ -253,7 +256,8 @@ class Trainer:
     # -- helpers ----------------------------------------------------------------------------
     def evaluate(self, desc: str) -> dict[str, float]:
         """Greedy held-out metrics of the current policy (accuracy, boxed rate, lengths, per level)."""
-        greedy = dataclasses.replace(self.recipe, generation=dataclasses.replace(self.recipe.generation, temperature=0.0))
+        greedy_generation = dataclasses.replace(self.recipe.generation, temperature=0.0)
+        greedy = dataclasses.replace(self.recipe, generation=greedy_generation)
         with self._autocast(), self.models.dist.policy_for_generation(self.models.policy) as policy:
             self.backend.sync_weights(policy)
             records = evaluate_model(policy, self.models.tokenizer, greedy, self.heldout, self.verifier, desc=desc,

@@ -25,7 +25,8 @@ from rlsp.modeling.lora import check_lora_targets_of
 from rlsp.scoring.channels import build_reward_functions
 from rlsp.scoring.reward_function import RewardFunction
 from rlsp.scoring.verifier import Verifier, build_verifier
-from rlsp.training.deepspeed_config import check_deepspeed_recipe, check_devices, launch_config
+from rlsp.training.deepspeed_checks import check_deepspeed_recipe, check_devices
+from rlsp.training.deepspeed_launch import launch_config
 
 
 @dataclass
@@ -82,7 +83,8 @@ def check_training_recipe(recipe: Recipe) -> None:
         problems.append(f"data.split: RL on the arithmetic task trains on split 'train', not {recipe.data.split!r}.")
     if t.minibatch_size % t.micro_batch_size:
         problems.append(
-            f"train.minibatch_size ({t.minibatch_size}) must be a multiple of train.micro_batch_size ({t.micro_batch_size})."
+            f"train.minibatch_size ({t.minibatch_size}) must be a multiple of "
+            f"train.micro_batch_size ({t.micro_batch_size})."
         )
     if rollout % t.minibatch_size:
         problems.append(

@@ -83,7 +83,7 @@ class RunLogs:
 def _ranges(numbers: list[int]) -> str:
     """'1-3, 7' for [1, 2, 3, 7]."""
     parts, start = [], numbers[0]
-    for prev, cur in zip(numbers, [*numbers[1:], None]):
+    for prev, cur in zip(numbers, [*numbers[1:], None], strict=True):
         if cur is None or cur != prev + 1:
             parts.append(f"{start}-{prev}" if prev != start else str(start))
             start = cur

@@ -18,7 +18,7 @@ import torch
 
 from rlsp.errors import ConfigError
 from rlsp.launch_setup import launched_rank
-from rlsp.paths import claim_output_dir
+from rlsp.output_folder import claim_output_dir
 from rlsp.training import checkpoint as ckpt
 from rlsp.training.nonfinite import check_weights
 

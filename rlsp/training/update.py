@@ -18,6 +18,7 @@ from rlsp.algorithms.normalization import masked_mean
 from rlsp.algorithms.policy_losses import POLICY_LOSS_AGGREGATION, policy_loss, truncated_is_weights
 from rlsp.config.train_schema import TrainConfig
 from rlsp.hooks import HookRunner
+from rlsp.hooks.replay import replay_gradients
 from rlsp.training.distributed import Distributed
 from rlsp.training.forward import Sequences, completion_logprobs, completion_values
 from rlsp.training.nonfinite import check_losses
@@ -102,7 +103,8 @@ def ppo_update(
             rows = rows[micro_batch_order(seqs.prompt_ids, seqs.prompt_mask, seqs.completion_mask,
                                           padding_free(cfg, hooks))]
             minibatch = batch.rows(rows)
-            stats, seen_logprobs = _minibatch_step(minibatch, actor, critic, cfg, temperature, kl_coef_in_loss, dist, hooks)
+            stats, seen_logprobs = _minibatch_step(minibatch, actor, critic, cfg, temperature, kl_coef_in_loss,
+                                                   dist, hooks)
             if fill_old:
                 old_logprobs[rows] = seen_logprobs
             for k, v in stats.items():
@@ -170,18 +172,12 @@ def _minibatch_step(mb: UpdateBatch, actor, critic, cfg, temperature, kl_coef_in
 
     def replay() -> dict[str, torch.Tensor]:
         """This step's actor gradients again, every hook suspended (for gradient diagnostics)."""
-        model = actor.model
-        kept = {name: p.grad for name, p in model.named_parameters()}
-        model.zero_grad(set_to_none=True)
-        with hooks.suspended():
+        def run_micro_batches():
             for _, micro, mask, share in micro_batches():
-                loss = _actor_loss(model, micro, mask, share, cfg, temperature, kl_coef_in_loss)[0]
-                dist.backward(loss, model)
-        grads = {name: p.grad.detach().clone() for name, p in dist.unwrap(model).named_parameters()
-                 if p.grad is not None}
-        for name, p in model.named_parameters():
-            p.grad = kept[name]
-        return grads
+                loss = _actor_loss(actor.model, micro, mask, share, cfg, temperature, kl_coef_in_loss)[0]
+                dist.backward(loss, actor.model)
+
+        return replay_gradients(actor.model, dist.unwrap(actor.model), hooks, run_micro_batches)
 
     for last, micro, mask, share in micro_batches():
         if actor is not None:

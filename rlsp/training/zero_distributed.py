@@ -30,14 +30,8 @@ from pathlib import Path
 import torch
 
 from rlsp.generation.lockstep import Lockstep
-from rlsp.training.deepspeed_config import (
-    launch_config,
-    offloads,
-    reference_config,
-    training_config,
-    with_optimizer,
-    zero_stage,
-)
+from rlsp.training.deepspeed_auto_values import reference_config, training_config, with_optimizer
+from rlsp.training.deepspeed_launch import launch_config, offloads, zero_stage
 from rlsp.training.distributed import Distributed
 from rlsp.training.nonfinite import check_grad_norm
 

@@ -1,10 +1,10 @@
-"""The ``rlsp steer backtracking`` command: fit, measure and save the backtracking direction, and
-report its mean projection per training step of a run (does it strengthen as behaviour emerges?)."""
+"""``rlsp steer backtracking`` (an action of ``rlsp steer``): fit, measure and save the
+backtracking direction, and report its mean projection per training step of a run (does it
+strengthen as behaviour emerges?)."""
 
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from pathlib import Path
 
 from rlsp.errors import ConfigError
@@ -29,7 +29,7 @@ def check_arguments(args) -> None:
 
 def run_backtracking(args) -> int:
     from rlsp.analysis.behaviours import MarkerDetector
-    from rlsp.analysis.rollout_loader import load_run
+    from rlsp.analysis.rollout_loader import load_rollouts
     from rlsp.modeling.causal_lm import load_causal_lm, model_config
     from rlsp.steering.backtracking_direction import (
         cohens_d,
@@ -38,19 +38,21 @@ def run_backtracking(args) -> int:
         split_texts,
         window_counts,
     )
+    from rlsp.steering.project import projection_by_step
     from rlsp.steering.vectors import SteeringVectors, architecture_of
 
     check_arguments(args)
     detector = MarkerDetector()
-    texts = load_run(args.texts, text_field=args.text_field, prompt_field=args.prompt_field)
-    projected = load_run(args.project) if args.project else None
+    texts = load_rollouts(args.texts, text_field=args.text_field, prompt_field=args.prompt_field)
+    projected = load_rollouts(args.project) if args.project else None
     fit, heldout = split_texts(texts.samples, detector, args.heldout, args.limit, args.seed)
     n_layers = model_config(args.model).num_hidden_layers
     if args.layer is not None and not 0 <= args.layer < n_layers:
         raise ConfigError(f"--layer: {args.layer} is out of range; the model has decoder layers 0..{n_layers - 1}.")
     model, tokenizer = load_causal_lm(args.model, device="auto")
     offsets = tuple(args.window)
-    fit_acts = collect(model, tokenizer, fit, detector, offsets, args.max_tokens, args.max_other, args.seed, "fit texts")
+    fit_acts = collect(model, tokenizer, fit, detector, offsets, args.max_tokens, args.max_other, args.seed,
+                       "fit texts")
     held_acts = collect(model, tokenizer, heldout, detector, offsets, args.max_tokens, args.max_other, args.seed + 1,
                         "held-out texts")
     if not fit_acts.window or not held_acts.window:
@@ -92,18 +94,3 @@ def run_backtracking(args) -> int:
                   + " ".join(f"{s}:{v:+.3f}" for s, v in report[key].items()))
     print(f"saved {output} and {output.with_suffix('.json')}")
     return 0
-
-
-def projection_by_step(model, tokenizer, vectors, samples, layer: int) -> dict[str, float]:
-    """Mean projection of the completion tokens on the layer's unit vector, per training step."""
-    from rlsp.steering.project import project_texts
-    from rlsp.steering.vectors import SteeringVectors
-
-    rows = [{"prompt": s.prompt, "completion": s.completion, "system_prompt": s.system_prompt} for s in samples]
-    wrapped = SteeringVectors(vectors, "", {}, {})
-    projections = project_texts(model, tokenizer, wrapped, rows)[:, layer]
-    by_step = defaultdict(list)
-    for sample, p in zip(samples, projections.tolist()):
-        if sample.step is not None:
-            by_step[sample.step].append(p)
-    return {str(step): round(sum(v) / len(v), 4) for step, v in sorted(by_step.items())}

@@ -1,5 +1,5 @@
-"""One run per output folder: ``rlsp train``, ``sft`` and ``eval`` own ``run.output_dir`` while
-they write there.
+"""A run's output folder: checked before any work, cleared of an earlier run's outputs only when
+asked, and owned by one run at a time (``rlsp train``, ``sft`` and ``eval``).
 
 The owner holds an exclusive ``flock`` on ``<run.output_dir>/.rlsp.lock`` from before it loads a
 model (and before ``--overwrite`` removes anything) until the process ends. The kernel drops the
@@ -17,16 +17,50 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shutil
 import socket
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from rlsp.errors import ConfigError
 from rlsp.launch_setup import launched_rank
-from rlsp.paths import check_output_dir
 
 LOCK_FILE = ".rlsp.lock"
 _held: dict[Path, int] = {}  # folder -> open descriptor holding its lock, for this process
+
+
+def check_output_dir(out: Path) -> None:
+    """A run folder must be a folder, or a place where one can be made, and writable (checked before
+    any work, not at the first write). Nothing is created: ``own_output_dir`` does that."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"run.output_dir: {out} is a file, not a folder; choose a folder for the run's outputs.")
+    existing = next(p for p in [out, *out.absolute().parents] if p.exists())
+    if not existing.is_dir():
+        raise ConfigError(f"run.output_dir: {out} lies under {existing}, which is a file; choose a folder for the "
+                          f"run's outputs.")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"run.output_dir: cannot write to {existing} (read-only or no permission); choose a "
+                          f"folder this user can write to.")
+
+
+def claim_output_dir(out: Path, outputs: Sequence[str], overwrite: bool, command: str) -> None:
+    """Refuse an output folder that already holds ``outputs`` of an earlier run (nothing is
+    overwritten by accident); with ``overwrite`` remove those outputs first."""
+    check_output_dir(out)
+    found = [name for name in outputs if (out / name).exists()]
+    if not found:
+        return
+    if not overwrite:
+        raise ConfigError(
+            f"run.output_dir {out} already holds the output of an earlier rlsp {command} ({', '.join(found)}); "
+            f"nothing was overwritten. Choose another run.output_dir, or pass --overwrite to replace it."
+        )
+    if launched_rank() != 0:
+        return  # under a launcher the main process removes them; two removing one tree would collide
+    for name in found:
+        path = out / name
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
 def own_output_dir(out: Path, command: str) -> None:
