@@ -79,3 +79,30 @@ def test_readme_layout_lists_every_folder():
     for entry in planned:
         row = next(line for line in table.splitlines() if line.startswith(f"| `{entry}/`"))
         assert "(planned" in row, row
+
+
+def test_every_function_fits_on_a_screen():
+    """60 lines at most: a longer function is split by moving whole phases into functions named
+    after them (the training step, evaluation, the SFT trainer's hooks, reward checking)."""
+    long = {f"{p.relative_to(REPO)}:{node.name}": node.end_lineno - node.lineno + 1
+            for p in MODULES for node in ast.walk(ast.parse(p.read_text()))
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.end_lineno - node.lineno + 1 > 60}
+    assert long == {}
+
+
+def test_commands_live_in_the_module_named_after_them():
+    """``rlsp X`` runs ``rlsp/commands/X.py``; a command's body lives in rlsp/commands, not in a
+    library package."""
+    from rlsp.cli import COMMANDS
+
+    assert {p.stem for p in (LIBRARY / "commands").glob("*.py")} >= set(COMMANDS)
+    bodies = [str(p.relative_to(REPO)) for p in MODULES if p.stem.endswith("_command")]
+    assert bodies == []
+
+
+def test_one_function_per_name_across_modules_that_load_things():
+    """``load_run`` once meant two things (a training checkpoint, a rollout log); each loader has
+    its own name."""
+    defined = Counter(node.name for p in MODULES for node in ast.parse(p.read_text()).body
+                      if isinstance(node, ast.FunctionDef) and node.name.startswith(("load_", "save_")))
+    assert [name for name, n in defined.items() if n > 1] == []

@@ -80,9 +80,17 @@ def run_backtracking(args) -> int:
     SteeringVectors(vectors, args.model, architecture_of(model.config), {**report, "method": "window-minus-other"}) \
         .save(output)
     output.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
-    print(f"backtracking direction of {args.model}: {report['fit']['window_positions']} window and "
+    print_report(report, args.model)
+    print(f"saved {output} and {output.with_suffix('.json')}")
+    return 0
+
+
+def print_report(report: dict, model: str) -> None:
+    """What ``rlsp steer backtracking`` found, in a few lines."""
+    print(f"backtracking direction of {model}: {report['fit']['window_positions']} window and "
           f"{report['fit']['other_positions']} other positions from {report['fit']['texts']} texts.\n"
-          f"layer {layer}: Cohen's d on {report['heldout']['texts']} held-out texts = {report['heldout_d']:.2f} "
+          f"layer {report['layer']}: Cohen's d on {report['heldout']['texts']} held-out texts = "
+          f"{report['heldout_d']:.2f} "
           f"(fit texts {report['fit_d']:.2f}).")
     if "heldout_d_control_vs_other" in report:
         print(f"control (the same window before sentences with no behaviour): d = "
@@ -92,5 +100,3 @@ def run_backtracking(args) -> int:
         if key in report:
             print(f"mean projection per step ({key.rsplit('_', 1)[1]}): "
                   + " ".join(f"{s}:{v:+.3f}" for s, v in report[key].items()))
-    print(f"saved {output} and {output.with_suffix('.json')}")
-    return 0

@@ -104,29 +104,32 @@ def evaluate_model(
                     show_progress=show_progress and state.is_local_main_process,
                 )
             verdicts = verifier.verify([examples[i] for i, _ in mine], completions)
-            for (i, j), completion, verdict in zip(mine, completions, verdicts, strict=True):
-                example = examples[i]
-                records.append(
-                    {
-                        "problem_index": i,
-                        "sample_index": j,
-                        "prompt": example.prompt,
-                        "reference": example.reference,
-                        "completion": completion.text,
-                        "parsed": verdict.parsed,
-                        "score": verdict.score,
-                        "correct": verdict.score >= recipe.verifier.pass_threshold,
-                        "boxed": is_boxed_answer(completion.text),
-                        "finish_reason": completion.finish_reason,
-                        "length": completion.length,
-                        "columns": {k: v for k, v in example.columns.items() if _is_jsonable(v)},
-                    }
-                )
+            records = [sample_record(i, j, examples[i], completion, verdict, recipe.verifier.pass_threshold)
+                       for (i, j), completion, verdict in zip(mine, completions, verdicts, strict=True)]
     if state.num_processes > 1:
         from accelerate.utils import gather_object
 
         records = list({(r["problem_index"], r["sample_index"]): r for r in gather_object(records)}.values())
     return sorted(records, key=lambda r: (r["problem_index"], r["sample_index"]))
+
+
+def sample_record(problem_index: int, sample_index: int, example: Example, completion, verdict,
+                  pass_threshold: float) -> dict:
+    """One evaluated sample as a record (see the module docstring)."""
+    return {
+        "problem_index": problem_index,
+        "sample_index": sample_index,
+        "prompt": example.prompt,
+        "reference": example.reference,
+        "completion": completion.text,
+        "parsed": verdict.parsed,
+        "score": verdict.score,
+        "correct": verdict.score >= pass_threshold,
+        "boxed": is_boxed_answer(completion.text),
+        "finish_reason": completion.finish_reason,
+        "length": completion.length,
+        "columns": {k: v for k, v in example.columns.items() if _is_jsonable(v)},
+    }
 
 
 @contextmanager

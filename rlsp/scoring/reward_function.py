@@ -103,6 +103,12 @@ class RewardFunction:
                 f"returned {got} for {batch} samples; return a list with one float, "
                 "None (not applicable) or Verdict per sample",
             )
+        return self._checked(values, completions)
+
+    def _checked(self, values: list, completions: Sequence[str]) -> RewardResult:
+        """One returned value per sample checked: a float, None (not applicable), a ``Verdict`` or
+        a failure; a value that is not a finite number raises or falls back per ``on_error``."""
+        batch = len(values)
         scores = torch.full((batch,), math.nan, dtype=torch.float32)
         applicable = torch.zeros(batch, dtype=torch.bool)
         parsed: list[str | None] = [None] * batch

@@ -17,7 +17,6 @@ from rlsp.training.nonfinite import NonFiniteError
 
 def hooked_sft_trainer(hooks: HookRunner, **trainer_kwargs):
     """An ``SFTTrainer`` built with ``trainer_kwargs`` that fires the events of ``hooks``."""
-    from transformers import TrainerCallback
     from trl import SFTTrainer
 
     class HookedSFTTrainer(SFTTrainer):
@@ -65,6 +64,19 @@ def hooked_sft_trainer(hooks: HookRunner, **trainer_kwargs):
             finally:
                 self.hook_runner.end()
 
+    trainer = HookedSFTTrainer(**trainer_kwargs)
+    trainer.micro_batches = []  # this optimizer step's (inputs, num_items_in_batch), for a replay
+    hooks.model_getter = lambda: trainer.accelerator.unwrap_model(trainer.model)
+    trainer.hook_runner = hooks
+    trainer.add_callback(hook_events(trainer, hooks))
+    return trainer
+
+
+def hook_events(trainer, hooks: HookRunner):
+    """The callback that fires ``hooks``' optimizer-step events in ``trainer`` (a
+    ``hooked_sft_trainer``) and keeps the step count the hooks see."""
+    from transformers import TrainerCallback
+
     class HookEvents(TrainerCallback):
         """Optimizer-step events, and the step count the hooks see."""
 
@@ -92,9 +104,4 @@ def hooked_sft_trainer(hooks: HookRunner, **trainer_kwargs):
             self.runner.step = state.global_step
             self.runner.fire("step_end")
 
-    trainer = HookedSFTTrainer(**trainer_kwargs)
-    trainer.micro_batches = []  # this optimizer step's (inputs, num_items_in_batch), for a replay
-    hooks.model_getter = lambda: trainer.accelerator.unwrap_model(trainer.model)
-    trainer.hook_runner = hooks
-    trainer.add_callback(HookEvents(hooks))
-    return trainer
+    return HookEvents(hooks)

@@ -4,12 +4,11 @@ gradients, and more processes than GPUs."""
 
 from __future__ import annotations
 
-import os
-
 import torch
 
 from rlsp.config import Recipe
 from rlsp.errors import ConfigError
+from rlsp.launch_setup import launched_local_world_size, launched_world_size
 from rlsp.training.deepspeed_launch import config_name, offloads, zero_stage
 
 SUPPORTED_STAGES = (1, 2, 3)
@@ -42,7 +41,7 @@ def check_deepspeed_recipe(recipe: Recipe, config: dict) -> None:
         problems.append("train.dynamic_sampling: under ZeRO-3 every process must run the same number of forward "
                         "passes, and dynamic sampling keeps a different number of samples on each; set it to "
                         "false or use ZeRO-2.")
-    if recipe.generation.backend == "vllm" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    if recipe.generation.backend == "vllm" and launched_world_size() > 1:
         problems.append("generation.backend=vllm runs one engine per process, which is not supported with "
                         "several processes yet; use generation.backend=hf.")
     if problems:
@@ -51,7 +50,7 @@ def check_deepspeed_recipe(recipe: Recipe, config: dict) -> None:
 
 def check_devices() -> None:
     """More processes on this machine than GPUs: two ranks would share one device."""
-    local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    local = launched_local_world_size()
     if torch.cuda.is_available() and local > torch.cuda.device_count():
         raise ConfigError(f"the launcher started {local} processes on this machine but it has "
                           f"{torch.cuda.device_count()} GPU(s); pass --num_processes {torch.cuda.device_count()} "

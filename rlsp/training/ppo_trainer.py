@@ -160,51 +160,24 @@ class Trainer:
         dist = models.dist
         hooks.step = self.step
         alpha = self.alpha.alpha_at(self.step - 1)
-        # Each process takes its own slice of the prompt stream (prompts_per_step is per process).
-        n_prompts = prompts_to_draw(cfg)  # more than prompts_per_step under dynamic sampling
-        examples = [self.train_data[i] for i in self.sampler.indices(self.position + dist.process_index * n_prompts,
-                                                                     n_prompts)]
-        self.position += n_prompts * dist.num_processes
-
-        autocast = self._autocast
-        with timer("1_generate"), autocast(), dist.policy_for_generation(models.policy) as policy:
-            self.backend.sync_weights(policy)
-            # training prompts: hooks such as inoculation prompting may change them (never eval's)
-            conversations = [hooks.training_messages(chat_messages(e, self.recipe.data)) for e in examples]
-            with hooks.around("generation"):
-                generated = generate_step(self.backend, examples, conversations, cfg.samples_per_prompt,
-                                          sampling_params(self.recipe.generation), self.recipe.generation.batch_size)
-            self.backend.release()  # the update needs the memory more
+        examples = self._draw_prompts()
+        with timer("1_generate"), self._autocast(), dist.policy_for_generation(models.policy) as policy:
+            generated = self._generate(policy, examples)
         with timer("2_score"):
             scores = score_step(self.reward_functions, generated)
             generated, scores, sampling_stats = shape_batch(cfg, generated, scores)
         seqs, mask = generated.seqs, generated.seqs.completion_mask
         in_reward = cfg.kl.placement == "reward"
-        # With one optimizer step per batch the update computes the old log-probs itself, unless
-        # the KL has to enter the rewards (phase 4) before the update runs.
-        reuse_update_logprobs = (self.reuse_update_logprobs and self.step > cfg.critic_warmup_steps
-                                 and not (in_reward and self.kl_ctl.value > 0))
-        with timer("3_logprobs"), torch.no_grad(), autocast():
-            old_logp = None
-            if not reuse_update_logprobs:
-                with hooks.around("forward", role="policy", grad=False):
-                    old_logp = self._batched(lambda s: completion_logprobs(models.policy, s, self._temperature(),
-                                                                           padding_free=self.padding_free)[0], seqs)
-            ref_logp = None
-            if self.kl_ctl.value > 0:
-                with models.reference.model() as reference, hooks.around("forward", role="reference", grad=False):
-                    ref_logp = self._batched(lambda s: completion_logprobs(reference, s, self._temperature(),
-                                                                           padding_free=self.padding_free)[0], seqs)
-            values = (self._batched(lambda s: completion_values(models.critic, s, self.padding_free), seqs)
-                      if models.critic is not None else None)
+        with timer("3_logprobs"), torch.no_grad(), self._autocast():
+            old_logp, ref_logp, values = self._score_sequences(seqs, in_reward)
         with timer("4_advantages"):
             kl = None
             if ref_logp is not None and in_reward:
                 kl = kl_estimate(old_logp, ref_logp, cfg.kl.estimator) * mask
             adv = global_advantages(cfg, dist, alpha=alpha, verifier=scores.verifier, exploration=scores.exploration,
-                                    kl=kl if in_reward else None, kl_coef=self.kl_ctl.value, values=values,
-                                    mask=mask, group_ids=generated.group_ids, normalizers=self.normalizers)
-        with timer("5_update"), autocast():
+                                    kl=kl, kl_coef=self.kl_ctl.value, values=values, mask=mask,
+                                    group_ids=generated.group_ids, normalizers=self.normalizers)
+        with timer("5_update"), self._autocast():
             keep = None
             if cfg.mask_truncated:
                 keep = torch.tensor([r != "length" for r in generated.finish_reasons]).float()
@@ -215,29 +188,14 @@ class Trainer:
                                                 0.0 if in_reward else self.kl_ctl.value, dist, hooks)
         if ref_logp is not None and kl is None:  # KL in the loss: measured on the pre-update policy
             kl = kl_estimate(old_logp, ref_logp, cfg.kl.estimator) * mask
-        # the KL per sequence over every process's samples: the controller's input and state stay global
-        kl_sums = dist.sum_across({"kl": kl.sum().item() if kl is not None else 0.0, "n": len(generated.texts)})
-        kl_per_sequence = kl_sums["kl"] / kl_sums["n"]
-        kl_coef = self.kl_ctl.value
-        self.kl_ctl.update(kl_per_sequence, int(kl_sums["n"]))
+        kl_stats = self._update_kl_controller(kl, len(generated.texts))
         with timer("6_log"):
-            # every process's samples, in rank order; "correct" by the held-out evaluation's threshold,
-            # so training and held-out accuracy mean the same
             rows = dist.gather_objects(records.rollout_records(
                 self.step, generated, scores, self.reward_functions, adv.trained_rewards,
                 self.recipe.verifier.pass_threshold, self.hook_names))
-            counts = informative_group_share(dist.sum_across({"tokens": float(mask.sum()), **sampling_stats, **{
-                f"reward_fn/{fn.name}/errors": float(scores.per_function[fn.name].n_errors)
-                for fn in self.reward_functions}}))
-            generating = dist.max_across({"s": timer.seconds["1_generate"]})["s"]
-            scalars = {
-                **records.sample_scalars(rows, [fn.name for fn in self.reward_functions]), **adv.stats,
-                **update_stats, "reward/trained/mean": sum(r["trained_reward"] for r in rows) / len(rows),
-                "alpha": alpha, "kl/mean": kl_per_sequence, "kl/coef": kl_coef,
-                "throughput/tokens_per_s": counts.pop("tokens") / max(generating, 1e-9), **counts,
-                **records.critic_fit(values, adv.returns, mask, dist),
-                **records.sampling_mismatch(generated.sampling_logprobs, old_logp, mask, dist),
-            }
+            scalars = {**self._sample_scalars(rows, mask, scores, sampling_stats, timer), **adv.stats, **update_stats,
+                       "alpha": alpha, **kl_stats, **records.critic_fit(values, adv.returns, mask, dist),
+                       **records.sampling_mismatch(generated.sampling_logprobs, old_logp, mask, dist)}
             hooks.fire("step_end", scalars=scalars)
             scalars.update(hooks.pop_scalars())
             if self.behaviours is not None:
@@ -252,6 +210,68 @@ class Trainer:
         scalars.update({f"time/{phase}": s for phase, s in timer.seconds.items()})
         self.logs.scalars(self.step, scalars)  # on the main process: every figure but time/* is the whole batch's
         return scalars
+
+    # -- the step's phases --------------------------------------------------------------------
+    def _draw_prompts(self) -> list[dict]:
+        """This process's slice of the prompt stream for one step (prompts_per_step is per process;
+        more than that under dynamic sampling)."""
+        dist, n_prompts = self.models.dist, prompts_to_draw(self.cfg)
+        first = self.position + dist.process_index * n_prompts
+        self.position += n_prompts * dist.num_processes
+        return [self.train_data[i] for i in self.sampler.indices(first, n_prompts)]
+
+    def _generate(self, policy, examples: list[dict]):
+        """Phase 1: ``samples_per_prompt`` completions of each example by the current ``policy``."""
+        self.backend.sync_weights(policy)
+        # training prompts: hooks such as inoculation prompting may change them (never eval's)
+        conversations = [self.hooks.training_messages(chat_messages(e, self.recipe.data)) for e in examples]
+        with self.hooks.around("generation"):
+            generated = generate_step(self.backend, examples, conversations, self.cfg.samples_per_prompt,
+                                      sampling_params(self.recipe.generation), self.recipe.generation.batch_size)
+        self.backend.release()  # the update needs the memory more
+        return generated
+
+    def _score_sequences(self, seqs, kl_in_reward: bool):
+        """Phase 3: the policy's log-probs before the update (None where the update computes them),
+        the reference's (None without KL) and the critic's values (None without a critic)."""
+        models, hooks, temperature = self.models, self.hooks, self._temperature()
+        # With one optimizer step per batch the update computes the old log-probs itself, unless
+        # the KL has to enter the rewards (phase 4) before the update runs.
+        reuse_update_logprobs = (self.reuse_update_logprobs and self.step > self.cfg.critic_warmup_steps
+                                 and not (kl_in_reward and self.kl_ctl.value > 0))
+        old_logp = ref_logp = values = None
+        if not reuse_update_logprobs:
+            with hooks.around("forward", role="policy", grad=False):
+                old_logp = self._batched(lambda s: completion_logprobs(models.policy, s, temperature,
+                                                                       padding_free=self.padding_free)[0], seqs)
+        if self.kl_ctl.value > 0:
+            with models.reference.model() as reference, hooks.around("forward", role="reference", grad=False):
+                ref_logp = self._batched(lambda s: completion_logprobs(reference, s, temperature,
+                                                                       padding_free=self.padding_free)[0], seqs)
+        if models.critic is not None:
+            values = self._batched(lambda s: completion_values(models.critic, s, self.padding_free), seqs)
+        return old_logp, ref_logp, values
+
+    def _update_kl_controller(self, kl: torch.Tensor | None, n_samples: int) -> dict[str, float]:
+        """Feed the KL per sequence over every process's samples to the controller (its input and
+        state stay global); the mean and the coefficient this step used, for the log."""
+        kl_sums = self.models.dist.sum_across({"kl": kl.sum().item() if kl is not None else 0.0, "n": n_samples})
+        kl_per_sequence, kl_coef = kl_sums["kl"] / kl_sums["n"], self.kl_ctl.value
+        self.kl_ctl.update(kl_per_sequence, int(kl_sums["n"]))
+        return {"kl/mean": kl_per_sequence, "kl/coef": kl_coef}
+
+    def _sample_scalars(self, rows: list[dict], mask, scores, sampling_stats: dict, timer) -> dict[str, float]:
+        """Phase 6's figures about the samples themselves, from every process's ``rows`` (in rank
+        order; "correct" by the held-out evaluation's threshold, so training and held-out accuracy
+        mean the same) and counts summed across processes."""
+        dist = self.models.dist
+        counts = informative_group_share(dist.sum_across({"tokens": float(mask.sum()), **sampling_stats, **{
+            f"reward_fn/{fn.name}/errors": float(scores.per_function[fn.name].n_errors)
+            for fn in self.reward_functions}}))
+        generating = dist.max_across({"s": timer.seconds["1_generate"]})["s"]
+        return {**records.sample_scalars(rows, [fn.name for fn in self.reward_functions]),
+                "reward/trained/mean": sum(r["trained_reward"] for r in rows) / len(rows),
+                "throughput/tokens_per_s": counts.pop("tokens") / max(generating, 1e-9), **counts}
 
     # -- helpers ----------------------------------------------------------------------------
     def evaluate(self, desc: str) -> dict[str, float]:
