@@ -80,3 +80,17 @@ def _import_module(name: str, kind: str, noun: str, error: type[RlspError]) -> A
         raise error(f"importing module '{name}' failed: {e}") from e
     except Exception as e:
         raise error(f"importing module '{name}' failed: {type(e).__name__}: {e}") from e
+
+
+def import_plugin_module(ref: str, base_dir: Path | None, kind: str, error: type[RlspError]) -> Any:
+    """Import the module (``package.module``) or file (``path/to/file.py``) ``ref`` names, for what
+    it registers; a file is imported once however many recipes name it."""
+    if ref.endswith(".py") or "/" in ref or "\\" in ref:
+        return _load_file(ref, base_dir, kind, error)[0]
+    try:
+        return importlib.import_module(ref)
+    except ModuleNotFoundError as e:
+        raise error(f"{kind}: no module named '{e.name}' (importing '{ref}'); install its package in this "
+                    f"environment, or name a file instead: path/to/{ref.rsplit('.', 1)[-1]}.py") from e
+    except Exception as e:
+        raise error(f"{kind}: importing module '{ref}' failed: {type(e).__name__}: {e}") from e

@@ -37,7 +37,7 @@ def test_increasing_schedule_and_bounds():
 
 
 def test_errors():
-    with pytest.raises(ConfigError, match="constant, linear, cosine"):
+    with pytest.raises(ConfigError, match="constant, cosine, linear"):
         AlphaSchedule("exponential")
     with pytest.raises(ConfigError, match="alpha_end"):
         AlphaSchedule("linear", alpha_end=1.5, total_steps=10)

@@ -18,10 +18,10 @@ import torch
 from torch import Tensor
 
 from rlsp.algorithms.normalization import masked_whiten
+from rlsp.algorithms.part_registry import Registry
 from rlsp.errors import ConfigError
 
 AdvantageEstimator = Callable[..., tuple[Tensor, Tensor]]
-ADVANTAGE_ESTIMATORS: dict[str, AdvantageEstimator] = {}
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,7 @@ class EstimatorTraits:
         normalize_rewards: the paper normalises the sequence rewards with running statistics.
         aggregation: the paper's loss aggregation (``rlsp.algorithms.losses.AGGREGATIONS``).
         kl_placement: where the paper puts the KL penalty: "reward" or "loss".
+        hparams: the ``train`` settings passed to the estimator as keyword arguments.
         source: the paper.
     """
 
@@ -48,10 +49,12 @@ class EstimatorTraits:
     normalize_rewards: bool = False
     aggregation: str = "token-mean"
     kl_placement: str = "loss"
+    hparams: tuple[str, ...] = ()
     source: str = "user-registered"
 
 
-ESTIMATOR_TRAITS: dict[str, EstimatorTraits] = {}
+ADVANTAGE_ESTIMATORS: Registry[AdvantageEstimator] = Registry("advantage estimator", "train.advantage_estimator",
+                                                            EstimatorTraits())
 
 
 @dataclass(frozen=True)
@@ -79,28 +82,16 @@ def register_advantage_estimator(
 ) -> Callable[[AdvantageEstimator], AdvantageEstimator]:
     """Decorator: add ``fn`` to the registry under ``name`` (names must be unique), with its
     ``traits`` (default: critic-free, per-token rewards, token-mean, KL in the loss)."""
-
-    def decorator(fn: AdvantageEstimator) -> AdvantageEstimator:
-        if name in ADVANTAGE_ESTIMATORS:
-            raise ValueError(f"advantage estimator {name!r} is already registered")
-        ADVANTAGE_ESTIMATORS[name] = fn
-        ESTIMATOR_TRAITS[name] = traits or EstimatorTraits()
-        return fn
-
-    return decorator
+    return ADVANTAGE_ESTIMATORS.register(name, traits)
 
 
 def estimator_traits(name: str) -> EstimatorTraits:
     """The traits registered with ``name`` (``ConfigError`` listing the choices otherwise)."""
-    get_advantage_estimator(name)
-    return ESTIMATOR_TRAITS[name]
+    return ADVANTAGE_ESTIMATORS.traits(name)
 
 
 def get_advantage_estimator(name: str) -> AdvantageEstimator:
     """The estimator registered as ``name``; ``ConfigError`` listing the choices otherwise."""
-    if name not in ADVANTAGE_ESTIMATORS:
-        known = ", ".join(sorted(ADVANTAGE_ESTIMATORS))
-        raise ConfigError(f"unknown advantage estimator {name!r}; choose one of: {known}")
     return ADVANTAGE_ESTIMATORS[name]
 
 
@@ -230,6 +221,7 @@ def compute_reinforce_plus_plus(
 
 @register_advantage_estimator("gae", EstimatorTraits(
     critic=True, whiten=True, normalize_rewards=True, aggregation="token-mean", kl_placement="reward",
+    hparams=("gamma", "lam"),
     source="GAE (Schulman et al. 2016) in PPO (Schulman et al. 2017), as RLSP (arXiv 2502.06773) trains: "
     "rewards normalised and clipped, per-token KL in the reward, advantages whitened"))
 def gae_estimator(
@@ -275,6 +267,7 @@ def rloo_estimator(inputs: AdvantageInputs) -> tuple[Tensor, Tensor]:
 
 @register_advantage_estimator("reinforce++", EstimatorTraits(
     whitens_itself=True, normalize_rewards=True, aggregation="token-mean", kl_placement="reward",
+    hparams=("gamma",),
     source="REINFORCE++ (arXiv 2501.03262): rewards normalised and clipped, per-token KL in the reward, "
     "returns whitened over the batch"))
 def reinforce_plus_plus_estimator(

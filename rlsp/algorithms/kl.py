@@ -16,13 +16,25 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from rlsp.errors import ConfigError
+from rlsp.algorithms.part_registry import Registry
 
-KL_ESTIMATORS: dict[str, Callable[[Tensor], Tensor]] = {
-    "k1": lambda log_ratio: log_ratio,
-    "k2": lambda log_ratio: 0.5 * log_ratio**2,
-    "k3": lambda log_ratio: torch.exp(-log_ratio) + log_ratio - 1.0,
-}
+# Each maps log_ratio = logp - logp_ref (B, T) to the per-token estimate (B, T).
+KL_ESTIMATORS: Registry[Callable[[Tensor], Tensor]] = Registry("KL estimator", "train.kl.estimator")
+
+
+@KL_ESTIMATORS.register("k1")
+def k1(log_ratio: Tensor) -> Tensor:
+    return log_ratio
+
+
+@KL_ESTIMATORS.register("k2")
+def k2(log_ratio: Tensor) -> Tensor:
+    return 0.5 * log_ratio**2
+
+
+@KL_ESTIMATORS.register("k3")
+def k3(log_ratio: Tensor) -> Tensor:
+    return torch.exp(-log_ratio) + log_ratio - 1.0
 
 
 def kl_estimate(logp: Tensor, logp_ref: Tensor, kind: str = "k1") -> Tensor:
@@ -31,15 +43,12 @@ def kl_estimate(logp: Tensor, logp_ref: Tensor, kind: str = "k1") -> Tensor:
     Args:
         logp: (B, T) log pi(o_t) of the sampled tokens under the policy.
         logp_ref: (B, T) the same under the reference (SFT) model.
-        kind: "k1", "k2" or "k3".
+        kind: a name in ``KL_ESTIMATORS``: "k1", "k2", "k3" or a registered one.
 
     Returns:
         (B, T) estimate at every position; padded positions are not masked here (the caller
         multiplies by the mask or aggregates with it).
     """
-    if kind not in KL_ESTIMATORS:
-        known = ", ".join(KL_ESTIMATORS)
-        raise ConfigError(f"unknown KL estimator {kind!r}; choose one of: {known}")
     return KL_ESTIMATORS[kind](logp - logp_ref)
 
 

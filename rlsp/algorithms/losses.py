@@ -14,14 +14,48 @@ Stats are detached 0-d tensors, so callers can accumulate them without a device 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
 from rlsp.algorithms.kl import kl_estimate
 from rlsp.algorithms.normalization import masked_mean
-from rlsp.errors import ConfigError
+from rlsp.algorithms.part_registry import Registry
 
-AGGREGATIONS = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "token-sum-norm")
+# Each maps a (B, T) per-token loss, its (B, T) mask (in the loss's dtype) and the generation
+# limit (token-sum-norm's normaliser) to the 0-d loss.
+AGGREGATIONS: Registry[Callable[[Tensor, Tensor, int | None], Tensor]] = Registry("loss aggregation",
+                                                                                 "train.loss_aggregation")
+
+
+@AGGREGATIONS.register("token-mean")
+def _token_mean(loss: Tensor, mask: Tensor, max_tokens: int | None) -> Tensor:
+    return masked_mean(loss, mask)
+
+
+@AGGREGATIONS.register("seq-mean-token-mean")
+def _seq_mean_token_mean(loss: Tensor, mask: Tensor, max_tokens: int | None) -> Tensor:
+    return _mean_over_sequences((loss * mask).sum(-1) / mask.sum(-1).clamp(min=1.0), mask)
+
+
+@AGGREGATIONS.register("seq-mean-token-sum")
+def _seq_mean_token_sum(loss: Tensor, mask: Tensor, max_tokens: int | None) -> Tensor:
+    return _mean_over_sequences((loss * mask).sum(-1), mask)
+
+
+@AGGREGATIONS.register("token-sum-norm")
+def _token_sum_norm(loss: Tensor, mask: Tensor, max_tokens: int | None) -> Tensor:
+    if not max_tokens:
+        raise ValueError("token-sum-norm needs max_tokens (generation.max_new_tokens)")
+    return (loss * mask).sum() / (loss.shape[0] * max_tokens)
+
+
+def _mean_over_sequences(per_seq: Tensor, mask: Tensor) -> Tensor:
+    """The mean of (B,) ``per_seq`` over the sequences with at least one real token."""
+    has_tokens = (mask.sum(-1) > 0).to(per_seq.dtype)
+    return (per_seq * has_tokens).sum() / has_tokens.sum().clamp(min=1.0)
+
 
 __all__ = [
     "AGGREGATIONS",
@@ -40,21 +74,7 @@ def aggregate_loss(
 ) -> Tensor:
     """(B, T) per-token loss -> 0-d loss. Sequences with no real token are left out of the
     sequence means. ``max_tokens`` (the generation limit) is the normaliser of ``token-sum-norm``."""
-    mask = mask.to(loss.dtype)
-    if aggregation == "token-mean":
-        return masked_mean(loss, mask)
-    if aggregation == "token-sum-norm":
-        if not max_tokens:
-            raise ValueError("token-sum-norm needs max_tokens (generation.max_new_tokens)")
-        return (loss * mask).sum() / (loss.shape[0] * max_tokens)
-    if aggregation in ("seq-mean-token-mean", "seq-mean-token-sum"):
-        per_seq = (loss * mask).sum(-1)
-        if aggregation == "seq-mean-token-mean":
-            per_seq = per_seq / mask.sum(-1).clamp(min=1.0)
-        has_tokens = (mask.sum(-1) > 0).to(loss.dtype)
-        return (per_seq * has_tokens).sum() / has_tokens.sum().clamp(min=1.0)
-    known = ", ".join(AGGREGATIONS)
-    raise ConfigError(f"unknown loss aggregation {aggregation!r}; choose one of: {known}")
+    return AGGREGATIONS[aggregation](loss, mask.to(loss.dtype), max_tokens)
 
 
 def clipped_policy_loss(

@@ -16,29 +16,84 @@ return ``(loss, stats)`` with detached 0-d stats.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor
 
 from rlsp.algorithms.losses import aggregate_loss, clipped_policy_loss
 from rlsp.algorithms.normalization import masked_mean
+from rlsp.algorithms.part_registry import Registry
 
-POLICY_LOSSES = ("ppo", "gspo", "cispo")
-# The losses that average over something other than train.loss_aggregation says: GSPO takes one
-# ratio per sequence and averages over the sequences with tokens.
-POLICY_LOSS_AGGREGATION = {"gspo": "seq-mean-token-mean"}
+
+@dataclass(frozen=True)
+class ClipSettings:
+    """What the recipe sets around a policy loss: the clip range ``[1 - low, 1 + high]`` of the
+    ratio, the loss aggregation, PPO's dual clip and the generation limit (``token-sum-norm``)."""
+
+    low: float
+    high: float
+    aggregation: str = "token-mean"
+    dual_clip: float | None = None
+    max_tokens: int | None = None
+
+
+@dataclass(frozen=True)
+class PolicyLossTraits:
+    """What a policy loss's paper does around it: the defaults a recipe gets for the settings it
+    leaves unset (``rlsp.config.algorithm_defaults``).
+
+    Fields:
+        clip_eps: the lower clip range.
+        clip_eps_high: the upper one (None: ``clip_eps``).
+        aggregation: the paper's loss aggregation (None: the advantage estimator's).
+        own_aggregation: what the loss averages over whatever the recipe says (GSPO: its
+            sequence ratios over sequences), None where it honours ``train.loss_aggregation``.
+        source: the paper.
+    """
+
+    clip_eps: float = 0.2
+    clip_eps_high: float | None = None
+    aggregation: str | None = None
+    own_aggregation: str | None = None
+    source: str = "user-registered"
+
+
+# Each: fn(logp, old_logp, advantages, mask, clip: ClipSettings) -> (loss, stats).
+PolicyLoss = Callable[[Tensor, Tensor, Tensor, Tensor, ClipSettings], tuple[Tensor, dict[str, Tensor]]]
+POLICY_LOSSES: Registry[PolicyLoss] = Registry("policy loss", "train.policy_loss", PolicyLossTraits())
 
 
 def policy_loss(kind: str, logp: Tensor, old_logp: Tensor, advantages: Tensor, mask: Tensor, clip_low: float,
                 clip_high: float, aggregation: str = "token-mean", dual_clip: float | None = None,
                 max_tokens: int | None = None) -> tuple[Tensor, dict[str, Tensor]]:
-    if kind == "ppo":
-        return clipped_policy_loss(logp, old_logp, advantages, mask, clip_low, aggregation, dual_clip,
-                                   clip_high=clip_high, max_tokens=max_tokens)
-    if kind == "gspo":
-        return gspo_loss(logp, old_logp, advantages, mask, clip_low, clip_high)
-    if kind == "cispo":
-        return cispo_loss(logp, old_logp, advantages, mask, clip_low, clip_high, aggregation, max_tokens)
-    raise ValueError(f"unknown policy loss {kind!r}; choose one of {', '.join(POLICY_LOSSES)}")
+    """The policy loss registered as ``kind`` (``train.policy_loss``) on one micro-batch."""
+    clip = ClipSettings(clip_low, clip_high, aggregation, dual_clip, max_tokens)
+    return POLICY_LOSSES[kind](logp, old_logp, advantages, mask, clip)
+
+
+@POLICY_LOSSES.register("ppo", PolicyLossTraits(0.2, None, None, None, "PPO (Schulman et al. 2017), as RLSP "
+                                                "trains: clip 0.2"))
+def _ppo(logp: Tensor, old_logp: Tensor, advantages: Tensor, mask: Tensor,
+         clip: ClipSettings) -> tuple[Tensor, dict[str, Tensor]]:
+    return clipped_policy_loss(logp, old_logp, advantages, mask, clip.low, clip.aggregation, clip.dual_clip,
+                               clip_high=clip.high, max_tokens=clip.max_tokens)
+
+
+@POLICY_LOSSES.register("gspo", PolicyLossTraits(3e-4, 4e-4, None, "seq-mean-token-mean", "GSPO (arXiv 2507.18071): "
+                                                 "sequence ratio clipped to [1-3e-4, 1+4e-4]"))
+def _gspo(logp: Tensor, old_logp: Tensor, advantages: Tensor, mask: Tensor,
+          clip: ClipSettings) -> tuple[Tensor, dict[str, Tensor]]:
+    return gspo_loss(logp, old_logp, advantages, mask, clip.low, clip.high)
+
+
+@POLICY_LOSSES.register("cispo", PolicyLossTraits(1.0, 4.0, "token-mean", None, "CISPO (MiniMax-M1, arXiv "
+                                                  "2506.13585): no lower bound on the weight, capped at 5 "
+                                                  "(ScaleRL's epsilon_max), token-level normalisation"))
+def _cispo(logp: Tensor, old_logp: Tensor, advantages: Tensor, mask: Tensor,
+           clip: ClipSettings) -> tuple[Tensor, dict[str, Tensor]]:
+    return cispo_loss(logp, old_logp, advantages, mask, clip.low, clip.high, clip.aggregation, clip.max_tokens)
 
 
 def gspo_loss(logp: Tensor, old_logp: Tensor, advantages: Tensor, mask: Tensor, clip_low: float,

@@ -11,27 +11,26 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from rlsp.algorithms.part_registry import Registry
 from rlsp.errors import ConfigError
 
+# Each maps progress in [0, 1] to the fraction of the way from alpha_start to alpha_end.
+SCHEDULES: Registry[Callable[[float], float]] = Registry("alpha schedule", "train.reward.alpha.schedule")
 
+
+@SCHEDULES.register("constant")
 def _constant(progress: float) -> float:
     return 0.0
 
 
+@SCHEDULES.register("linear")
 def _linear(progress: float) -> float:
     return progress
 
 
+@SCHEDULES.register("cosine")
 def _cosine(progress: float) -> float:
     return 0.5 * (1.0 - math.cos(math.pi * progress))
-
-
-# Each maps progress in [0, 1] to the fraction of the way from alpha_start to alpha_end.
-SCHEDULES: dict[str, Callable[[float], float]] = {
-    "constant": _constant,
-    "linear": _linear,
-    "cosine": _cosine,
-}
 
 
 @dataclass(frozen=True)
@@ -53,10 +52,7 @@ class AlphaSchedule:
     warmup_steps: int = 0
 
     def __post_init__(self) -> None:
-        if self.kind not in SCHEDULES:
-            raise ConfigError(
-                f"unknown alpha schedule {self.kind!r}; choose one of: {', '.join(SCHEDULES)}"
-            )
+        SCHEDULES[self.kind]  # an unknown name: ConfigError listing the choices
         for name in ("alpha_start", "alpha_end"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:

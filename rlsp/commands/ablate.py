@@ -60,12 +60,11 @@ def check_plan(plan) -> None:
 
 
 def run(args) -> int:
-    import os
-
     from rlsp.ablation.runner import run_all
     from rlsp.errors import ConfigError
+    from rlsp.launch_setup import launched_world_size
 
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    if launched_world_size() > 1:
         raise ConfigError("rlsp ablate starts each run as its own process; run it directly, not under a launcher.")
     plan = plan_from(args)
     check_plan(plan)

@@ -12,33 +12,36 @@ from __future__ import annotations
 
 import dataclasses
 
-from rlsp.algorithms.advantages import estimator_traits
+from rlsp.algorithms.advantages import ADVANTAGE_ESTIMATORS, estimator_traits
+from rlsp.algorithms.kl import KL_ESTIMATORS
+from rlsp.algorithms.losses import AGGREGATIONS
+from rlsp.algorithms.policy_losses import POLICY_LOSSES
+from rlsp.algorithms.schedules import SCHEDULES
 from rlsp.config.train_schema import TrainConfig
 from rlsp.errors import ConfigError
 
 
-@dataclasses.dataclass(frozen=True)
-class PolicyLossDefaults:
-    clip_eps: float
-    clip_eps_high: float | None  # None: clip_eps
-    aggregation: str | None  # None: the estimator's
-    source: str
-
-
-POLICY_LOSS_DEFAULTS = {
-    "ppo": PolicyLossDefaults(0.2, None, None, "PPO (Schulman et al. 2017), as RLSP trains: clip 0.2"),
-    "gspo": PolicyLossDefaults(3e-4, 4e-4, None, "GSPO (arXiv 2507.18071): sequence ratio clipped to [1-3e-4, 1+4e-4]"),
-    "cispo": PolicyLossDefaults(1.0, 4.0, "token-mean", "CISPO (MiniMax-M1, arXiv 2506.13585): no lower bound on "
-                                "the weight, capped at 5 (ScaleRL's epsilon_max), token-level normalisation"),
-}
+def check_algorithm_names(train: TrainConfig, source: str) -> None:
+    """Every algorithm part ``train`` names is registered (rlsp's own, or by a module under
+    ``train.plugins``, imported before this); ``ConfigError`` naming the setting and the choices."""
+    for registry, name in ((ADVANTAGE_ESTIMATORS, train.advantage_estimator), (POLICY_LOSSES, train.policy_loss),
+                           (KL_ESTIMATORS, train.kl.estimator), (AGGREGATIONS, train.loss_aggregation),
+                           (SCHEDULES, train.reward.alpha.schedule)):
+        if name is not None and name not in registry:
+            try:
+                registry[name]
+            except ConfigError as e:
+                raise ConfigError(f"{source}: {e}") from None
 
 
 def resolve_algorithm_defaults(train: TrainConfig, source: str) -> TrainConfig:
     """``train`` with every null algorithm setting filled in; ``ConfigError`` (prefixed with
-    ``source``) for a setting that contradicts the chosen estimator or KL placement."""
+    ``source``) for an unregistered name or a setting that contradicts the chosen estimator or
+    KL placement."""
+    check_algorithm_names(train, source)
     name = train.advantage_estimator
     traits = estimator_traits(name)
-    policy = POLICY_LOSS_DEFAULTS[train.policy_loss]
+    policy = POLICY_LOSSES.traits(train.policy_loss)
     problems = []
     if train.whiten_advantages and (traits.per_sequence or traits.whitens_itself):
         why = ("its advantages are relative to the other answers of a prompt; whitening over the batch shifts "
@@ -66,7 +69,7 @@ def resolve_algorithm_defaults(train: TrainConfig, source: str) -> TrainConfig:
     normalize = train.reward.normalize
     if normalize is None:
         normalize = train.reward.mode == "decoupled" or traits.normalize_rewards
-    return dataclasses.replace(
+    resolved = dataclasses.replace(
         train,
         reward=dataclasses.replace(train.reward, normalize=normalize),
         whiten_advantages=traits.whiten if train.whiten_advantages is None else train.whiten_advantages,
@@ -75,3 +78,5 @@ def resolve_algorithm_defaults(train: TrainConfig, source: str) -> TrainConfig:
         clip_eps_high=high,
         kl=dataclasses.replace(train.kl, placement=placement, estimator=estimator),
     )
+    check_algorithm_names(resolved, source)  # a registered estimator's traits may name parts too
+    return resolved

@@ -22,6 +22,8 @@ from rlsp.config.schema import (
 )
 from rlsp.config.sft_schema import SFTConfig
 from rlsp.config.train_schema import RewardSpec, TrainConfig
+from rlsp.errors import ConfigError
+from rlsp.plugins import import_plugin_module
 
 
 @section
@@ -60,6 +62,8 @@ def load_recipe(path: str | Path | None, overrides: Iterable[str] = ()) -> Recip
         data, source, base_dir = read_yaml_mapping(path), str(path), path.resolve().parent
     data = with_benchmark_defaults(apply_overrides(data, overrides), base_dir)
     recipe = build_section(Recipe, data, "", source)
+    for ref in recipe.train.plugins:  # before the algorithm names are looked up: they may register some
+        import_plugin_module(ref, base_dir, f"{source}: train.plugins", ConfigError)
     return dataclasses.replace(recipe, train=resolve_algorithm_defaults(recipe.train, source))
 
 

@@ -8,7 +8,9 @@ from pydantic import Field
 
 from rlsp.config.fields import option, section
 
-LossAggregation = Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "token-sum-norm"]
+# Algorithm parts are named as strings: each name is looked up in its registry in rlsp.algorithms
+# (rlsp's own entries and those a module under train.plugins registers) when the recipe loads.
+REGISTERED = " Or the name of one registered in a module listed under train.plugins."
 
 
 @section
@@ -53,8 +55,9 @@ class RewardSpec:
 
 @section
 class AlphaConfig:
-    schedule: Literal["constant", "linear", "cosine"] = option(
-        "constant", help="How alpha (the verifier channel's weight) moves over training."
+    schedule: str = option(
+        "constant", help="How alpha (the verifier channel's weight) moves over training: constant, linear or "
+        "cosine." + REGISTERED
     )
     start: float = option(0.8, help="Alpha at step 0 (paper: 0.8).", ge=0.0, le=1.0)
     end: float = option(0.8, help="Alpha at the last step, for linear and cosine.", ge=0.0, le=1.0)
@@ -84,8 +87,9 @@ class RewardMixConfig:
 @section
 class KLConfig:
     coef: float = option(0.05, help="KL coefficient beta (paper: 0.05, fixed).", ge=0.0)
-    estimator: Literal["k1", "k2", "k3"] | None = option(
-        None, help="Per-token KL estimator. null: k1 in the reward (RLSP), k3 in the loss (GRPO). Only these give "
+    estimator: str | None = option(
+        None, help="Per-token KL estimator: k1, k2 or k3 (Schulman's)." + REGISTERED + " null: k1 in the reward "
+        "(RLSP), k3 in the loss (GRPO). Only these give "
         "the KL's gradient where they stand: k1 in the loss has none (its expectation does not depend on the policy) "
         "and k2/k3 in the reward bias it, so those are refused; k2 in the loss gives KL(pi||ref)'s gradient exactly, "
         "k3 that of KL(ref||pi) (tests/test_conformance_kl.py)."
@@ -102,6 +106,12 @@ class KLConfig:
 
 @section
 class TrainConfig:
+    plugins: list[str] = option(
+        list, help="Modules ('package.module') or files ('path/to/algos.py', relative to the recipe's folder) "
+        "imported when the recipe loads, before its algorithm names are looked up: the advantage estimators, "
+        "policy losses, KL estimators, loss aggregations and alpha schedules they register become choosable by "
+        "name (see rlsp/algorithms/part_registry.py)."
+    )
     steps: int = option(100, help="PPO steps (each: generate, score, update).", ge=1)
     prompts_per_step: int = option(16, help="Prompts sampled per step (rollout batch).", ge=1)
     samples_per_prompt: int = option(1, help="Completions per prompt (>1 for grpo, rloo).", ge=1)
@@ -119,9 +129,10 @@ class TrainConfig:
     warmup_steps: int = option(0, help="Linear learning-rate warm-up, in optimizer steps.", ge=0)
     min_lr_ratio: float = option(0.1, help="Cosine decays to this fraction of the learning rate.", ge=0.0, le=1.0)
     max_grad_norm: float = option(1.0, help="Clip the gradient norm to this.", gt=0.0)
-    advantage_estimator: Literal["gae", "grpo", "dr_grpo", "rloo", "reinforce++"] = option(
-        "gae", help="'gae' uses the critic; the others are critic-free, and grpo, dr_grpo and rloo compare the "
-        "samples_per_prompt > 1 answers to one prompt. Settings left null take the estimator's paper values."
+    advantage_estimator: str = option(
+        "gae", help="gae, grpo, dr_grpo, rloo or reinforce++. 'gae' uses the critic; the others are critic-free, and "
+        "grpo, dr_grpo and rloo compare the samples_per_prompt > 1 answers to one prompt. Settings left null take "
+        "the estimator's paper values." + REGISTERED
     )
     gamma: float = option(1.0, help="Discount (paper: 1).", ge=0.0, le=1.0)
     lam: float = option(0.95, help="GAE lambda (paper: 0.95).", ge=0.0, le=1.0)
@@ -137,16 +148,17 @@ class TrainConfig:
     )
     value_clip_eps: float | None = option(0.2, help="Value clip (paper: 0.2); null disables it.", gt=0.0)
     entropy_coef: float = option(0.0, help="Entropy bonus coefficient.", ge=0.0)
-    loss_aggregation: LossAggregation | None = option(
-        None, help="How per-token losses are averaged; 'token-sum-norm': sum over tokens / (rows x "
+    loss_aggregation: str | None = option(
+        None, help="How per-token losses are averaged: token-mean, seq-mean-token-mean, seq-mean-token-sum or "
+        "token-sum-norm." + REGISTERED + " 'token-sum-norm': sum over tokens / (rows x "
         "generation.max_new_tokens), Dr. GRPO's constant normaliser. null: the algorithm's paper: cispo token-mean; "
         "else by estimator (gae, reinforce++: token-mean; grpo: seq-mean-token-mean; dr_grpo: token-sum-norm; "
         "rloo: seq-mean-token-sum). GSPO always averages its sequence ratios over sequences."
     )
-    policy_loss: Literal["ppo", "gspo", "cispo"] = option(
+    policy_loss: str = option(
         "ppo", help="'ppo': clipped token ratios (paper); 'gspo': one clipped ratio per sequence (GSPO; use "
         "clip_eps ~3e-4, clip_eps_high ~4e-4); 'cispo': REINFORCE weighted by the clipped ratio, no token "
-        "dropped (MiniMax-M1). See rlsp/algorithms/policy_losses.py."
+        "dropped (MiniMax-M1). See rlsp/algorithms/policy_losses.py." + REGISTERED
     )
     clip_eps_high: float | None = option(
         None, help="Upper clip range when it should differ from clip_eps (DAPO clip-higher: 0.28). null: the policy "

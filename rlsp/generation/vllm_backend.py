@@ -40,7 +40,9 @@ def check_vllm_backend(generation_cfg) -> None:
         return
     if not vllm_available():
         raise ConfigError(INSTALL)
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    from rlsp.launch_setup import launched_world_size
+
+    if launched_world_size() > 1:
         raise ConfigError("generation.backend: vllm runs in single-process launches only so far; launch with one "
                           "process, or use generation.backend: hf under accelerate launch.")
 

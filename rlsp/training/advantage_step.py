@@ -159,8 +159,5 @@ def _inputs(mask, token_rewards, values, head, group_ids) -> AdvantageInputs:
 
 
 def _estimator_hparams(cfg: TrainConfig) -> dict:
-    if cfg.advantage_estimator == "gae":
-        return {"gamma": cfg.gamma, "lam": cfg.lam}
-    if cfg.advantage_estimator == "reinforce++":
-        return {"gamma": cfg.gamma}
-    return {}
+    """The ``train`` settings the estimator's traits name (gae: gamma and lam)."""
+    return {name: getattr(cfg, name) for name in estimator_traits(cfg.advantage_estimator).hparams}

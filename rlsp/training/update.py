@@ -15,7 +15,7 @@ import torch
 
 from rlsp.algorithms import aggregate_loss, clipped_value_loss, kl_loss
 from rlsp.algorithms.normalization import masked_mean
-from rlsp.algorithms.policy_losses import POLICY_LOSS_AGGREGATION, policy_loss, truncated_is_weights
+from rlsp.algorithms.policy_losses import POLICY_LOSSES, policy_loss, truncated_is_weights
 from rlsp.config.train_schema import TrainConfig
 from rlsp.hooks import HookRunner
 from rlsp.hooks.replay import replay_gradients
@@ -249,10 +249,11 @@ def _actor_loss(model, micro: UpdateBatch, mask, share, cfg: TrainConfig, temper
                      "tis/capped_share": float(masked_mean((weights >= cfg.tis_cap).float(), mask)) * token_share}
     loss, pg = policy_loss(cfg.policy_loss, logp, old, advantages, mask, cfg.clip_eps, high,
                            cfg.loss_aggregation, cfg.dual_clip, micro.max_tokens)
-    pg_share = share(POLICY_LOSS_AGGREGATION.get(cfg.policy_loss, cfg.loss_aggregation))
+    own_aggregation = POLICY_LOSSES.traits(cfg.policy_loss).own_aggregation  # GSPO's: over sequences
+    pg_share = share(own_aggregation or cfg.loss_aggregation)
     loss = loss * pg_share
     mean_entropy = aggregate_loss(entropy, mask, cfg.loss_aggregation, micro.max_tokens) * agg_share
-    clip_share = pg_share if cfg.policy_loss in POLICY_LOSS_AGGREGATION else token_share  # a share of what it counts
+    clip_share = pg_share if own_aggregation else token_share  # a share of what it counts
     stats = {"policy/loss": loss.item(), "policy/clipfrac": float(pg["clipfrac"]) * clip_share,
              "policy/approx_kl": float(pg["approx_kl"]) * token_share, "policy/entropy": mean_entropy.item(),
              **tis_stats}
