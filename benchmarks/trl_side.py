@@ -16,15 +16,30 @@ import time
 from pathlib import Path
 
 
+def cpu() -> str:
+    """The CPU's model name and the matmul-relevant flags it has (from /proc/cpuinfo, where there is one)."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        import platform
+
+        return platform.processor() or "unknown"
+    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "?")
+    flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
+    wanted = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16")
+    has = ", ".join(f for f in wanted if f in flags) or "none of " + "/".join(wanted)
+    return f"{model} ({has}), {os.cpu_count()} cores"
+
+
 def environment() -> dict:
-    """What decides this process's speed: threads, OpenMP settings, versions."""
+    """What decides this process's speed: threads, OpenMP settings, versions, the CPU."""
     import importlib.metadata
 
     import torch
 
     return {"torch_threads": torch.get_num_threads(), "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY"),
             "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"), "rlsp_imported": "rlsp" in sys.modules,
-            **{name: importlib.metadata.version(name) for name in ("torch", "transformers", "trl")}}
+            **{name: importlib.metadata.version(name) for name in ("torch", "transformers", "trl")}, "cpu": cpu()}
 
 
 def run(workload: dict, out: Path) -> dict:
