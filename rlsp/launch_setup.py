@@ -39,6 +39,18 @@ def launched_with_deepspeed() -> bool:
     return os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() == "true"
 
 
+def launched_deepspeed_config_file() -> str | None:
+    """The DeepSpeed JSON file the accelerate config names (``deepspeed_config_file``), or None
+    where the config holds its DeepSpeed section inline or there is none."""
+    name = os.environ.get("ACCELERATE_DEEPSPEED_CONFIG_FILE", "none")
+    return name if name and name != "none" else None
+
+
+def launched_zero3_init() -> bool:
+    """Whether the launch asks ZeRO-3 to shard the weights while they load (``zero3_init_flag``)."""
+    return os.environ.get("ACCELERATE_DEEPSPEED_ZERO3_INIT", "true").lower() == "true"
+
+
 def check_launch(command: str) -> None:
     """Refuse, before loading anything, a launch configuration ``command`` would not honour."""
     launch_precision = os.environ.get("ACCELERATE_MIXED_PRECISION", "no")
@@ -53,7 +65,7 @@ def check_launch(command: str) -> None:
 
     # DeepSpeed loads its compiled ops under a lock file a killed process may have left behind
     clear_stale_build_locks(spans_machines=launched_world_size() > launched_local_world_size())
-    if os.environ.get("ACCELERATE_DEEPSPEED_CONFIG_FILE", "none") != "none":
+    if launched_deepspeed_config_file() is not None:
         from rlsp.training.deepspeed_launch import launch_config
 
         launch_config()  # reads the named file: a missing or malformed one is reported here

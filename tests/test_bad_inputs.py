@@ -130,8 +130,8 @@ def test_ctrl_c_says_where_the_run_stopped_and_how_to_resume(tmp_path, tiny_mode
     run.send_signal(signal.SIGINT)
     _, err = run.communicate(timeout=60)
     assert run.returncode == 130, err
-    assert "rlsp train: interrupted (Ctrl-C). The latest checkpoint is" in err and "Traceback" not in err
-    assert f"Continue with: rlsp train {path} train.steps=50 train.checkpoint_every=1 --resume" in err
+    assert "rlsp train: interrupted (Ctrl-C). The latest checkpoint is" in err and "Traceback" not in err, err
+    assert f"Continue with: rlsp train {path} train.steps=50 train.checkpoint_every=1 --resume" in err, err
 
 
 def test_a_deepspeed_launch_zero3_cannot_honour_is_refused_once_before_loading(tmp_path, tiny_model_dir):

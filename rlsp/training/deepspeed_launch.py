@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 from pathlib import Path
 
 from rlsp.errors import ConfigError
+from rlsp.launch_setup import launched_deepspeed_config_file
 
 
 def launch_config() -> dict:
     """The DeepSpeed config accelerate was launched with, as a dict (``"auto"`` values left in)."""
-    config_file = os.environ.get("ACCELERATE_DEEPSPEED_CONFIG_FILE", "none")
-    if config_file and config_file != "none":
+    config_file = launched_deepspeed_config_file()
+    if config_file is not None:
         path = Path(config_file)
         if not path.is_file():
             raise ConfigError(f"accelerate's DeepSpeed config names deepspeed_config_file {config_file!r}, which "
@@ -57,5 +57,4 @@ def offloads(config: dict) -> dict[str, str]:
 
 def config_name() -> str:
     """How an error message names the DeepSpeed config: its file, or the inline section."""
-    name = os.environ.get("ACCELERATE_DEEPSPEED_CONFIG_FILE", "none")
-    return name if name and name != "none" else "the accelerate config's deepspeed_config"
+    return launched_deepspeed_config_file() or "the accelerate config's deepspeed_config"

@@ -23,13 +23,13 @@ The loop calls the same methods as on DDP (distributed.py); what differs is here
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
 
 from rlsp.generation.lockstep import Lockstep
+from rlsp.launch_setup import launched_zero3_init
 from rlsp.training.deepspeed_auto_values import reference_config, training_config, with_optimizer
 from rlsp.training.deepspeed_launch import launch_config, offloads, zero_stage
 from rlsp.training.distributed import Distributed
@@ -64,7 +64,7 @@ class DeepSpeedDistributed(Distributed):
     def sharded_loading(self, bf16: bool, hidden_size: int) -> Iterator[None]:
         """Under ZeRO-3, ``from_pretrained`` inside this block shards the weights as they load
         (transformers reads the live DeepSpeed config), so no process holds a whole model."""
-        if self.stage != 3 or os.environ.get("ACCELERATE_DEEPSPEED_ZERO3_INIT", "true").lower() != "true":
+        if self.stage != 3 or not launched_zero3_init():
             yield
             return
         from transformers.integrations import HfDeepSpeedConfig
