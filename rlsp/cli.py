@@ -19,7 +19,7 @@ import sys
 import threading
 
 from rlsp.errors import RlspError
-from rlsp.launch_setup import launched_rank
+from rlsp.launch_env import launched_rank
 
 # Sub-commands, each a module of the same name in rlsp.commands (HELP, add_arguments, run;
 # optionally interrupted(args) -> str, what Ctrl-C leaves behind).

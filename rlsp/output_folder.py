@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rlsp.errors import ConfigError
-from rlsp.launch_setup import launched_rank
+from rlsp.launch_env import launched_rank
 
 LOCK_FILE = ".rlsp.lock"
 _held: dict[Path, int] = {}  # folder -> open descriptor holding its lock, for this process

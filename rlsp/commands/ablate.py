@@ -62,7 +62,7 @@ def check_plan(plan) -> None:
 def run(args) -> int:
     from rlsp.ablation.runner import run_all
     from rlsp.errors import ConfigError
-    from rlsp.launch_setup import launched_world_size
+    from rlsp.launch_env import launched_world_size
 
     if launched_world_size() > 1:
         raise ConfigError("rlsp ablate starts each run as its own process; run it directly, not under a launcher.")

@@ -39,7 +39,7 @@ def resolve_backend(recipe, hooks: bool = False) -> str:
     if generation.backend != "auto":
         return generation.backend
     from rlsp.generation.vllm_backend import vllm_available
-    from rlsp.launch_setup import launched_with_deepspeed, launched_world_size
+    from rlsp.launch_env import launched_with_deepspeed, launched_world_size
     from rlsp.modeling.causal_lm import pick_device, resolve_model_path
 
     fits = (

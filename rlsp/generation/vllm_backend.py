@@ -40,7 +40,7 @@ def check_vllm_backend(generation_cfg) -> None:
         return
     if not vllm_available():
         raise ConfigError(INSTALL)
-    from rlsp.launch_setup import launched_world_size
+    from rlsp.launch_env import launched_world_size
 
     if launched_world_size() > 1:
         raise ConfigError("generation.backend: vllm runs in single-process launches only so far; launch with one "

@@ -163,7 +163,7 @@ def pick_device(device: str = "auto") -> torch.device:
     if device == "auto" and not torch.cuda.is_available():
         return torch.device("cpu")
     if device in ("auto", "cuda"):
-        from rlsp.launch_setup import launched_local_rank
+        from rlsp.launch_env import launched_local_rank
 
         return torch.device("cuda", launched_local_rank())
     return torch.device(device)

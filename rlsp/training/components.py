@@ -15,7 +15,7 @@ from transformers.optimization import (
 from rlsp.config import Recipe
 from rlsp.errors import ConfigError
 from rlsp.generation.policy_weights import policy_weights
-from rlsp.launch_setup import launched_with_deepspeed
+from rlsp.launch_env import launched_with_deepspeed
 from rlsp.modeling.causal_lm import load_causal_lm
 from rlsp.modeling.lora import add_lora
 from rlsp.modeling.networks import Critic, Reference, trainable_parameters

@@ -8,7 +8,7 @@ import torch
 
 from rlsp.config import Recipe
 from rlsp.errors import ConfigError
-from rlsp.launch_setup import launched_local_world_size, launched_world_size
+from rlsp.launch_env import launched_local_world_size, launched_world_size
 from rlsp.training.deepspeed_launch import config_name, offloads, zero_stage
 
 SUPPORTED_STAGES = (1, 2, 3)

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 from rlsp.errors import ConfigError
-from rlsp.launch_setup import launched_deepspeed_config_file
+from rlsp.launch_env import launched_deepspeed_config_file
 
 
 def launch_config() -> dict:

@@ -19,7 +19,7 @@ from rlsp.data import Example, load_or_check_examples
 from rlsp.errors import ConfigError
 from rlsp.eval.checks import check_group_by
 from rlsp.hooks import Hook, build_hooks
-from rlsp.launch_setup import launched_with_deepspeed
+from rlsp.launch_env import launched_with_deepspeed
 from rlsp.modeling.causal_lm import model_config
 from rlsp.modeling.lora import check_lora_targets_of
 from rlsp.scoring.channels import build_reward_functions

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from rlsp.errors import ConfigError
-from rlsp.launch_setup import launched_rank
+from rlsp.launch_env import launched_rank
 from rlsp.output_folder import claim_output_dir
 from rlsp.training import checkpoint as ckpt
 from rlsp.training.nonfinite import check_weights

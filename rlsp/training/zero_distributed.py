@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 
 from rlsp.generation.lockstep import Lockstep
-from rlsp.launch_setup import launched_zero3_init
+from rlsp.launch_env import launched_zero3_init
 from rlsp.training.deepspeed_auto_values import reference_config, training_config, with_optimizer
 from rlsp.training.deepspeed_launch import launch_config, offloads, zero_stage
 from rlsp.training.distributed import Distributed
