@@ -29,10 +29,10 @@ def load_attribute(ref: str, base_dir: Path | None, kind: str, noun: str, error:
     target, _, attr = ref.strip().rpartition(":")
     if not target or not attr:
         raise error(f"{kind} '{ref}' is malformed; use 'package.module:{noun}' or 'path/to/file.py:{noun}'")
-    if target.endswith(".py") or "/" in target or "\\" in target:
+    if _names_file(target):
         module, where = _load_file(target, base_dir, kind, error)
     else:
-        module, where = _import_module(target, kind, noun, error), f"module '{target}'"
+        module, where = _import_module(target, kind, f"path/to/file.py:{noun}", error), f"module '{target}'"
     if not hasattr(module, attr):
         defined = sorted(
             n for n, v in vars(module).items()
@@ -68,14 +68,20 @@ def _load_file(path_text: str, base_dir: Path | None, kind: str, error: type[Rls
     return module, f"file {found}"
 
 
-def _import_module(name: str, kind: str, noun: str, error: type[RlspError]) -> Any:
+def _names_file(target: str) -> bool:
+    """``path/to/file.py`` rather than ``package.module``."""
+    return target.endswith(".py") or "/" in target or "\\" in target
+
+
+def _import_module(name: str, kind: str, file_form: str, error: type[RlspError]) -> Any:
+    """Import ``name``; a missing package is named with the way to give a file instead (``file_form``)."""
     try:
         return importlib.import_module(name)
     except ModuleNotFoundError as e:
         if e.name and (name == e.name or name.startswith(e.name + ".")):
             raise error(
                 f"no module named '{e.name}' (looking for {kind} module '{name}'): install its package "
-                f"in this environment, or refer to a file as 'path/to/file.py:{noun}'"
+                f"in this environment, or refer to a file as '{file_form}'"
             ) from e
         raise error(f"importing module '{name}' failed: {e}") from e
     except Exception as e:
@@ -85,12 +91,6 @@ def _import_module(name: str, kind: str, noun: str, error: type[RlspError]) -> A
 def import_plugin_module(ref: str, base_dir: Path | None, kind: str, error: type[RlspError]) -> Any:
     """Import the module (``package.module``) or file (``path/to/file.py``) ``ref`` names, for what
     it registers; a file is imported once however many recipes name it."""
-    if ref.endswith(".py") or "/" in ref or "\\" in ref:
+    if _names_file(ref):
         return _load_file(ref, base_dir, kind, error)[0]
-    try:
-        return importlib.import_module(ref)
-    except ModuleNotFoundError as e:
-        raise error(f"{kind}: no module named '{e.name}' (importing '{ref}'); install its package in this "
-                    f"environment, or name a file instead: path/to/{ref.rsplit('.', 1)[-1]}.py") from e
-    except Exception as e:
-        raise error(f"{kind}: importing module '{ref}' failed: {type(e).__name__}: {e}") from e
+    return _import_module(ref, kind, "path/to/file.py", error)

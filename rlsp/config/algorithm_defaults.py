@@ -27,11 +27,12 @@ def check_algorithm_names(train: TrainConfig, source: str) -> None:
     for registry, name in ((ADVANTAGE_ESTIMATORS, train.advantage_estimator), (POLICY_LOSSES, train.policy_loss),
                            (KL_ESTIMATORS, train.kl.estimator), (AGGREGATIONS, train.loss_aggregation),
                            (SCHEDULES, train.reward.alpha.schedule)):
-        if name is not None and name not in registry:
-            try:
-                registry[name]
-            except ConfigError as e:
-                raise ConfigError(f"{source}: {e}") from None
+        if name is None:  # left to the algorithm's default
+            continue
+        try:
+            registry[name]
+        except ConfigError as e:  # the registry's message names the setting and the choices
+            raise ConfigError(f"{source}: {e}") from None
 
 
 def resolve_algorithm_defaults(train: TrainConfig, source: str) -> TrainConfig:

@@ -63,7 +63,10 @@ def load_recipe(path: str | Path | None, overrides: Iterable[str] = ()) -> Recip
     data = with_benchmark_defaults(apply_overrides(data, overrides), base_dir)
     recipe = build_section(Recipe, data, "", source)
     for ref in recipe.train.plugins:  # before the algorithm names are looked up: they may register some
-        import_plugin_module(ref, base_dir, f"{source}: train.plugins", ConfigError)
+        try:
+            import_plugin_module(ref, base_dir, "train.plugins", ConfigError)
+        except ConfigError as e:
+            raise ConfigError(f"{source}: {e}") from None
     return dataclasses.replace(recipe, train=resolve_algorithm_defaults(recipe.train, source))
 
 
