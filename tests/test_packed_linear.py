@@ -9,7 +9,7 @@ from test_decode import CONVERSATIONS, encoded_prompts
 
 from rlsp.generation import HFBackend, SamplingParams
 from rlsp.generation.decode import decode
-from rlsp.generation.packed_linear import can_pack, packed_linears
+from rlsp.generation.packed_linear import can_pack, packed_linears, packing_dtype
 from rlsp.modeling.causal_lm import load_causal_lm
 
 pytestmark = pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="this torch build has no oneDNN")
@@ -53,11 +53,16 @@ def test_packed_decoding_gives_the_plain_tokens_and_logprobs(tiny_model_dir):
     assert torch.allclose(rollout.logprobs, plain_logp, atol=1e-5)
 
 
-def test_packing_is_skipped_where_it_does_not_apply(tiny_model_dir):
+BF16_KERNELS = torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
+def test_packing_follows_the_dtype_plain_layers_would_use(tiny_model_dir):
     model, _ = load_causal_lm(str(tiny_model_dir), device="cpu")
-    assert can_pack(model)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        assert not can_pack(model)  # autocast decides the matmul dtype; packing would bypass it
+    assert packing_dtype(model) == torch.float32
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # autocast decides the matmul dtype
+        assert packing_dtype(model) == (torch.bfloat16 if BF16_KERNELS else None)
+    with torch.autocast("cpu", dtype=torch.float16):
+        assert packing_dtype(model) is None
         with packed_linears(model):
             assert all("forward" not in vars(m) for m in _linears(model))
     with packed_linears(model, enabled=False):
@@ -65,7 +70,25 @@ def test_packing_is_skipped_where_it_does_not_apply(tiny_model_dir):
     next(model.parameters()).ds_id = 0  # a ZeRO-3 shard: the weight is gathered only in its own forward
     assert not can_pack(model)
     del next(model.parameters()).ds_id
-    assert not can_pack(model.to(torch.bfloat16))
+    assert packing_dtype(model.to(torch.bfloat16)) == (torch.bfloat16 if BF16_KERNELS else None)
+
+
+@pytest.mark.skipif(not BF16_KERNELS, reason="oneDNN has no bf16 kernels for this CPU")
+def test_packed_products_under_bf16_autocast_equal_autocasts_own(tiny_model_dir):
+    """Same bf16 inputs and weights, fp32 accumulation in both: at most a rounding of the bf16
+    result apart (its unit roundoff, relative to the largest entry)."""
+    model, _ = load_causal_lm(str(tiny_model_dir), device="cpu")
+    x = torch.randn(5, 7, model.config.hidden_size)
+    layers = [m for m in _linears(model) if m.in_features == model.config.hidden_size]
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        plain = [layer(x) for layer in layers]
+        with packed_linears(model):
+            packed = [layer(x) for layer in layers]
+    unit_roundoff = torch.finfo(torch.bfloat16).eps / 2
+    for p, q in zip(plain, packed, strict=True):
+        assert p.dtype == q.dtype == torch.bfloat16
+        scale = float(p.float().abs().max())
+        assert float((p.float() - q.float()).abs().max()) <= 2 * unit_roundoff * scale
 
 
 def test_a_layer_with_its_own_forward_keeps_it(tiny_model_dir):
