@@ -135,6 +135,21 @@ def matmul_peak_gflops(size: int = 1024, repeats: int = 5) -> float:
     return 2 * size**3 / best / 1e9
 
 
+def measurement(command: str, peak_gflops: float) -> dict:
+    """Where and when figures were measured, stored beside them (benchmarks/tables.py prints it)."""
+    import datetime
+
+    import torch
+
+    from rlsp.precision import cpu_description
+
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True,
+                            check=False)
+    return {"command": f"python {command}", "date": datetime.date.today().isoformat(), "cpu": cpu_description(),
+            "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+            "fp32_matmul_peak_gflops": peak_gflops, "commit": commit.stdout.strip() or "unknown"}
+
+
 def _timed(fn) -> float:
     start = time.perf_counter()
     fn()
@@ -196,7 +211,8 @@ def main() -> int:
 
     from rlsp.precision import cpu_description
 
-    print(f"machine: {cpu_description()}; fp32 matmul peak {matmul_peak_gflops():.0f} GFLOP/s (1024^3, best of 5)")
+    peak = matmul_peak_gflops()
+    print(f"machine: {cpu_description()}; fp32 matmul peak {peak:.0f} GFLOP/s (1024^3, best of 5)")
     summaries = []
     for side in args.sides.split(","):
         with tempfile.TemporaryDirectory() as tmp:
@@ -212,7 +228,8 @@ def main() -> int:
             print(f"  {side} environment: {summaries[-1]['environment']}", flush=True)
     print_table(summaries)
     if args.json:
-        Path(args.json).write_text(json.dumps(figures(summaries), indent=2) + "\n")
+        measured = measurement(f"benchmarks/vs_trl.py --steps {args.steps} --sides {args.sides}", peak)
+        Path(args.json).write_text(json.dumps({"measured": measured, **figures(summaries)}, indent=2) + "\n")
     return 0
 
 

@@ -48,10 +48,12 @@ def test_generation_benchmark_reports_the_first_call_apart_and_medians_the_rest(
     calls = [{"seconds": 90.0, "tokens": 1000, "steps": 128},  # compilation or engine start-up
              {"seconds": 20.0, "tokens": 1000, "steps": 100}, {"seconds": 25.0, "tokens": 1000, "steps": 125},
              {"seconds": 40.0, "tokens": 1200, "steps": 128}]
-    summary = generation.summarise("hf-static-compile", calls)
+    summary = generation.summarise("hf-static-compile", calls, flops_per_token=2e8, peak_gflops=100.0)
     assert summary["first_call_s"] == 90.0
     assert summary["tok_per_s"] == 40.0  # median of 50, 40 and 30
     assert summary["ms_per_step"] == 200.0  # median of 200, 200 and 312.5
+    # 1000 tokens x 0.2 GFLOP at 100 GFLOP/s need 2 s: 10%, 8% and 6% of the calls' time
+    assert summary["compute_bound_fraction"] == pytest.approx(0.08)
 
 
 def test_trls_process_sees_nothing_of_rlsp():
@@ -71,5 +73,5 @@ def test_trls_process_sees_nothing_of_rlsp():
     assert seen["rlsp_imported"] is False
     expected = None if "OMP_WAIT_POLICY" in rlsp.ENVIRONMENT_SET else os.environ["OMP_WAIT_POLICY"]
     assert seen["OMP_WAIT_POLICY"] == expected
-    for name in ("trl_side.py", "workload_reward.py"):  # the files TRL's process loads
+    for name in ("trl_side.py", "workload_reward.py", "transformers_side.py"):  # the files peers' processes load
         assert not re.search(r"^\s*(import|from) rlsp", (PATH.parent / name).read_text(), flags=re.MULTILINE), name
