@@ -109,6 +109,10 @@ class VllmConfig:
     sleep_during_update: bool = option(
         True, help="On CUDA, release the engine's weights and KV cache while the trainer updates (vLLM sleep mode); "
         "ignored on a CPU.")
+    sync_check: bool = option(
+        True, help="After every weight sync, score a fixed probe text with the engine and the policy and stop the run "
+        "if their log-probabilities differ by more than the dtype allows (a stale, partly synced or un-adapted "
+        "engine); the difference is logged as sync/max_abs_logprob_diff.")
 
 
 @section

