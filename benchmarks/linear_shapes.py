@@ -54,15 +54,19 @@ def main() -> int:
         weight = torch.randn(out_features, in_features).to(dtype)
         x = torch.randn(args.rows, in_features).to(dtype)
         packed = torch.ops.mkldnn._reorder_linear_weight(weight, args.rows)
-        plain_us = best_us(lambda x: F.linear(x, weight), x)
-        packed_us = best_us(lambda x: torch.ops.mkldnn._linear_pointwise(x, packed, None, "none", [], ""), x)
+        plain_us = best_us(lambda x, w=weight: F.linear(x, w), x)
+        packed_us = best_us(lambda x, w=packed: torch.ops.mkldnn._linear_pointwise(x, w, None, "none", [], ""), x)
         rows.append({"shape": [out_features, in_features], "per_step": count, "linear_us": plain_us,
                      "packed_us": packed_us})
         totals.update({"linear_ms": count * plain_us / 1000, "packed_ms": count * packed_us / 1000})
         print(f"{out_features:>7}x{in_features:<6} {count:>8} {plain_us:12.1f} {packed_us:10.1f}")
     print(f"one decoding step: F.linear {totals['linear_ms']:.1f} ms, packed {totals['packed_ms']:.1f} ms")
     if args.json:
-        Path(args.json).write_text(json.dumps({"cpu": cpu_description(), "rows": args.rows, "dtype": args.dtype,
+        from vs_trl import matmul_peak_gflops, measurement
+
+        measured = measurement(f"benchmarks/linear_shapes.py --rows {args.rows} --dtype {args.dtype}",
+                               matmul_peak_gflops())
+        Path(args.json).write_text(json.dumps({"measured": measured, "rows": args.rows, "dtype": args.dtype,
                                                "shapes": rows, **totals}, indent=2) + "\n")
     return 0
 

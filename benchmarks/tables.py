@@ -31,9 +31,9 @@ WAY_NAMES = {"rlsp": "rlsp's loop (the `hf` backend)", "rlsp-plain-weights": "rl
 
 
 def provenance(measured: dict) -> str:
-    return (f"Measured {measured['date']} on {measured['cpu']}, torch {measured['torch']} with "
-            f"{measured['torch_threads']} threads, fp32 matmul peak {measured['fp32_matmul_peak_gflops']:.0f} "
-            f"GFLOP/s, at commit {measured['commit']}: `{measured['command']}`.")
+    return (f"Measured {measured['date']} on {measured['cpu']}, torch {measured['torch']}, fp32 matmul peak "
+            f"{measured['fp32_matmul_peak_gflops']:.0f} GFLOP/s, at commit {measured['commit']}: "
+            f"`{measured['command']}`.")
 
 
 def vs_trl_table(result: dict) -> str:
@@ -64,10 +64,23 @@ def generation_table(result: dict) -> str:
     for w in result["ways"]:
         lines.append(f"| {WAY_NAMES.get(w['way'], w['way'])} | {w['first_call_s']:.1f} s | {w['tok_per_s']:.1f} | "
                      f"{w['ms_per_step']:.0f} | {w['compute_bound_fraction']:.0%} |")
+    versions = result["ways"][0]["environment"]
+    return ("\n".join(lines) + f"\n\nIn each way's process: transformers {versions['transformers']}. "
+            + provenance(result["measured"]) + "\n")
+
+
+def linear_shapes_table(result: dict) -> str:
+    lines = [f"| weight (out x in) | per decoding step | `F.linear`, {result['rows']} rows | packed |",
+             "|---|---|---|---|"]
+    for s in result["shapes"]:
+        lines.append(f"| {s['shape'][0]:,} x {s['shape'][1]:,} | {s['per_step']} | {s['linear_us']:,.0f} us | "
+                     f"{s['packed_us']:,.0f} us |")
+    lines.append(f"| **one decoding step** | | **{result['linear_ms']:.1f} ms** | **{result['packed_ms']:.1f} ms** |")
     return "\n".join(lines) + "\n\n" + provenance(result["measured"]) + "\n"
 
 
-RENDERERS = {"vs_trl": vs_trl_table, "vs_trl_vllm": vs_trl_table, "generation": generation_table}
+RENDERERS = {"vs_trl": vs_trl_table, "vs_trl_vllm": vs_trl_table, "generation": generation_table,
+             "generation_vllm": generation_table, "linear_shapes": linear_shapes_table}
 
 
 def render(name: str, results: Path = RESULTS) -> str:

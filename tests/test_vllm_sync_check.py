@@ -16,11 +16,11 @@ import torch
 pytest.importorskip("vllm", reason="vLLM is not installed here; make vllm-env && make test-vllm runs these tests")
 
 from test_training import make_recipe
-from test_vllm_backend import _rlsp, vllm_model_dir  # noqa: F401 (a fixture)
+from test_vllm_backend import _rlsp
 
 import rlsp.generation.policy_weights as policy_weights_module
-import rlsp.generation.vllm_backend as vllm_backend
 from rlsp.config.schema import GenerationConfig, VllmConfig
+from rlsp.generation import vllm_backend
 from rlsp.generation.sync_check import SyncMismatchError, tolerance
 from rlsp.generation.vllm_backend import VLLMBackend
 
@@ -95,7 +95,6 @@ def test_the_check_can_be_turned_off(vllm_model_dir):
 
 PLANTED = '''
 """Planted by the sync check's test: from the third sync on, the engine gets no layer-1 MLP weights."""
-import rlsp.generation.vllm_backend as vllm_backend
 
 real, calls = vllm_backend.policy_weights, []
 

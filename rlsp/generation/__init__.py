@@ -18,9 +18,6 @@ def make_backend(model, tokenizer, generation_cfg=None, seed: int = 0, backend: 
     if backend == "vllm":
         from rlsp.generation.vllm_backend import VLLMBackend
 
-        if generation_cfg.backend == "auto":
-            print("generation: vLLM (generation.backend=auto on a CPU where vllm is installed; 'hf' for rlsp's "
-                  "own loop, which holds no second copy of the weights)")
         return VLLMBackend(model, tokenizer, generation_cfg, seed)
     return HFBackend(model, tokenizer)
 

@@ -20,12 +20,11 @@ from rlsp.errors import RlspError
 PROBE_TEXT = ("Question: what is 17 + 25? Let me think. 17 + 25 = 42. Wait, check it: 42 - 25 = 17, yes. "
               "So the answer is \\boxed{42}.")
 
-SYNC_CAUSES = ("Usual causes: a weight name the engine does not know (a model class vLLM maps differently), a "
-               "LoRA adapter whose weights were not merged, an engine left out of the sync.")
-
-
 class SyncMismatchError(RlspError):
     """The engine's log-probabilities disagree with the trainer's after a weight sync."""
+
+    causes = ("Usual causes: a weight name the engine does not know (a model class vLLM maps differently), a "
+              "LoRA adapter whose weights were not merged, an engine left out of the sync.")
 
 
 def tolerance(dtype: torch.dtype) -> float:

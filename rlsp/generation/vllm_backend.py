@@ -73,7 +73,8 @@ class VLLMBackend:
         try:
             self.llm = LLM(
                 model=engine_model_path(model), dtype=str(self.engine_dtype).removeprefix("torch."),
-                seed=seed, enforce_eager=cfg.enforce_eager, gpu_memory_utilization=cfg.gpu_memory_utilization,
+                seed=seed % 2**32,  # vLLM seeds numpy, which takes 32 bits; run seeds are 63 (rank_seed)
+                enforce_eager=cfg.enforce_eager, gpu_memory_utilization=cfg.gpu_memory_utilization,
                 max_model_len=cfg.max_model_len, load_format="dummy", skip_tokenizer_init=True,
                 # Log-probs after temperature and top-p, the distribution each token was drawn from.
                 logprobs_mode="processed_logprobs", enable_sleep_mode=self.sleeps, **kv_bytes,

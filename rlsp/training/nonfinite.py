@@ -26,6 +26,9 @@ from rlsp.errors import RlspError
 class NonFiniteError(RlspError):
     """Training produced NaN or inf; nothing of it was applied or saved."""
 
+    causes = ("Usual causes: a learning rate too high, a hook setting, steering vector or reward that is not a "
+              "finite number.")
+
 
 def check_losses(non_finite: list[str], dist) -> None:
     """Raise if any process saw a non-finite loss in this optimizer step (``non_finite`` names

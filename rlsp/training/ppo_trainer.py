@@ -34,7 +34,7 @@ from rlsp.data.prompts import chat_messages
 from rlsp.eval.metrics import eval_metrics
 from rlsp.eval.run import evaluate_model
 from rlsp.generation import make_backend, resolve_backend, sampling_params
-from rlsp.generation.sync_check import SYNC_CAUSES, SyncMismatchError
+from rlsp.generation.sync_check import SyncMismatchError
 from rlsp.hooks import HookRunner
 from rlsp.output_folder import own_output_dir, release_output_dir
 from rlsp.precision import resolve_precision
@@ -130,11 +130,8 @@ class Trainer:
                 self.step += 1
                 try:
                     scalars = self.train_step()
-                except NonFiniteError as e:
-                    raise NonFiniteError(f"step {self.step}: {e}. {nothing_kept(self.run_dir, self.step)}") from None
-                except SyncMismatchError as e:
-                    kept = nothing_kept(self.run_dir, self.step, SYNC_CAUSES)
-                    raise SyncMismatchError(f"step {self.step}: {e}. {kept}") from None
+                except (NonFiniteError, SyncMismatchError) as e:  # the step is lost; say what is kept
+                    raise type(e)(f"step {self.step}: {e}. {nothing_kept(self.run_dir, self.step, e.causes)}") from None
                 bar.update(1)
                 bar.set_postfix(acc=f"{scalars['verifier/accuracy']:.2f}", kl=f"{scalars['kl/mean']:.3f}",
                                 len=f"{scalars['response/length_mean']:.0f}")
@@ -200,7 +197,7 @@ class Trainer:
             scalars = {**self._sample_scalars(rows, mask, scores, sampling_stats, timer), **adv.stats, **update_stats,
                        "alpha": alpha, **kl_stats, **records.critic_fit(values, adv.returns, mask, dist),
                        **records.sampling_mismatch(generated.sampling_logprobs, old_logp, mask, dist),
-                       **self._sync_scalars()}
+                       **records.sync_check(self.backend, dist)}
             hooks.fire("step_end", scalars=scalars)
             scalars.update(hooks.pop_scalars())
             if self.behaviours is not None:
@@ -277,11 +274,6 @@ class Trainer:
         return {**records.sample_scalars(rows, [fn.name for fn in self.reward_functions]),
                 "reward/trained/mean": sum(r["trained_reward"] for r in rows) / len(rows),
                 "throughput/tokens_per_s": counts.pop("tokens") / max(generating, 1e-9), **counts}
-
-    def _sync_scalars(self) -> dict[str, float]:
-        """The rollout engine's probe difference after this step's weight sync (vLLM's sync check)."""
-        diff = getattr(self.backend, "last_sync_diff", None)
-        return {} if diff is None else {"sync/max_abs_logprob_diff": self.models.dist.max_across({"d": diff})["d"]}
 
     # -- helpers ----------------------------------------------------------------------------
     def evaluate(self, desc: str) -> dict[str, float]:

@@ -100,11 +100,7 @@ def checkpoint_to_resume(run_dir: Path, steps: int, resume: bool, overwrite: boo
     return None
 
 
-NON_FINITE_CAUSES = ("Usual causes: a learning rate too high, a hook setting, steering vector or reward that is not "
-                     "a finite number.")
-
-
-def nothing_kept(run_dir: Path, step: int, causes: str = NON_FINITE_CAUSES) -> str:
+def nothing_kept(run_dir: Path, step: int, causes: str) -> str:
     """What a run that stops inside ``step`` leaves to continue from, and how."""
     latest = ckpt.resumable_checkpoint(run_dir)[0]
     kept = f"the latest checkpoint is {latest.name}" if latest else "no checkpoint was saved before it"

@@ -133,3 +133,10 @@ def sampling_mismatch(sampling_logp: torch.Tensor, trainer_logp: torch.Tensor, m
     if dist is not None:
         sums, largest = dist.sum_across(sums), dist.max_across(largest)
     return {"mismatch/kl": sums["k3"] / max(sums["tokens"], 1.0), "mismatch/max_abs_logprob_diff": largest["diff"]}
+
+
+def sync_check(backend, dist) -> dict[str, float]:
+    """The rollout engine's probe difference after this step's weight sync, the largest over the
+    processes (vLLM's sync check, rlsp/generation/sync_check.py; nothing for rlsp's own loop)."""
+    diff = getattr(backend, "last_sync_diff", None)
+    return {} if diff is None else {"sync/max_abs_logprob_diff": dist.max_across({"d": diff})["d"]}
