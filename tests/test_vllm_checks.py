@@ -18,11 +18,13 @@ def test_missing_vllm_names_the_install_commands(monkeypatch):
     vllm_backend.check_vllm_backend(GenerationConfig(backend="auto"))  # nor auto, which is rlsp's loop
 
 
-def test_several_processes_are_refused(monkeypatch):
+def test_several_processes_get_one_engine_each_in_the_launchers_group(monkeypatch):
     monkeypatch.setattr(vllm_backend, "vllm_available", lambda: True)
+    assert vllm_backend.launch_mode() == {}  # one process: vLLM's own single-process executor
     monkeypatch.setenv("WORLD_SIZE", "2")
-    with pytest.raises(ConfigError, match="single-process launches only"):
-        vllm_backend.check_vllm_backend(GenerationConfig(backend="vllm"))
+    vllm_backend.check_vllm_backend(GenerationConfig(backend="vllm"))  # no longer refused
+    assert vllm_backend.launch_mode() == {"distributed_executor_backend": "external_launcher",
+                                          "tensor_parallel_size": 1}
 
 
 @pytest.mark.skipif(vllm_backend.vllm_available(), reason="vLLM is installed in this environment")

@@ -1,14 +1,21 @@
 """The policy's current weights under the names of its Hugging Face checkpoint, for an inference
 engine to load (``model.load_weights`` in vLLM).
 
+They are streamed one module at a time: each module's own parameters and persistent buffers (a
+LoRA layer's base weight with its adapter folded in), then the next module's. Under ZeRO-3 a
+module's shards are gathered just before its tensors are yielded and released as the engine asks
+for the next module's, so a process never holds more than one module's full weights beside its
+shards (the largest is the embedding or the LM head; ``tests/test_policy_weights.py`` counts the
+gathered parameters at every step). No whole-model gather happens.
+
 A LoRA policy (PEFT) is exported merged: ``W + scale * B @ A`` per adapted layer, computed on the
 side. PEFT's ``merge_adapter``/``unmerge_adapter`` would give the same tensors but add and then
 subtract the delta in place, which leaves rounding error in the base weights after every step.
-Tensors are yielded one at a time so an engine can copy each before the next is made.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 
 import torch
@@ -18,17 +25,58 @@ _PEFT_PREFIX = "base_model.model."
 
 def policy_weights(policy: torch.nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
     """(checkpoint name, tensor) for every parameter and persistent buffer of ``policy``; LoRA
-    factors are folded into the weights they adapt and not yielded themselves."""
+    factors are folded into the weights they adapt and not yielded themselves. Under ZeRO-3 a
+    collective: every process must consume its iterator in step with the others."""
     lora_layers = _lora_layers(policy)
-    for name, tensor in policy.state_dict(keep_vars=False).items():
-        if ".lora_" in name or "lora_embedding" in name:
-            continue
-        owner = name.rsplit(".", 1)[0].removesuffix(".base_layer")
-        clean = _checkpoint_name(name)
-        if name.endswith("base_layer.weight") and owner in lora_layers:
-            yield clean, _merged(lora_layers[owner], tensor)
-        else:
-            yield clean, tensor
+    for prefix, module in _units(policy, lora_layers):
+        whole = prefix in lora_layers  # a LoRA layer: its base layer and adapters together
+        sharded = _shards(list(module.parameters(recurse=whole)))
+        with _gathered(sharded):
+            for name, tensor in _own_tensors(module, whole):
+                full = f"{prefix}.{name}" if prefix else name
+                if ".lora_" in full or "lora_embedding" in full:
+                    continue
+                if whole and name == "base_layer.weight":
+                    tensor = _merged(module, tensor)
+                elif sharded:
+                    tensor = tensor.detach().clone()  # the gathered storage is released after this module
+                yield _checkpoint_name(full), tensor.detach()
+
+
+def _units(policy: torch.nn.Module, lora_layers: dict[str, torch.nn.Module]):
+    """(name, module) of every module whose tensors travel together: a LoRA layer with everything
+    under it, any other module with its own tensors only."""
+    for name, module in policy.named_modules():
+        if any(name.startswith(layer + ".") for layer in lora_layers):
+            continue  # inside a LoRA layer: sent with it
+        yield name, module
+
+
+def _own_tensors(module: torch.nn.Module, whole: bool) -> Iterator[tuple[str, torch.Tensor]]:
+    """A module's parameters and persistent buffers (all of them under it where ``whole``)."""
+    if whole:
+        yield from module.state_dict(keep_vars=True).items()
+        return
+    yield from ((n, p) for n, p in module._parameters.items() if p is not None)
+    yield from ((n, b) for n, b in module._buffers.items()
+                if b is not None and n not in module._non_persistent_buffers_set)
+
+
+def _shards(params: list[torch.nn.Parameter]) -> list[torch.nn.Parameter]:
+    """The ZeRO-3 parameters among ``params`` not gathered already (by a caller's whole gather)."""
+    if not any(hasattr(p, "ds_id") for p in params):
+        return []
+    from deepspeed.runtime.zero.partition_parameters import ZeroParamStatus
+
+    return [p for p in params if p.ds_status == ZeroParamStatus.NOT_AVAILABLE]
+
+
+def _gathered(params: list[torch.nn.Parameter]):
+    if not params:
+        return contextlib.nullcontext()
+    import deepspeed
+
+    return deepspeed.zero.GatheredParameters(params)
 
 
 def _lora_layers(policy: torch.nn.Module) -> dict[str, torch.nn.Module]:
@@ -42,7 +90,7 @@ def _lora_layers(policy: torch.nn.Module) -> dict[str, torch.nn.Module]:
 
 @torch.no_grad()
 def _merged(layer, base_weight: torch.Tensor) -> torch.Tensor:
-    weight = base_weight.clone()
+    weight = base_weight.detach().clone()
     for adapter in layer.active_adapters:
         if adapter in layer.lora_A:
             weight += layer.get_delta_weight(adapter).to(weight.dtype)

@@ -13,6 +13,8 @@ The probe is one forward pass of a few dozen tokens on each side, once per gener
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from rlsp.errors import RlspError
@@ -49,10 +51,13 @@ def policy_logprobs(policy: torch.nn.Module, ids: list[int]) -> torch.Tensor:
     return torch.log_softmax(logits, dim=-1).gather(1, tokens[0, 1:, None]).squeeze(1).cpu()
 
 
-def compare(engine: torch.Tensor, policy: torch.nn.Module, ids: list[int], dtype: torch.dtype) -> float:
-    """The largest difference between the engine's probe log-probs and ``policy``'s; raises
-    ``SyncMismatchError`` past the dtype's tolerance (naming, for LoRA, a match with the base)."""
-    diff = float((engine - policy_logprobs(policy, ids)).abs().max())
+def compare(engine: torch.Tensor, policy: torch.nn.Module, ids: list[int], dtype: torch.dtype,
+            largest: Callable[[float], float] = float) -> float:
+    """The largest difference between the engine's probe log-probs and ``policy``'s, over every
+    process (``largest`` takes the maximum across them; every process calls this together). Past
+    the dtype's tolerance every process raises ``SyncMismatchError``, naming, for LoRA, a match
+    with the base weights."""
+    diff = largest(float((engine - policy_logprobs(policy, ids)).abs().max()))
     limit = tolerance(dtype)
     if diff <= limit:
         return diff
@@ -61,8 +66,23 @@ def compare(engine: torch.Tensor, policy: torch.nn.Module, ids: list[int], dtype
                f"{str(dtype).removeprefix('torch.')}): the engine is not sampling from the policy being trained")
     if hasattr(policy, "disable_adapter"):  # a PEFT model: does the engine hold the base weights instead?
         with policy.disable_adapter():
-            base = float((engine - policy_logprobs(policy, ids)).abs().max())
+            base = largest(float((engine - policy_logprobs(policy, ids)).abs().max()))
         message += (f". It matches the base weights without the LoRA adapter (difference {base:.3g}): the "
                     f"adapter was not applied" if base <= limit else
                     f". It does not match the base weights without the adapter either (difference {base:.3g})")
     raise SyncMismatchError(message)
+
+
+def largest_across_processes(device: torch.device) -> Callable[[float], float]:
+    """A float's maximum over every process of the launch (itself where there is one process)."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        return float
+
+    def largest(value: float) -> float:
+        tensor = torch.tensor([value], dtype=torch.float64, device=device)
+        dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+        return float(tensor.item())
+
+    return largest

@@ -34,18 +34,11 @@ def vllm_available() -> bool:
 
 
 def check_vllm_backend(generation_cfg) -> None:
-    """Refuse, before any model loads, a vLLM recipe where vLLM cannot be imported or the launch
-    has several processes (each would start an engine that sets up torch.distributed on its own
-    beside accelerate's process group; vLLM's external launcher mode is what multi-process needs)."""
+    """Refuse, before any model loads, a vLLM recipe where vLLM cannot be imported."""
     if generation_cfg.backend != "vllm":
         return
     if not vllm_available():
         raise ConfigError(INSTALL)
-    from rlsp.launch_env import launched_world_size
-
-    if launched_world_size() > 1:
-        raise ConfigError("generation.backend: vllm runs in single-process launches only so far; launch with one "
-                          "process, or use generation.backend: hf under accelerate launch.")
 
 
 class VLLMBackend:
@@ -77,7 +70,7 @@ class VLLMBackend:
                 enforce_eager=cfg.enforce_eager, gpu_memory_utilization=cfg.gpu_memory_utilization,
                 max_model_len=cfg.max_model_len, load_format="dummy", skip_tokenizer_init=True,
                 # Log-probs after temperature and top-p, the distribution each token was drawn from.
-                logprobs_mode="processed_logprobs", enable_sleep_mode=self.sleeps, **kv_bytes,
+                logprobs_mode="processed_logprobs", enable_sleep_mode=self.sleeps, **kv_bytes, **launch_mode(),
             )
         finally:
             torch.set_num_threads = set_num_threads
@@ -93,8 +86,9 @@ class VLLMBackend:
                                                               "is_checkpoint_format": True})
         self.llm.reset_prefix_cache()  # cached prompt KV came from the old weights
         if self.probe is not None:
+            largest = sync_check.largest_across_processes(next(policy.parameters()).device)
             self.last_sync_diff = sync_check.compare(self._probe_logprobs(), policy, self.probe,
-                                                     self._coarsest_dtype(policy))
+                                                     self._coarsest_dtype(policy), largest)
 
     def _probe_logprobs(self) -> torch.Tensor:
         """(n - 1,) the engine's log p of each probe token after the first, at temperature 1."""
@@ -165,6 +159,17 @@ class VLLMBackend:
         if self.asleep:
             self.llm.wake_up()
             self.asleep = False
+
+
+def launch_mode() -> dict:
+    """Under a launch of several processes, each holds its own engine, built with vLLM's external
+    launcher executor: it joins the process group the launcher (accelerate, torchrun) set up
+    instead of starting its own, and samples only this process's prompts with its own seed."""
+    from rlsp.launch_env import launched_world_size
+
+    if launched_world_size() == 1:
+        return {}
+    return {"distributed_executor_backend": "external_launcher", "tensor_parallel_size": 1}
 
 
 def engine_model_path(model: torch.nn.Module) -> str:

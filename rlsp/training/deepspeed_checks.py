@@ -8,7 +8,7 @@ import torch
 
 from rlsp.config import Recipe
 from rlsp.errors import ConfigError
-from rlsp.launch_env import launched_local_world_size, launched_world_size
+from rlsp.launch_env import launched_local_world_size
 from rlsp.training.deepspeed_launch import config_name, offloads, zero_stage
 
 SUPPORTED_STAGES = (1, 2, 3)
@@ -41,9 +41,6 @@ def check_deepspeed_recipe(recipe: Recipe, config: dict) -> None:
         problems.append("train.dynamic_sampling: under ZeRO-3 every process must run the same number of forward "
                         "passes, and dynamic sampling keeps a different number of samples on each; set it to "
                         "false or use ZeRO-2.")
-    if recipe.generation.backend == "vllm" and launched_world_size() > 1:
-        problems.append("generation.backend=vllm runs one engine per process, which is not supported with "
-                        "several processes yet; use generation.backend=hf.")
     if problems:
         raise ConfigError("\n".join(problems))
 
