@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from test_training import make_recipe
@@ -116,5 +118,29 @@ def test_plan_cli_prints_every_launch_and_exits_1_when_the_named_one_does_not_fi
 def test_the_paper_recipes_validate_and_their_headers_name_a_launch_the_plan_fits(path, gpus, launch):
     """Guards the recipes' headers against drifting from the plan; the plan's own terms are checked
     by hand above and against a real run's tensors."""
-    assert main(["validate", path]) == 0
+    from rlsp.generation.vllm_backend import vllm_available
+
+    asks_for_vllm = "backend: vllm" in Path(path).read_text()
+    assert main(["validate", path, *([] if vllm_available() or not asks_for_vllm else ["generation.backend=hf"])]) == 0
     assert main(["plan", path, "--gpus", gpus, "--launch", launch, "--prompt-tokens", "512"]) == 0
+
+
+def test_vllm_engines_are_counted_by_hand(tmp_path, tiny_model_dir):
+    """Each process's engine: bf16 weights (2 x 1000) and its KV cache; under ZeRO-3 also the one
+    module the sync gathers at a time (the largest layer, 200 parameters, in bf16)."""
+    kv = 1e-6  # GiB
+    r = recipe(tmp_path, tiny_model_dir, "generation.backend=vllm", f"generation.vllm.kv_cache_gb={kv}")
+    engine = 2 * 1000 + kv * 2**30
+    zero3 = plan_memory(SIZE, r, "ZeRO-3", 4, prompt_tokens=4)
+    assert zero3.generation == engine + 2 * 200
+    assert zero3.peak == zero3.trained + zero3.reference + max(zero3.update, zero3.generation)  # asleep
+    ddp = plan_memory(SIZE, r, "DDP", 1, prompt_tokens=4)
+    assert ddp.generation == engine  # weights handed over whole, no gather
+    awake = recipe(tmp_path, tiny_model_dir, "generation.backend=vllm", f"generation.vllm.kv_cache_gb={kv}",
+                   "generation.vllm.sleep_during_update=false")
+    kept = plan_memory(SIZE, awake, "DDP", 1, prompt_tokens=4)
+    assert kept.peak == kept.trained + kept.reference + max(kept.update + engine, kept.generation)
+    share = recipe(tmp_path, tiny_model_dir, "generation.backend=vllm", "generation.vllm.gpu_memory_utilization=0.5")
+    assert plan_memory(SIZE, share, "DDP", 1, 4, gpu_gib=80.0).generation == 0.5 * 80 * 2**30
+    with pytest.raises(ValueError, match="gpu_gib"):
+        plan_memory(SIZE, share, "DDP", 1, 4)

@@ -43,8 +43,8 @@ def run(args) -> int:
     size = model_size(recipe.model.name_or_path)
     lora = trainable_lora_params(size, recipe) if recipe.model.lora.enabled else None
     names = [args.launch] if args.launch else list(STRATEGIES)
-    plans = [plan_memory(size, recipe, name, args.gpus, args.prompt_tokens, args.gpus_per_node, lora_params=lora)
-             for name in names]
+    plans = [plan_memory(size, recipe, name, args.gpus, args.prompt_tokens, args.gpus_per_node, lora_params=lora,
+                         gpu_gib=args.gpu_mem) for name in names]
     rows = plan_table(plans, args.gpu_mem)
     t, g = recipe.train, recipe.generation
     print(f"{recipe.model.name_or_path}: {size.params / 1e9:.2f}B parameters"
@@ -52,7 +52,9 @@ def run(args) -> int:
           + (", with a critic" if value_heads(t) else ", critic-free")
           + f"; {args.gpus} GPU(s) of {args.gpu_mem:g} GiB; bf16; micro-batch {t.micro_batch_size} x "
           f"{args.prompt_tokens}+{g.max_new_tokens} tokens, gradient checkpointing "
-          f"{'on' if t.gradient_checkpointing else 'off'}; generation {g.batch_size} rows")
+          f"{'on' if t.gradient_checkpointing else 'off'}; generation "
+          + (f"on a vLLM engine per GPU ({'released' if g.vllm.sleep_during_update else 'kept'} during the update)"
+             if g.backend == "vllm" else f"{g.batch_size} rows"))
     print(format_rows(rows))
     print("GiB per GPU; 'fits' keeps 10% headroom. Not counted: CUDA context, fragmentation, "
           "communication buckets.")

@@ -16,7 +16,13 @@ What is counted, per process:
   most a 256 MiB chunk of them at a time except under ZeRO-3 (rlsp/training/forward.py);
 - generation at ``generation.batch_size`` rows: KV cache, the last position's logits, one
   layer's prefill activations, and under ZeRO-3 with ``generation.zero3_gather: whole`` the whole
-  policy gathered (with 'layer' only the largest layer is, which the ZeRO-3 estimate holds).
+  policy gathered (with 'layer' only the largest layer is, which the ZeRO-3 estimate holds);
+- with ``generation.backend: vllm`` instead, each process's engine: its copy of the weights in
+  the compute dtype and its KV cache (``generation.vllm.kv_cache_gb``, or vLLM's share of the
+  GPU, ``gpu_memory_utilization``, when that is null), plus under ZeRO-3 the one module the weight
+  sync gathers at a time (rlsp/generation/policy_weights.py). With
+  ``generation.vllm.sleep_during_update`` the engine is released during the update; otherwise it
+  stays beside it.
 The peak is the resident states plus the larger of the update and generation. Not counted: the
 CUDA context and allocator fragmentation (keep ~10% headroom), communication buckets, and the
 critic's forward when it runs after the policy's (it reuses the freed activations).
@@ -49,12 +55,13 @@ class Plan:
     trained: float  # bytes per process: policy + critic model states
     reference: float
     update: float  # activations of one micro-batch
-    generation: float  # gathered weights + KV cache + logits
+    generation: float  # gathered weights + KV cache + logits (with vLLM: the engine and the sync's module)
     cpu_per_node: float  # host memory the offload needs on each machine
+    engine_during_update: float = 0.0  # a vLLM engine that stays resident while the trainer updates
 
     @property
     def peak(self) -> float:
-        return self.trained + self.reference + max(self.update, self.generation)
+        return self.trained + self.reference + max(self.update + self.engine_during_update, self.generation)
 
 
 def trainable_lora_params(size: ModelSize, recipe: Recipe) -> int:
@@ -73,8 +80,10 @@ def trainable_lora_params(size: ModelSize, recipe: Recipe) -> int:
 
 
 def plan_memory(size: ModelSize, recipe: Recipe, strategy: str, gpus: int, prompt_tokens: int,
-                gpus_per_node: int = 8, compute_bytes: int = 2, lora_params: int | None = None) -> Plan:
-    """One launch's per-process bytes. ``compute_bytes``: 2 for bf16 compute, 4 for fp32."""
+                gpus_per_node: int = 8, compute_bytes: int = 2, lora_params: int | None = None,
+                gpu_gib: float | None = None) -> Plan:
+    """One launch's per-process bytes. ``compute_bytes``: 2 for bf16 compute, 4 for fp32.
+    ``gpu_gib``: the GPU's memory, which sizes a vLLM engine without ``kv_cache_gb``."""
     stage, offload_opt, offload_param = STRATEGIES[strategy]
     t, g = recipe.train, recipe.generation
     lora = recipe.model.lora.enabled
@@ -109,12 +118,29 @@ def plan_memory(size: ModelSize, recipe: Recipe, strategy: str, gpus: int, promp
     logits = t.micro_batch_size * g.max_new_tokens * size.vocab * 4
     # Outside ZeRO-3 rlsp computes the log-probs over chunks of at most LOGITS_BUDGET_BYTES of logits.
     update += 3 * (logits if stage == 3 else min(logits, LOGITS_BUDGET_BYTES))
+    if g.backend == "vllm":
+        engine = _vllm_engine(size, g.vllm, compute_bytes, gpu_gib)
+        # Under ZeRO-3 the sync gathers one module at a time: at most the largest (a layer's
+        # matrices, or the embedding / LM head).
+        streamed = compute_bytes * max(size.largest_layer_params, size.lm_head_params) if stage == 3 else 0
+        resident = 0.0 if g.vllm.sleep_during_update else engine
+        return Plan(strategy, trained, reference, update, engine + streamed, cpu, resident)
     rows = g.batch_size
     generation = rows * s * size.kv_bytes_per_token(compute_bytes) + 2 * rows * size.vocab * 4
     generation += _layer_activations(size, rows, prompt_tokens, compute_bytes)  # prefill, one layer live
     if stage == 3 and g.zero3_gather == "whole":
         generation += compute_bytes * size.params
     return Plan(strategy, trained, reference, update, generation, cpu)
+
+
+def _vllm_engine(size: ModelSize, cfg, compute_bytes: int, gpu_gib: float | None) -> float:
+    """One process's vLLM engine: its weights and KV cache, or the GPU share vLLM takes for both."""
+    weights = compute_bytes * size.params
+    if cfg.kv_cache_gb is not None:
+        return weights + cfg.kv_cache_gb * GIB
+    if gpu_gib is None:
+        raise ValueError("a vLLM engine without generation.vllm.kv_cache_gb takes a share of the GPU: give gpu_gib")
+    return max(weights, cfg.gpu_memory_utilization * gpu_gib * GIB)
 
 
 def _zero_states(stage, params, largest, per_node, nodes, offload_opt, offload_param) -> tuple[float, float]:
