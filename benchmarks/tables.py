@@ -79,8 +79,22 @@ def linear_shapes_table(result: dict) -> str:
     return "\n".join(lines) + "\n\n" + provenance(result["measured"]) + "\n"
 
 
+ZERO3_WAY_NAMES = {"hf-layer": "rlsp's loop, `zero3_gather: layer`", "hf-whole": "rlsp's loop, `zero3_gather: whole`",
+                   "vllm": "a vLLM engine per process"}
+
+
+def zero3_generation_table(result: dict) -> str:
+    lines = ["| way | generated tokens/s per process | generation s/step | step s | peak RSS of the largest process |",
+             "|---|---|---|---|---|"]
+    for w in result["ways"]:
+        lines.append(f"| {ZERO3_WAY_NAMES.get(w['way'], w['way'])} | {w['tok_per_s_per_process']:.1f} | "
+                     f"{w['generate_s']:.1f} | {w['step_s']:.1f} | {w['peak_rss_mb'] / 1024:.1f} GB |")
+    return "\n".join(lines) + "\n\n" + provenance(result["measured"]) + "\n"
+
+
 RENDERERS = {"vs_trl": vs_trl_table, "vs_trl_vllm": vs_trl_table, "generation": generation_table,
-             "generation_vllm": generation_table, "linear_shapes": linear_shapes_table}
+             "generation_vllm": generation_table, "linear_shapes": linear_shapes_table,
+             "zero3_generation": zero3_generation_table}
 
 
 def render(name: str, results: Path = RESULTS) -> str:

@@ -19,12 +19,17 @@ def test_missing_vllm_names_the_install_commands(monkeypatch):
 
 
 def test_several_processes_get_one_engine_each_in_the_launchers_group(monkeypatch):
+    from rlsp.config.schema import VllmConfig
+    from rlsp.generation.vllm_groups import launch_mode
+
     monkeypatch.setattr(vllm_backend, "vllm_available", lambda: True)
-    assert vllm_backend.launch_mode() == {}  # one process: vLLM's own single-process executor
+    assert launch_mode(1, 1) == {}  # one process: vLLM's own single-process executor
     monkeypatch.setenv("WORLD_SIZE", "2")
     vllm_backend.check_vllm_backend(GenerationConfig(backend="vllm"))  # no longer refused
-    assert vllm_backend.launch_mode() == {"distributed_executor_backend": "external_launcher",
-                                          "tensor_parallel_size": 1}
+    assert launch_mode(1, 2) == {"distributed_executor_backend": "external_launcher", "tensor_parallel_size": 1}
+    vllm_backend.check_vllm_backend(GenerationConfig(backend="vllm", vllm=VllmConfig(tensor_parallel_size=2)))
+    with pytest.raises(ConfigError, match="tensor_parallel_size=3 must divide the number of processes"):
+        vllm_backend.check_vllm_backend(GenerationConfig(backend="vllm", vllm=VllmConfig(tensor_parallel_size=3)))
 
 
 @pytest.mark.skipif(vllm_backend.vllm_available(), reason="vLLM is installed in this environment")

