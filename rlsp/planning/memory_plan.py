@@ -18,11 +18,11 @@ What is counted, per process:
   layer's prefill activations, and under ZeRO-3 with ``generation.zero3_gather: whole`` the whole
   policy gathered (with 'layer' only the largest layer is, which the ZeRO-3 estimate holds);
 - with ``generation.backend: vllm`` instead, each process's engine: its copy of the weights in
-  the compute dtype and its KV cache (``generation.vllm.kv_cache_gb``, or vLLM's share of the
-  GPU, ``gpu_memory_utilization``, when that is null), plus under ZeRO-3 the one module the weight
-  sync gathers at a time (rlsp/generation/policy_weights.py). With
-  ``generation.vllm.sleep_during_update`` the engine is released during the update; otherwise it
-  stays beside it.
+  the compute dtype (a 1/t share under ``tensor_parallel_size`` t) and its KV cache
+  (``generation.vllm.kv_cache_gb``, or vLLM's share of the GPU, ``gpu_memory_utilization``, when
+  that is null), plus under ZeRO-3 the one module the weight sync gathers at a time
+  (rlsp/generation/policy_weights.py). With ``generation.vllm.sleep_during_update`` the engine is
+  released during the update; otherwise it stays beside it.
 The peak is the resident states plus the larger of the update and generation. Not counted: the
 CUDA context and allocator fragmentation (keep ~10% headroom), communication buckets, and the
 critic's forward when it runs after the policy's (it reuses the freed activations).
@@ -134,8 +134,9 @@ def plan_memory(size: ModelSize, recipe: Recipe, strategy: str, gpus: int, promp
 
 
 def _vllm_engine(size: ModelSize, cfg, compute_bytes: int, gpu_gib: float | None) -> float:
-    """One process's vLLM engine: its weights and KV cache, or the GPU share vLLM takes for both."""
-    weights = compute_bytes * size.params
+    """One process's part of a vLLM engine: its weights (split over the tensor-parallel group) and
+    KV cache, or the GPU share vLLM takes for both."""
+    weights = compute_bytes * size.params / cfg.tensor_parallel_size
     if cfg.kv_cache_gb is not None:
         return weights + cfg.kv_cache_gb * GIB
     if gpu_gib is None:
