@@ -89,3 +89,17 @@ def test_zero3_weights_are_gathered_one_module_at_a_time_and_equal_the_whole_mod
     assert all(p.ds_status == ZeroParamStatus.NOT_AVAILABLE for p in params)  # all released again
     assert exported.keys() == whole.keys()
     assert all(torch.equal(exported[k], v) for k, v in whole.items())
+
+
+def test_after_a_whole_sync_only_what_training_changes_moves_with_its_siblings():
+    """LoRA on q and v: the attention projections move (k and o too, which an engine fuses or
+    keeps beside them), merged; nothing else does. A trainable module outside LoRA moves too."""
+    base = build_model(len(build_tokenizer()))
+    policy = add_lora(base, LoraConfig(enabled=True, r=2, alpha=4.0, target_modules=["q_proj", "v_proj"]))
+    moved = dict(policy_weights(policy, changed_only=True))
+    everything = dict(policy_weights(policy))
+    layers = base.config.num_hidden_layers
+    assert set(moved) == {f"model.layers.{i}.self_attn.{p}_proj.weight" for i in range(layers) for p in "qkvo"}
+    assert all(torch.equal(moved[k], everything[k]) for k in moved)
+    policy.base_model.model.lm_head.weight.requires_grad_(True)
+    assert "lm_head.weight" in dict(policy_weights(policy, changed_only=True))

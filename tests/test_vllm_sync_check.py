@@ -82,6 +82,7 @@ def test_an_unmerged_lora_adapter_is_named(vllm_model_dir, monkeypatch):
                 p.normal_(0, 0.3)  # training moved the adapter
     backend.sync_weights(policy)  # merged: passes
     monkeypatch.setattr(policy_weights_module, "_lora_layers", lambda policy: {})  # the merge left out
+    backend.synced = None  # a whole sync, as into a fresh engine
     with pytest.raises(SyncMismatchError, match="matches the base weights without the LoRA adapter"):
         backend.sync_weights(policy)
 
@@ -95,6 +96,7 @@ def test_the_check_can_be_turned_off(vllm_model_dir):
 
 PLANTED = '''
 """Planted by the sync check's test: from the third sync on, the engine gets no layer-1 MLP weights."""
+import rlsp.generation.vllm_backend as vllm_backend
 
 real, calls = vllm_backend.policy_weights, []
 

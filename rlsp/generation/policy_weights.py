@@ -1,7 +1,8 @@
 """The policy's current weights under the names of its Hugging Face checkpoint, for an inference
 engine to load (``model.load_weights`` in vLLM).
 
-They are streamed one module at a time: each module's own parameters and persistent buffers (a
+They are streamed one module at a time (after the first sync, only the modules training can
+change): each module's own parameters and persistent buffers (a
 LoRA layer's base weight with its adapter folded in), then the next module's. Under ZeRO-3 a
 module's shards are gathered just before its tensors are yielded and released as the engine asks
 for the next module's, so a process never holds more than one module's full weights beside its
@@ -23,13 +24,19 @@ import torch
 _PEFT_PREFIX = "base_model.model."
 
 
-def policy_weights(policy: torch.nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
+def policy_weights(policy: torch.nn.Module, changed_only: bool = False) -> Iterator[tuple[str, torch.Tensor]]:
     """(checkpoint name, tensor) for every parameter and persistent buffer of ``policy``; LoRA
-    factors are folded into the weights they adapt and not yielded themselves. Under ZeRO-3 a
+    factors are folded into the weights they adapt and not yielded themselves. ``changed_only``:
+    for an engine that holds the policy's weights already, only the modules training can change
+    (a LoRA layer, trainable parameters) and their siblings; with LoRA on attention, only the
+    attention projections then move. Under ZeRO-3 a
     collective: every process must consume its iterator in step with the others."""
     lora_layers = _lora_layers(policy)
+    changing = _changing_parents(policy, lora_layers) if changed_only else None
     for prefix, module in _units(policy, lora_layers):
         whole = prefix in lora_layers  # a LoRA layer: its base layer and adapters together
+        if changing is not None and not whole and prefix.rpartition(".")[0] not in changing:
+            continue
         sharded = _shards(list(module.parameters(recurse=whole)))
         with _gathered(sharded):
             for name, tensor in _own_tensors(module, whole):
@@ -41,6 +48,15 @@ def policy_weights(policy: torch.nn.Module) -> Iterator[tuple[str, torch.Tensor]
                 elif sharded:
                     tensor = tensor.detach().clone()  # the gathered storage is released after this module
                 yield _checkpoint_name(full), tensor.detach()
+
+
+def _changing_parents(policy: torch.nn.Module, lora_layers: dict[str, torch.nn.Module]) -> set[str]:
+    """Modules with a child that training changes (a LoRA layer, or trainable parameters). All
+    their children travel together: an engine fuses siblings (q, k and v into one matrix; gate and
+    up) and rebuilds a fused layer only from all of its parts."""
+    changing = {name for name, m in policy.named_modules()
+                if name in lora_layers or any(p.requires_grad for p in m.parameters(recurse=False))}
+    return {name.rpartition(".")[0] for name in changing}
 
 
 def _units(policy: torch.nn.Module, lora_layers: dict[str, torch.nn.Module]):

@@ -63,6 +63,7 @@ class VLLMBackend:
         self.engine_dtype = next(model.parameters()).dtype
         self.probe = sync_check.probe_ids(tokenizer) if cfg.sync_check else None
         self.last_sync_diff: float | None = None  # the sync check's latest figure
+        self.synced: torch.nn.Module | None = None  # the module whose weights the engine holds
         from rlsp.launch_env import launched_world_size
 
         self.group = EngineGroup.of_this_process(cfg.tensor_parallel_size)
@@ -91,9 +92,13 @@ class VLLMBackend:
         """Load ``policy``'s weights (LoRA merged) into the engine in place; no engine restart. Then
         the sync check (sync_check.py) compares the engine with ``policy`` on a probe text."""
         self._wake()
+        # After a whole sync of this module the engine holds its frozen weights already (a LoRA
+        # policy's base); sleep mode level 2 drops them all, so a sleeping engine gets everything.
+        changed_only = policy is self.synced and not self.sleeps
         with torch.no_grad():
-            self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": policy_weights(policy),
-                                                              "is_checkpoint_format": True})
+            self.llm.collective_rpc("reload_weights", kwargs={
+                "weights_iterator": policy_weights(policy, changed_only), "is_checkpoint_format": True})
+        self.synced = policy
         self.llm.reset_prefix_cache()  # cached prompt KV came from the old weights
         if self.probe is not None:
             largest = sync_check.largest_across_processes(next(policy.parameters()).device)
