@@ -55,7 +55,7 @@ def test_a_layer_the_sync_skipped_stops_it(vllm_model_dir, monkeypatch):
     backend = VLLMBackend(model, tokenizer, SETTINGS, seed=0)
     real = vllm_backend.policy_weights
     monkeypatch.setattr(vllm_backend, "policy_weights",
-                        lambda policy: ((n, t) for n, t in real(policy) if ".layers.1.mlp." not in n))
+                        lambda *args: ((n, t) for n, t in real(*args) if ".layers.1.mlp." not in n))
     _an_update(model)
     with pytest.raises(SyncMismatchError, match="differ from the trainer's by up to"):
         backend.sync_weights(model)
@@ -101,9 +101,9 @@ import rlsp.generation.vllm_backend as vllm_backend
 real, calls = vllm_backend.policy_weights, []
 
 
-def skipping(policy):
+def skipping(*args):
     calls.append(1)
-    return ((n, t) for n, t in real(policy) if len(calls) < 3 or ".layers.1.mlp." not in n)
+    return ((n, t) for n, t in real(*args) if len(calls) < 3 or ".layers.1.mlp." not in n)
 
 
 vllm_backend.policy_weights = skipping

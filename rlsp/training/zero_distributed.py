@@ -130,7 +130,7 @@ class DeepSpeedDistributed(Distributed):
     def policy_for_generation(self, policy: torch.nn.Module) -> Iterator[torch.nn.Module]:
         # vLLM's engines get the weights streamed a module at a time (policy_weights.py), and the
         # sync check's probe gathers layer by layer: no whole gather for them either.
-        if self._gathers_by_layer() or self.generation_backend == "vllm":
+        if self._gathers_by_layer() or (self.stage == 3 and self.generation_backend == "vllm"):
             try:
                 yield self.unwrap(policy)  # ZeRO-3's own hooks gather each layer as it runs
             finally:
