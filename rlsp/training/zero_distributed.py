@@ -120,7 +120,8 @@ class DeepSpeedDistributed(Distributed):
 
     def _gathers_by_layer(self) -> bool:
         g = self.recipe.generation
-        # the resolved backend: 'auto' that became rlsp's own loop gathers by layer too; vLLM syncs whole weights
+        # the resolved backend: 'auto' (rlsp's own loop) gathers by layer too; vLLM's engines get the
+        # weights streamed a module at a time instead
         return self.stage == 3 and g.zero3_gather == "layer" and self.generation_backend == "hf"
 
     def generation_lockstep(self) -> Lockstep | None:
