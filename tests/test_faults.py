@@ -334,3 +334,18 @@ def test_the_lock_file_names_its_holder(tmp_path):
     holder = json.loads((tmp_path / "out" / LOCK_FILE).read_text())
     release_output_dir(tmp_path / "out")
     assert holder["command"] == "rlsp eval" and holder["pid"] == os.getpid()
+
+
+def test_the_weight_check_reads_a_zero3_shard_without_its_padding():
+    """ZeRO-3 pads the last shards to equal sizes and leaves the padding uninitialised: NaN there
+    is not a weight. A parameter of 5 elements over 2 processes: shards of 3, the last holds 2."""
+    from types import SimpleNamespace
+
+    from rlsp.training.nonfinite import own_elements
+
+    last = SimpleNamespace(ds_numel=5, ds_tensor=torch.tensor([1.0, 2.0, float("nan")]))
+    assert torch.equal(own_elements(last, rank=1), torch.tensor([1.0, 2.0]))
+    first = SimpleNamespace(ds_numel=5, ds_tensor=torch.tensor([1.0, float("nan"), 3.0]))
+    assert not torch.isfinite(own_elements(first, rank=0)).all()  # a real element: still caught
+    plain = torch.tensor([float("inf")])
+    assert own_elements(plain, rank=0) is plain

@@ -44,11 +44,24 @@ def check_grad_norm(norm: float, role: str) -> None:
         raise NonFiniteError(f"the {role}'s gradient norm is {norm} (the optimizer step was not applied)")
 
 
+def own_elements(p: torch.Tensor, rank: int) -> torch.Tensor:
+    """The elements of ``p`` this process holds: under ZeRO-3 its shard without the padding that
+    evens out the last shards (DeepSpeed leaves that memory uninitialised, so it may read as NaN
+    in a run whose weights are all finite)."""
+    shard = getattr(p, "ds_tensor", None)
+    if shard is None:
+        return p
+    size = shard.numel()
+    real = max(0, min(size, p.ds_numel - size * rank))
+    return shard.view(-1).narrow(0, 0, real)
+
+
 def check_weights(models) -> None:
     """Raise if a trained weight (policy or critic, this process's shards) is not finite. A
     collective: every process calls it."""
+    rank = models.dist.process_index
     bad = [name for module in models.engines().values() for name, p in module.named_parameters()
-           if p.requires_grad and not bool(torch.isfinite(getattr(p, "ds_tensor", p)).all())]
+           if p.requires_grad and not bool(torch.isfinite(own_elements(p, rank)).all())]
     if not models.dist.all_agree(not bad):
         where = f"weight {bad[0]}" if bad else "a weight on another process"
         raise NonFiniteError(f"{where} is not finite; the checkpoint was not written")
