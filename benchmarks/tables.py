@@ -58,12 +58,17 @@ def vs_trl_table(result: dict) -> str:
     return "\n".join(lines) + "\n\n" + " ".join(ratios + phases + [provenance(result["measured"])]) + "\n"
 
 
+def markdown(header: list[str], rows: list[list[str]]) -> list[str]:
+    """A Markdown table's lines: the header, its rule, a line per row."""
+    rule = "|" + "---|" * len(header)
+    return [f"| {' | '.join(header)} |", rule, *(f"| {' | '.join(cells)} |" for cells in rows)]
+
+
 def generation_table(result: dict) -> str:
-    lines = ["| way | first call | tokens/s (median of the rest) | ms per decoding step | of the compute bound |",
-             "|---|---|---|---|---|"]
-    for w in result["ways"]:
-        lines.append(f"| {WAY_NAMES.get(w['way'], w['way'])} | {w['first_call_s']:.1f} s | {w['tok_per_s']:.1f} | "
-                     f"{w['ms_per_step']:.0f} | {w['compute_bound_fraction']:.0%} |")
+    lines = markdown(["way", "first call", "tokens/s (median of the rest)", "ms per decoding step",
+                      "of the compute bound"],
+                     [[WAY_NAMES.get(w["way"], w["way"]), f"{w['first_call_s']:.1f} s", f"{w['tok_per_s']:.1f}",
+                       f"{w['ms_per_step']:.0f}", f"{w['compute_bound_fraction']:.0%}"] for w in result["ways"]])
     versions = result["ways"][0]["environment"]
     return ("\n".join(lines) + f"\n\nIn each way's process: transformers {versions['transformers']}. "
             + provenance(result["measured"]) + "\n")
@@ -84,11 +89,11 @@ ZERO3_WAY_NAMES = {"hf-layer": "rlsp's loop, `zero3_gather: layer`", "hf-whole":
 
 
 def zero3_generation_table(result: dict) -> str:
-    lines = ["| way | generated tokens/s per process | generation s/step | step s | peak RSS of the largest process |",
-             "|---|---|---|---|---|"]
-    for w in result["ways"]:
-        lines.append(f"| {ZERO3_WAY_NAMES.get(w['way'], w['way'])} | {w['tok_per_s_per_process']:.1f} | "
-                     f"{w['generate_s']:.1f} | {w['step_s']:.1f} | {w['peak_rss_mb'] / 1024:.1f} GB |")
+    lines = markdown(["way", "generated tokens/s per process", "generation s/step", "step s",
+                      "peak RSS of the largest process"],
+                     [[ZERO3_WAY_NAMES.get(w["way"], w["way"]), f"{w['tok_per_s_per_process']:.1f}",
+                       f"{w['generate_s']:.1f}", f"{w['step_s']:.1f}", f"{w['peak_rss_mb'] / 1024:.1f} GB"]
+                      for w in result["ways"]])
     return "\n".join(lines) + "\n\n" + provenance(result["measured"]) + "\n"
 
 

@@ -48,3 +48,14 @@ def test_reserved_cache_replaces_only_full_attention_layers(tiny_model_dir):
     cache = reserved_cache(model.config, capacity=16)
     assert not isinstance(cache.layers[0], ReservedLayer)
     assert all(isinstance(layer, ReservedLayer) for layer in cache.layers[1:])
+
+
+def test_reserved_layer_crops_as_dynamic_layer_does():
+    torch.manual_seed(1)
+    ours, theirs = ReservedLayer(capacity=8), DynamicLayer()
+    step = _states(2, 5)
+    for layer in (ours, theirs):
+        layer.update(*step)
+        layer.crop(-2)
+    assert ours.get_seq_length() == theirs.get_seq_length() == 3
+    assert torch.equal(ours.keys, theirs.keys) and torch.equal(ours.values, theirs.values)
